@@ -1,0 +1,13 @@
+"""Tortoise models. Persistence only: rules live in services/."""
+
+from models.strategy import GeneratedStrategy, GenerationStatus, StrategyGenerationLog, StrategyStatus, StrategyType
+from models.user import User
+
+__all__ = [
+    "GeneratedStrategy",
+    "GenerationStatus",
+    "StrategyGenerationLog",
+    "StrategyStatus",
+    "StrategyType",
+    "User",
+]

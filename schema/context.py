@@ -1,0 +1,51 @@
+"""Per-request context: the caller (resolved lazily, once) and request-scoped DataLoaders."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+import models
+from server.wiring import Services
+from services import accounts, strategies
+from services.errors import Unauthenticated
+
+BEARER_PREFIX = "bearer "
+
+
+@dataclass
+class Context:
+    services: Services
+    authorization: str | None
+    request: Any = None
+    response: Any = None
+    _user: models.User | None = None
+    _strategy_loaders: dict[uuid.UUID, DataLoader[uuid.UUID, models.GeneratedStrategy | None]] = (
+        field(default_factory=dict)
+    )
+
+    async def require_user(self) -> models.User:
+        if self._user is None:
+            header = (self.authorization or "").strip()
+            if not header:
+                raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'")
+            if not header.lower().startswith(BEARER_PREFIX):
+                raise Unauthenticated("Authorization header must be 'Bearer <token>'")
+            token = header[len(BEARER_PREFIX) :].strip()
+            self._user = await accounts.user_for_token(self.services.signer, token)
+        return self._user
+
+    def strategy_loader(
+        self, owner_id: uuid.UUID
+    ) -> DataLoader[uuid.UUID, models.GeneratedStrategy | None]:
+        loader = self._strategy_loaders.get(owner_id)
+        if loader is None:
+
+            async def load(ids: list[uuid.UUID]) -> list[models.GeneratedStrategy | None]:
+                return await strategies.strategies_by_id(owner_id, ids)
+
+            loader = self._strategy_loaders[owner_id] = DataLoader(load_fn=load)  # type: ignore[arg-type]
+        return loader

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import uuid
+
+import strawberry
+
+from schema.context import Context
+from schema.types import (
+    GenerationLog,
+    GenerationLogPage,
+    GenerationStatus,
+    Strategy,
+    StrategyPage,
+    StrategyStatus,
+    StrategyType,
+    User,
+)
+from services import strategies
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def me(self, info: Info) -> User:
+        return User.from_model(await info.context.require_user())
+
+    @strawberry.field
+    async def strategies(
+        self,
+        info: Info,
+        status: StrategyStatus | None = None,
+        strategy_type: StrategyType | None = None,
+        page: int | None = 1,
+        page_size: int | None = 20,
+    ) -> StrategyPage:
+        user = await info.context.require_user()
+        result = await strategies.list_strategies(
+            user,
+            status=status,
+            strategy_type=strategy_type,
+            page=1 if page is None else page,
+            page_size=20 if page_size is None else page_size,
+        )
+        return StrategyPage.from_page(result)
+
+    @strawberry.field
+    async def strategy(self, info: Info, id: uuid.UUID) -> Strategy | None:
+        found = await strategies.get_strategy(await info.context.require_user(), id)
+        return Strategy.from_model(found) if found is not None else None
+
+    @strawberry.field
+    async def generation_logs(
+        self,
+        info: Info,
+        status: GenerationStatus | None = None,
+        page: int | None = 1,
+        page_size: int | None = 20,
+    ) -> GenerationLogPage:
+        user = await info.context.require_user()
+        result = await strategies.list_generation_logs(
+            user,
+            status=status,
+            page=1 if page is None else page,
+            page_size=20 if page_size is None else page_size,
+        )
+        return GenerationLogPage.from_page(result)
+
+    @strawberry.field
+    async def generation_log(self, info: Info, id: uuid.UUID) -> GenerationLog | None:
+        found = await strategies.get_generation_log(await info.context.require_user(), id)
+        return GenerationLog.from_model(found) if found is not None else None

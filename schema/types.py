@@ -1,0 +1,239 @@
+"""GraphQL object types: thin views over the Tortoise models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+import models
+from services.strategies import Page, code_preview
+from services.validation import ValidationReport
+
+if TYPE_CHECKING:
+    from schema.context import Context
+
+StrategyStatus = strawberry.enum(models.StrategyStatus, name="StrategyStatus")
+StrategyType = strawberry.enum(models.StrategyType, name="StrategyType")
+GenerationStatus = strawberry.enum(models.GenerationStatus, name="GenerationStatus")
+
+
+@strawberry.type
+class User:
+    id: uuid.UUID
+    email: str
+    is_staff: bool
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, user: models.User) -> User:
+        return cls(id=user.id, email=user.email, is_staff=user.is_staff, created_at=user.created_at)
+
+
+@strawberry.type
+class AuthPayload:
+    token: str = strawberry.field(description='Send back as "Authorization: Bearer <token>".')
+    user: User
+
+
+@strawberry.type
+class ValidationResult:
+    valid: bool
+    syntax_valid: bool
+    has_function: bool = strawberry.field(
+        description="Defines execute_strategy(market_data, strategy_params)."
+    )
+    has_imports: bool
+    errors: list[str]
+    warnings: list[str]
+    trading_keywords: list[str]
+
+    @classmethod
+    def from_report(cls, report: ValidationReport) -> ValidationResult:
+        return cls(
+            valid=report.valid,
+            syntax_valid=report.syntax_valid,
+            has_function=report.has_function,
+            has_imports=report.has_imports,
+            errors=list(report.errors),
+            warnings=list(report.warnings),
+            trading_keywords=list(report.trading_keywords),
+        )
+
+
+@strawberry.type
+class Strategy:
+    id: uuid.UUID
+    name: str
+    description: str
+    original_prompt: str
+    generated_code: str
+    strategy_type: StrategyType
+    status: StrategyStatus
+    parameters: JSON
+    performance_metrics: JSON
+    usage_count: int
+    created_at: datetime
+    updated_at: datetime
+    stored_validation: strawberry.Private[dict[str, Any] | None]
+
+    @strawberry.field(description="The first lines of generatedCode.")
+    def code_preview(self) -> str:
+        return code_preview(self.generated_code)
+
+    @strawberry.field
+    def validation_results(self) -> ValidationResult | None:
+        if self.stored_validation is None:
+            return None
+        return ValidationResult.from_report(ValidationReport.from_dict(self.stored_validation))
+
+    @classmethod
+    def from_model(cls, strategy: models.GeneratedStrategy) -> Strategy:
+        return cls(
+            id=strategy.id,
+            name=strategy.name,
+            description=strategy.description,
+            original_prompt=strategy.original_prompt,
+            generated_code=strategy.generated_code,
+            strategy_type=strategy.strategy_type,
+            status=strategy.status,
+            parameters=strategy.parameters,
+            performance_metrics=strategy.performance_metrics,
+            usage_count=strategy.usage_count,
+            created_at=strategy.created_at,
+            updated_at=strategy.updated_at,
+            stored_validation=strategy.validation_results,
+        )
+
+
+@strawberry.type
+class GenerationAttempt:
+    number: int
+    duration_seconds: float
+    http_status: int | None
+    error: str | None
+
+
+@strawberry.type
+class GenerationLog:
+    id: uuid.UUID
+    prompt: str
+    status: GenerationStatus
+    provider: str = strawberry.field(description='e.g. "gemini", "template"')
+    model: str
+    ai_response_raw: str | None = strawberry.field(
+        description="The provider's full response, as received."
+    )
+    extracted_code: str | None
+    error_message: str | None
+    processing_time_seconds: float
+    tokens_used: int
+    created_at: datetime
+    strategy_id: strawberry.Private[uuid.UUID | None]
+    owner_id: strawberry.Private[uuid.UUID]
+    attempt_records: strawberry.Private[list[dict[str, Any]]]
+
+    @strawberry.field
+    async def strategy(self, info: strawberry.Info[Context, None]) -> Strategy | None:
+        if self.strategy_id is None:
+            return None
+        found = await info.context.strategy_loader(self.owner_id).load(self.strategy_id)
+        return Strategy.from_model(found) if found is not None else None
+
+    @strawberry.field(description="Every call made to the provider, retries included.")
+    def attempts(self) -> list[GenerationAttempt]:
+        return [
+            GenerationAttempt(
+                number=int(a.get("number", 0)),
+                duration_seconds=float(a.get("durationSeconds", 0.0)),
+                http_status=a.get("httpStatus"),
+                error=a.get("error"),
+            )
+            for a in self.attempt_records
+        ]
+
+    @classmethod
+    def from_model(cls, entry: models.StrategyGenerationLog) -> GenerationLog:
+        return cls(
+            id=entry.id,
+            prompt=entry.prompt,
+            status=entry.status,
+            provider=entry.provider,
+            model=entry.model,
+            ai_response_raw=entry.ai_response_raw,
+            extracted_code=entry.extracted_code,
+            error_message=entry.error_message,
+            processing_time_seconds=entry.processing_time_seconds,
+            tokens_used=entry.tokens_used,
+            created_at=entry.created_at,
+            strategy_id=entry.strategy_id,  # type: ignore[arg-type]
+            owner_id=entry.user_id,  # type: ignore[arg-type]
+            attempt_records=entry.attempts or [],
+        )
+
+
+def _page_fields(page: Page[Any]) -> dict[str, Any]:
+    return {
+        "total_count": page.total_count,
+        "page": page.page,
+        "page_size": page.page_size,
+        "has_next_page": page.has_next_page,
+        "has_previous_page": page.has_previous_page,
+    }
+
+
+@strawberry.type
+class StrategyPage:
+    items: list[Strategy]
+    total_count: int
+    page: int
+    page_size: int
+    has_next_page: bool
+    has_previous_page: bool
+
+    @classmethod
+    def from_page(cls, page: Page[models.GeneratedStrategy]) -> StrategyPage:
+        return cls(items=[Strategy.from_model(s) for s in page.items], **_page_fields(page))
+
+
+@strawberry.type
+class GenerationLogPage:
+    items: list[GenerationLog]
+    total_count: int
+    page: int
+    page_size: int
+    has_next_page: bool
+    has_previous_page: bool
+
+    @classmethod
+    def from_page(cls, page: Page[models.StrategyGenerationLog]) -> GenerationLogPage:
+        return cls(items=[GenerationLog.from_model(g) for g in page.items], **_page_fields(page))
+
+
+@strawberry.type
+class GenerateStrategyPayload:
+    strategy: Strategy | None = strawberry.field(description="null when the generation FAILED")
+    generation_log: GenerationLog
+    processing_time_seconds: float
+
+
+@strawberry.input
+class GenerateStrategyInput:
+    prompt: str
+    name: str | None = None
+    strategy_type: StrategyType | None = None
+    validate_code: bool | None = True
+
+
+@strawberry.input
+class UpdateStrategyInput:
+    name: str | None = None
+    description: str | None = None
+    generated_code: str | None = strawberry.field(default=None, description="Re-validated on save.")
+    strategy_type: StrategyType | None = None
+    status: StrategyStatus | None = None
+    parameters: JSON | None = None
+

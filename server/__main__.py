@@ -1,0 +1,78 @@
+"""`python -m server [serve|migrate|makemigrations|export-schema]` (default: serve)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from server.settings import get_settings
+
+
+def serve() -> None:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+def migrate() -> None:
+    from server.db import migrate as apply
+
+    applied = asyncio.run(apply(get_settings().database_url))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+
+
+def makemigrations(name: str, check: bool) -> int:
+    from server.db import pending_model_changes, write_migrations
+
+    if check:
+        pending = pending_model_changes()
+        for dialect, changed in pending.items():
+            print(f"{dialect}: {'MODEL CHANGES WITHOUT A MIGRATION' if changed else 'up to date'}")
+        return 1 if any(pending.values()) else 0
+    for dialect, version in write_migrations(name).items():
+        print(f"{dialect}: {version or 'no changes'}")
+    return 0
+
+
+def export_schema() -> None:
+    from schema import print_schema
+
+    sys.stdout.write(print_schema())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve the API (default)")
+    commands.add_parser("migrate", help="apply pending migrations to DATABASE_URL")
+    make = commands.add_parser("makemigrations", help="write migrations for model changes")
+    make.add_argument("--name", default="update")
+    make.add_argument("--check", action="store_true", help="exit 1 if a migration is missing")
+    commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=get_settings().log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if args.command in (None, "serve"):
+        serve()
+    elif args.command == "migrate":
+        migrate()
+    elif args.command == "makemigrations":
+        return makemigrations(args.name, args.check)
+    elif args.command == "export-schema":
+        export_schema()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

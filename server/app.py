@@ -1,0 +1,72 @@
+"""The ASGI application: GraphQL (with GraphiQL) on /graphql, backed by Tortoise."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from tortoise.contrib.starlette import RegisterTortoise
+
+from schema import schema
+from schema.context import Context
+from server.db import tortoise_config
+from server.settings import Settings, get_settings
+from server.wiring import Services, build_services
+
+log = logging.getLogger(__name__)
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self, services: Services) -> None:
+        super().__init__(schema, graphql_ide="graphiql")
+        self.services = services
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None
+    ) -> Context:
+        return Context(
+            services=self.services,
+            authorization=request.headers.get("authorization"),
+            request=request,
+            response=response,
+        )
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
+    settings = settings or get_settings()
+    services = services or build_services(settings)
+    graphql_app = GraphQLApp(services)
+
+    async def root(_: Request) -> Response:
+        return RedirectResponse("/graphql")
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+            yield
+        aclose: Any = getattr(services.generator.provider, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/", root),
+            Route("/healthz", healthz),
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

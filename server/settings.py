@@ -1,0 +1,65 @@
+"""Configuration from environment variables (and an optional `.env`), nothing else."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path("data")
+RATE_LIMIT_PATTERN = re.compile(r"^\s*\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.I)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    database_url: str = f"sqlite://{DATA_DIR}/strategies.sqlite3"
+    secret_key: str = ""
+    token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+    gemini_api_key: str = ""
+    gemini_model: str = "gemini-2.5-pro"
+    gemini_base_url: str = ""
+    gemini_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    gemini_max_attempts: int = Field(default=3, ge=1, le=10)
+    gemini_retry_base_seconds: float = Field(default=1.0, ge=0, le=60)
+
+    rate_limit_generate: str = "10/minute"
+
+    log_level: str = "info"
+
+    @field_validator("rate_limit_generate")
+    @classmethod
+    def _rate_limit_syntax(cls, value: str) -> str:
+        if not RATE_LIMIT_PATTERN.match(value):
+            raise ValueError("expected '<count>/<period>', e.g. '10/minute' or '100/hour'")
+        return value.strip()
+
+    @field_validator("gemini_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def resolved_secret_key(self) -> str:
+        """A dev key is generated once and kept under ./data so tokens survive restarts."""
+        if self.secret_key:
+            return self.secret_key
+        path = DATA_DIR / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,46 @@
+"""Builds the long-lived service objects from settings, once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.settings import Settings
+from services.accounts import TokenSigner
+from services.generation import Generator
+from services.providers.base import CodeProvider
+from services.rate_limits import RateLimit
+
+
+@dataclass
+class Services:
+    settings: Settings
+    signer: TokenSigner
+    generator: Generator
+
+
+def build_provider(settings: Settings) -> CodeProvider:
+    if settings.gemini_api_key:
+        from services.providers.gemini import GeminiProvider
+
+        return GeminiProvider(
+            api_key=settings.gemini_api_key,
+            model=settings.gemini_model,
+            base_url=settings.gemini_base_url,
+            timeout_seconds=settings.gemini_timeout_seconds,
+            max_attempts=settings.gemini_max_attempts,
+            retry_base_seconds=settings.gemini_retry_base_seconds,
+        )
+    from services.templates import TemplateProvider
+
+    return TemplateProvider()
+
+
+def build_services(settings: Settings, provider: CodeProvider | None = None) -> Services:
+    return Services(
+        settings=settings,
+        signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
+        generator=Generator(
+            provider or build_provider(settings),
+            RateLimit(settings.rate_limit_generate, scope="generateStrategy"),
+        ),
+    )

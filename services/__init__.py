@@ -1,0 +1,1 @@
+"""Business rules: generation, validation, storage rules. Knows nothing of GraphQL."""

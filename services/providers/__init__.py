@@ -1,0 +1,1 @@
+"""Providers that write strategy code: Gemini, and the built-in template provider."""

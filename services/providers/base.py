@@ -1,0 +1,61 @@
+"""What every code-writing provider hands back, so generation treats them alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class PartKind(StrEnum):
+    TEXT = "text"
+    EXECUTABLE_CODE = "executable_code"
+    CODE_EXECUTION_RESULT = "code_execution_result"
+
+
+@dataclass(frozen=True)
+class ResponsePart:
+    kind: PartKind
+    content: str
+
+
+@dataclass
+class Attempt:
+    """One HTTP call to the provider; kept so a failed generation can be debugged."""
+
+    number: int
+    duration_seconds: float
+    http_status: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "number": self.number,
+            "durationSeconds": round(self.duration_seconds, 4),
+            "httpStatus": self.http_status,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ProviderResult:
+    """The outcome of asking a provider once (retries included).
+
+    `error` is set when no usable answer came back (provider fault, blocked prompt,
+    timeout); `parts` may still hold whatever was received.
+    """
+
+    provider: str
+    model: str
+    parts: list[ResponsePart] = field(default_factory=list)
+    raw_response: str | None = None
+    tokens_used: int = 0
+    attempts: list[Attempt] = field(default_factory=list)
+    error: str | None = None
+
+
+class CodeProvider(Protocol):
+    name: str
+    model: str
+
+    async def generate(self, prompt: str) -> ProviderResult: ...

@@ -1,0 +1,206 @@
+"""Owner-scoped reads and edits of strategies and generation logs.
+
+Every lookup filters by owner, so another user's id behaves exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+from models import (
+    GeneratedStrategy,
+    GenerationStatus,
+    StrategyGenerationLog,
+    StrategyStatus,
+    StrategyType,
+    User,
+)
+from services.code_rules import MAX_CODE_BYTES
+from services.errors import BadInput, NotFound
+from services.validation import validate_code
+
+MAX_PAGE_SIZE = 100
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 10_000
+MAX_PARAMETERS_BYTES = 16 * 1024
+PREVIEW_LINES = 10
+
+T = TypeVar("T", bound=Model)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    total_count: int
+    page: int
+    page_size: int
+
+    @property
+    def has_next_page(self) -> bool:
+        return self.page * self.page_size < self.total_count
+
+    @property
+    def has_previous_page(self) -> bool:
+        return self.page > 1
+
+
+def check_paging(page: int, page_size: int) -> None:
+    if page < 1:
+        raise BadInput("page must be 1 or more")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise BadInput(f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
+
+
+async def _paginate(query: QuerySet[T], page: int, page_size: int) -> Page[T]:
+    check_paging(page, page_size)
+    total = await query.count()
+    items = await query.order_by("-created_at", "-id").offset((page - 1) * page_size).limit(page_size)
+    return Page(items=items, total_count=total, page=page, page_size=page_size)
+
+
+def code_preview(code: str, lines: int = PREVIEW_LINES) -> str:
+    return "\n".join(code.splitlines()[:lines])
+
+
+async def list_strategies(
+    user: User,
+    *,
+    status: StrategyStatus | None = None,
+    strategy_type: StrategyType | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> Page[GeneratedStrategy]:
+    query = GeneratedStrategy.filter(user_id=user.id)
+    if status is not None:
+        query = query.filter(status=status)
+    if strategy_type is not None:
+        query = query.filter(strategy_type=strategy_type)
+    return await _paginate(query, page, page_size)
+
+
+async def get_strategy(user: User, strategy_id: uuid.UUID) -> GeneratedStrategy | None:
+    return await GeneratedStrategy.get_or_none(id=strategy_id, user_id=user.id)
+
+
+async def require_strategy(user: User, strategy_id: uuid.UUID) -> GeneratedStrategy:
+    strategy = await get_strategy(user, strategy_id)
+    if strategy is None:
+        raise NotFound(f"Strategy {strategy_id} not found")
+    return strategy
+
+
+def check_parameters(parameters: Any) -> dict[str, Any]:
+    if not isinstance(parameters, dict):
+        raise BadInput("parameters must be a JSON object")
+    if len(json.dumps(parameters)) > MAX_PARAMETERS_BYTES:
+        raise BadInput(f"parameters must be at most {MAX_PARAMETERS_BYTES} bytes of JSON")
+    return parameters
+
+
+def check_code_size(code: str) -> None:
+    if len(code.encode()) > MAX_CODE_BYTES:
+        raise BadInput(f"code must be at most {MAX_CODE_BYTES} bytes")
+
+
+@dataclass(frozen=True)
+class StrategyChanges:
+    """Fields to change; None means 'leave as it is'."""
+
+    name: str | None = None
+    description: str | None = None
+    generated_code: str | None = None
+    strategy_type: StrategyType | None = None
+    status: StrategyStatus | None = None
+    parameters: dict[str, Any] | None = None
+
+
+def status_after_validation(
+    valid: bool, requested: StrategyStatus | None, current: StrategyStatus
+) -> StrategyStatus:
+    """Invalid code always means ERROR; valid code keeps an ACTIVE/ARCHIVED strategy as it was."""
+    if not valid:
+        if requested in (StrategyStatus.VALIDATED, StrategyStatus.ACTIVE):
+            raise BadInput(f"Cannot set status {requested.name}: the code does not validate")
+        return StrategyStatus.ERROR
+    if requested is not None:
+        return requested
+    if current in (StrategyStatus.ACTIVE, StrategyStatus.ARCHIVED):
+        return current
+    return StrategyStatus.VALIDATED
+
+
+async def update_strategy(
+    user: User, strategy_id: uuid.UUID, changes: StrategyChanges
+) -> GeneratedStrategy:
+    strategy = await require_strategy(user, strategy_id)
+    if changes.status is StrategyStatus.ERROR:
+        raise BadInput("Status ERROR is set by validation, not by hand")
+    if changes.name is not None:
+        name = changes.name.strip()
+        if not name or len(name) > MAX_NAME_LENGTH:
+            raise BadInput(f"name must be 1 to {MAX_NAME_LENGTH} characters")
+        strategy.name = name
+    if changes.description is not None:
+        if len(changes.description) > MAX_DESCRIPTION_LENGTH:
+            raise BadInput(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
+        strategy.description = changes.description
+    if changes.strategy_type is not None:
+        strategy.strategy_type = changes.strategy_type
+    if changes.parameters is not None:
+        strategy.parameters = check_parameters(changes.parameters)
+
+    if changes.generated_code is not None:
+        check_code_size(changes.generated_code)
+        report = validate_code(changes.generated_code)
+        strategy.generated_code = changes.generated_code
+        strategy.validation_results = report.as_dict()
+        # Edited code invalidates earlier backtests.
+        strategy.performance_metrics = {}
+        strategy.status = status_after_validation(report.valid, changes.status, strategy.status)
+    elif changes.status is not None:
+        if strategy.status is StrategyStatus.ERROR and changes.status is not StrategyStatus.ARCHIVED:
+            raise BadInput(
+                f"Cannot set status {changes.status.name}: the code does not validate; fix it first"
+            )
+        strategy.status = changes.status
+    await strategy.save()
+    return strategy
+
+
+async def delete_strategy(user: User, strategy_id: uuid.UUID) -> bool:
+    deleted = await GeneratedStrategy.filter(id=strategy_id, user_id=user.id).delete()
+    if not deleted:
+        raise NotFound(f"Strategy {strategy_id} not found")
+    return True
+
+
+async def list_generation_logs(
+    user: User,
+    *,
+    status: GenerationStatus | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> Page[StrategyGenerationLog]:
+    query = StrategyGenerationLog.filter(user_id=user.id)
+    if status is not None:
+        query = query.filter(status=status)
+    return await _paginate(query, page, page_size)
+
+
+async def get_generation_log(user: User, log_id: uuid.UUID) -> StrategyGenerationLog | None:
+    return await StrategyGenerationLog.get_or_none(id=log_id, user_id=user.id)
+
+
+async def strategies_by_id(
+    user_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[GeneratedStrategy | None]:
+    """Batch lookup for DataLoaders, in the order asked."""
+    found = {s.id: s for s in await GeneratedStrategy.filter(user_id=user_id, id__in=list(ids))}
+    return [found.get(i) for i in ids]

@@ -1,0 +1,95 @@
+"""Shared fixtures: a real, migrated database per run and an HTTP client over ASGI.
+
+TEST_DATABASE_URL picks the server: unset means a fresh SQLite file; a postgres:// URL
+names an existing database used only to create (and afterwards drop) a database for this run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from tortoise import Tortoise
+
+from server.db import dialect_of, migrate, tortoise_config
+from server.settings import Settings
+from services.templates import TemplateProvider
+from tests.support.api import GraphQLCall, call_graphql, make_client, register_user
+from tests.support.fixtures import gemini_standin  # noqa: F401  (fixture)
+
+
+
+def _with_database(url: str, database: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + database
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = os.environ.get("TEST_DATABASE_URL", "")
+    if not base:
+        yield f"sqlite://{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        return
+    if dialect_of(base) != "postgres":
+        yield base
+        return
+    name = f"sg_test_{uuid.uuid4().hex[:12]}"
+    admin_dsn = base.replace("postgres://", "postgresql://", 1)
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(base, name)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+async def database(database_url: str) -> AsyncIterator[str]:
+    """The run's database, migrated from zero with the project's own migrations."""
+    applied = await migrate(database_url)
+    assert applied, "migrations should run on a fresh database"
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+    yield database_url
+    await Tortoise.close_connections()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        secret_key="test-secret-key-with-enough-entropy-0123456789",
+        gemini_api_key="",
+        rate_limit_generate="1000/minute",
+    )
+
+
+@pytest.fixture
+async def client(database: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(settings, TemplateProvider()) as c:
+        yield c
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLCall:
+    async def run(query: str, variables: dict[str, Any] | None = None, token: str | None = None):
+        return await call_graphql(client, query, variables, token)
+
+    return run
+
+
+@pytest.fixture
+async def token(client: httpx.AsyncClient) -> str:
+    return (await register_user(client))[0]

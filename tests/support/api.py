@@ -1,0 +1,60 @@
+"""Helpers for talking to the API over HTTP in tests."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from server.app import create_app
+from server.settings import Settings
+from server.wiring import build_services
+from services.providers.base import CodeProvider
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PASSWORD = "correct horse battery"
+
+GraphQLCall = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def make_client(settings: Settings, provider: CodeProvider | None = None) -> httpx.AsyncClient:
+    app = create_app(settings, build_services(settings, provider))
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
+    )
+
+
+async def call_graphql(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+REGISTER = """
+mutation($email: String!, $password: String!) {
+  register(email: $email, password: $password) { token user { id email isStaff } }
+}"""
+
+
+async def register_user(client: httpx.AsyncClient, email: str | None = None) -> tuple[str, str]:
+    """A fresh user per call: tests never share rows, so no table needs truncating."""
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    body = await call_graphql(client, REGISTER, {"email": email, "password": PASSWORD})
+    assert "errors" not in body, body
+    return body["data"]["register"]["token"], body["data"]["register"]["user"]["id"]
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    return [e.get("extensions", {}).get("code") for e in body.get("errors", [])]

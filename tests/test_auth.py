@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+
+from models import User
+from tests.support.api import PASSWORD, REGISTER, GraphQLCall, error_codes
+
+LOGIN = """
+mutation($email: String!, $password: String!) {
+  login(email: $email, password: $password) { token user { id email } }
+}"""
+ME = "{ me { id email isStaff createdAt } }"
+
+
+def fresh_email() -> str:
+    return f"Trader-{uuid.uuid4().hex[:8]}@Example.com"
+
+
+async def test_register_login_and_me(gql: GraphQLCall) -> None:
+    email = fresh_email()
+    registered = await gql(REGISTER, {"email": f"  {email} ", "password": PASSWORD})
+    user = registered["data"]["register"]["user"]
+    assert user["email"] == email.lower()
+    assert user["isStaff"] is False
+
+    logged_in = await gql(LOGIN, {"email": email.upper(), "password": PASSWORD})
+    token = logged_in["data"]["login"]["token"]
+    me = await gql(ME, token=token)
+    assert me["data"]["me"]["id"] == user["id"]
+    assert me["data"]["me"]["email"] == email.lower()
+
+
+async def test_password_is_stored_as_argon2_hash(gql: GraphQLCall) -> None:
+    email = fresh_email()
+    await gql(REGISTER, {"email": email, "password": PASSWORD})
+    stored = await User.get(email=email.lower())
+    assert stored.password_hash.startswith("$argon2")
+    assert PASSWORD not in stored.password_hash
+
+
+async def test_register_rejects_bad_input(gql: GraphQLCall) -> None:
+    email = fresh_email()
+    await gql(REGISTER, {"email": email, "password": PASSWORD})
+    cases = [
+        ({"email": email.lower(), "password": PASSWORD}, "already exists"),
+        ({"email": "not-an-email", "password": PASSWORD}, "Invalid email"),
+        ({"email": fresh_email(), "password": "short"}, "at least 8"),
+        ({"email": fresh_email(), "password": "x" * 300}, "at most 256"),
+    ]
+    for variables, message in cases:
+        body = await gql(REGISTER, variables)
+        assert error_codes(body) == ["BAD_USER_INPUT"], body
+        assert message in body["errors"][0]["message"]
+        assert body["data"] is None
+
+
+async def test_login_failures_look_the_same(gql: GraphQLCall) -> None:
+    email = fresh_email()
+    await gql(REGISTER, {"email": email, "password": PASSWORD})
+    wrong_password = await gql(LOGIN, {"email": email, "password": "wrong password!"})
+    unknown_user = await gql(LOGIN, {"email": fresh_email(), "password": PASSWORD})
+    for body in (wrong_password, unknown_user):
+        assert error_codes(body) == ["UNAUTHENTICATED"]
+        assert body["errors"][0]["message"] == "Wrong email or password"
+
+
+async def test_me_requires_a_valid_token(gql: GraphQLCall, settings) -> None:
+    key = settings.secret_key
+    now = int(time.time())
+    expired = jwt.encode({"sub": str(uuid.uuid4()), "exp": now - 10, "iat": now - 100}, key)
+    forged = jwt.encode({"sub": str(uuid.uuid4()), "exp": now + 100}, "another-key-entirely")
+    unknown_user = jwt.encode({"sub": str(uuid.uuid4()), "exp": now + 100}, key)
+    for token, message in [
+        (None, "Authentication required"),
+        ("garbage", "Invalid token"),
+        (expired, "Token expired"),
+        (forged, "Invalid token"),
+        (unknown_user, "no longer exists"),
+    ]:
+        body = await gql(ME, token=token)
+        assert error_codes(body) == ["UNAUTHENTICATED"], (token, body)
+        assert message in body["errors"][0]["message"]
+
+
+async def test_authorization_header_must_be_bearer(client) -> None:
+    response = await client.post("/graphql", json={"query": ME}, headers={"Authorization": "Basic abc"})
+    body = response.json()
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert "Bearer" in body["errors"][0]["message"]
