@@ -40,6 +40,12 @@ LIST_QUERY = """query($size: Int) { strategies(pageSize: $size) { items {
 GENERATE = """mutation($prompt: String!) { generateStrategy(input: {prompt: $prompt}) {
   strategy { id } generationLog { status } } }"""
 PROMPT = "SMA crossover 20/50 with 2% stop loss"
+REGISTER = """mutation { register(email: "bench@example.com", password: "bench-password")
+  { token } }"""
+
+
+def verdict(met: bool) -> str:
+    return "MET" if met else "NOT MET"
 
 
 def free_port() -> int:
@@ -65,9 +71,22 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
 def uvicorn_process(app: str, env: dict[str, str], cwd: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--no-access-log", *(["--factory"] if "create" in app else [])],
-        cwd=cwd, env={**env, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            *(["--factory"] if "create" in app else []),
+        ],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(ROOT)},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -128,8 +147,12 @@ def count_queries_per_list(database_url: str) -> dict[int, int]:
 
     async def run() -> dict[int, int]:
         await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
-        settings = Settings(_env_file=None, database_url=database_url,  # type: ignore[call-arg]
-                            secret_key="bench", rate_limit_generate="100000/minute")
+        settings = Settings(
+            _env_file=None,
+            database_url=database_url,  # type: ignore[call-arg]
+            secret_key="bench",
+            rate_limit_generate="100000/minute",
+        )
         counts = {}
         async with make_client(settings, TemplateProvider()) as client:
             token, _ = await register_user(client)
@@ -169,15 +192,25 @@ async def generation_overhead(server: str, token: str, standin_url: str, n: int)
     async with httpx.AsyncClient(base_url=server, timeout=30) as http:
         headers = {"Authorization": f"Bearer {token}"}
         for _ in range(5):  # warm-up both paths
-            await client.aio.models.generate_content(model="gemini-bench", contents=PROMPT, config=config)
-            await http.post("/graphql", json={"query": GENERATE, "variables": {"prompt": PROMPT}}, headers=headers)
+            await client.aio.models.generate_content(
+                model="gemini-bench", contents=PROMPT, config=config
+            )
+            await http.post(
+                "/graphql",
+                json={"query": GENERATE, "variables": {"prompt": PROMPT}},
+                headers=headers,
+            )
         for _ in range(n):
             started = time.perf_counter()
-            await client.aio.models.generate_content(model="gemini-bench", contents=PROMPT, config=config)
+            await client.aio.models.generate_content(
+                model="gemini-bench", contents=PROMPT, config=config
+            )
             direct.append(time.perf_counter() - started)
             started = time.perf_counter()
             response = await http.post(
-                "/graphql", json={"query": GENERATE, "variables": {"prompt": PROMPT}}, headers=headers
+                "/graphql",
+                json={"query": GENERATE, "variables": {"prompt": PROMPT}},
+                headers=headers,
             )
             via_api.append(time.perf_counter() - started)
             status = response.json()["data"]["generateStrategy"]["generationLog"]["status"]
@@ -201,7 +234,8 @@ def main() -> None:
     from server.db import migrate
 
     asyncio.run(migrate(database_url))
-    print(f"database: {database_url.split('://')[0]}; load: {args.concurrency} clients for {args.seconds:.0f} s each")
+    dialect = database_url.split("://")[0]
+    print(f"database: {dialect}; load: {args.concurrency} clients for {args.seconds:.0f} s each")
 
     queries = count_queries_per_list(database_url)
 
@@ -219,34 +253,63 @@ def main() -> None:
         with uvicorn_process("server.app:create_app", env, workdir) as server:
             register = httpx.post(
                 server + "/graphql",
-                json={"query": 'mutation { register(email: "bench@example.com", password: "bench-password") { token } }'},
+                json={"query": REGISTER},
             ).json()
             token = register["data"]["register"]["token"]
             for _ in range(20):
-                httpx.post(server + "/graphql", json={"query": GENERATE, "variables": {"prompt": PROMPT}},
-                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
-            ours = asyncio.run(drive(server + "/graphql", {"query": LIST_QUERY, "variables": {"size": 20}},
-                                     {"Authorization": f"Bearer {token}"}, args.seconds, args.concurrency))
-            overhead = asyncio.run(generation_overhead(server, token, standin.base_url, args.generations))
+                httpx.post(
+                    server + "/graphql",
+                    json={"query": GENERATE, "variables": {"prompt": PROMPT}},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=30,
+                )
+            ours = asyncio.run(
+                drive(
+                    server + "/graphql",
+                    {"query": LIST_QUERY, "variables": {"size": 20}},
+                    {"Authorization": f"Bearer {token}"},
+                    args.seconds,
+                    args.concurrency,
+                )
+            )
+            overhead = asyncio.run(
+                generation_overhead(server, token, standin.base_url, args.generations)
+            )
         with uvicorn_process("bench.bare_app:app", env, ROOT) as bare_server:
-            bare = asyncio.run(drive(bare_server + "/graphql", {"query": LIST_QUERY, "variables": {"size": 20}},
-                                     {}, args.seconds, args.concurrency))
+            bare = asyncio.run(
+                drive(
+                    bare_server + "/graphql",
+                    {"query": LIST_QUERY, "variables": {"size": 20}},
+                    {},
+                    args.seconds,
+                    args.concurrency,
+                )
+            )
 
     print()
     print(f"{'strategies(pageSize: 20)':<28}{'this server':>14}{'bare strawberry':>18}{'ratio':>9}")
-    print(f"{'requests/s':<28}{ours['rps']:>14.0f}{bare['rps']:>18.0f}{ours['rps'] / bare['rps']:>8.0%}")
+    ratio = ours["rps"] / bare["rps"]
+    print(f"{'requests/s':<28}{ours['rps']:>14.0f}{bare['rps']:>18.0f}{ratio:>8.0%}")
     print(f"{'p50 ms':<28}{ours['p50']:>14.1f}{bare['p50']:>18.1f}")
     print(f"{'p99 ms':<28}{ours['p99']:>14.1f}{bare['p99']:>18.1f}")
     print(f"{'errors':<28}{ours['errors']:>14}{bare['errors']:>18}")
-    print(f"target: >= 70% of the bare app's throughput -> {'MET' if ours['rps'] >= 0.7 * bare['rps'] else 'NOT MET'}")
+    print(f"target: >= 70% of the bare app's throughput -> {verdict(ratio >= 0.7)}")
     print()
-    print("SQL statements per list request: " + ", ".join(f"pageSize {k}: {v}" for k, v in queries.items()))
-    print(f"target: <= 3 whatever the page size -> {'MET' if max(queries.values()) <= 3 else 'NOT MET'}")
+    print(
+        "SQL statements per list request: "
+        + ", ".join(f"pageSize {k}: {v}" for k, v in queries.items())
+    )
+    print(f"target: <= 3 whatever the page size -> {verdict(max(queries.values()) <= 3)}")
     print()
     print(f"generateStrategy, {args.generations} sequential calls against the stand-in Gemini:")
-    print(f"  direct SDK call p50 {overhead['direct_p50']:.1f} ms, through the API p50 {overhead['api_p50']:.1f} ms")
-    print(f"  server-side overhead p50 {overhead['overhead_p50']:.1f} ms "
-          f"(target < 25 ms -> {'MET' if overhead['overhead_p50'] < 25 else 'NOT MET'})")
+    print(
+        f"  direct SDK call p50 {overhead['direct_p50']:.1f} ms, "
+        f"through the API p50 {overhead['api_p50']:.1f} ms"
+    )
+    print(
+        f"  server-side overhead p50 {overhead['overhead_p50']:.1f} ms "
+        f"(target < 25 ms -> {'MET' if overhead['overhead_p50'] < 25 else 'NOT MET'})"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,12 @@
 """Tortoise models. Persistence only: rules live in services/."""
 
-from models.strategy import GeneratedStrategy, GenerationStatus, StrategyGenerationLog, StrategyStatus, StrategyType
+from models.strategy import (
+    GeneratedStrategy,
+    GenerationStatus,
+    StrategyGenerationLog,
+    StrategyStatus,
+    StrategyType,
+)
 from models.user import User
 
 __all__ = [

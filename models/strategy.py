@@ -42,9 +42,9 @@ class GeneratedStrategy(Model):
     generated_code = fields.TextField()
     strategy_type = fields.CharEnumField(StrategyType, max_length=32, default=StrategyType.CUSTOM)
     status = fields.CharEnumField(StrategyStatus, max_length=16, default=StrategyStatus.DRAFT)
-    validation_results: dict | None = fields.JSONField(null=True)  # type: ignore[assignment]
-    parameters: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
-    performance_metrics: dict = fields.JSONField(default=dict)  # type: ignore[assignment]
+    validation_results: dict | None = fields.JSONField(null=True)
+    parameters: dict = fields.JSONField(default=dict)
+    performance_metrics: dict = fields.JSONField(default=dict)
     usage_count = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -81,7 +81,7 @@ class StrategyGenerationLog(Model):
     error_message = fields.TextField(null=True)
     processing_time_seconds = fields.FloatField(default=0.0)
     tokens_used = fields.IntField(default=0)
-    attempts: list = fields.JSONField(default=list)  # type: ignore[assignment]
+    attempts: list = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     user_id: str

@@ -31,7 +31,9 @@ class Context:
         if self._user is None:
             header = (self.authorization or "").strip()
             if not header:
-                raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'")
+                raise Unauthenticated(
+                    "Authentication required: send 'Authorization: Bearer <token>'"
+                )
             if not header.lower().startswith(BEARER_PREFIX):
                 raise Unauthenticated("Authorization header must be 'Bearer <token>'")
             token = header[len(BEARER_PREFIX) :].strip()
@@ -47,5 +49,5 @@ class Context:
             async def load(ids: list[uuid.UUID]) -> list[models.GeneratedStrategy | None]:
                 return await strategies.strategies_by_id(owner_id, ids)
 
-            loader = self._strategy_loaders[owner_id] = DataLoader(load_fn=load)  # type: ignore[arg-type]
+            loader = self._strategy_loaders[owner_id] = DataLoader(load_fn=load)
         return loader

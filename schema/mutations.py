@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, cast
 
 import strawberry
 
@@ -24,7 +25,9 @@ Info = strawberry.Info[Context, None]
 
 
 def _auth_payload(info: Info, user: accounts.User) -> AuthPayload:
-    return AuthPayload(token=info.context.services.signer.issue(user.id), user=User.from_model(user))
+    return AuthPayload(
+        token=info.context.services.signer.issue(user.id), user=User.from_model(user)
+    )
 
 
 @strawberry.type
@@ -68,7 +71,7 @@ class Mutation:
             generated_code=input.generated_code,
             strategy_type=input.strategy_type,
             status=input.status,
-            parameters=input.parameters,
+            parameters=cast("dict[str, Any] | None", input.parameters),  # checked in services
         )
         return Strategy.from_model(await strategies.update_strategy(user, id, changes))
 

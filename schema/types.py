@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,9 +16,13 @@ from services.validation import ValidationReport
 if TYPE_CHECKING:
     from schema.context import Context
 
-StrategyStatus = strawberry.enum(models.StrategyStatus, name="StrategyStatus")
-StrategyType = strawberry.enum(models.StrategyType, name="StrategyType")
-GenerationStatus = strawberry.enum(models.GenerationStatus, name="GenerationStatus")
+# strawberry.enum registers the model enums in place, so one enum serves ORM and API alike.
+strawberry.enum(models.StrategyStatus, name="StrategyStatus")
+strawberry.enum(models.StrategyType, name="StrategyType")
+strawberry.enum(models.GenerationStatus, name="GenerationStatus")
+StrategyStatus = models.StrategyStatus
+StrategyType = models.StrategyType
+GenerationStatus = models.GenerationStatus
 
 
 @strawberry.type
@@ -100,8 +104,8 @@ class Strategy:
             generated_code=strategy.generated_code,
             strategy_type=strategy.strategy_type,
             status=strategy.status,
-            parameters=strategy.parameters,
-            performance_metrics=strategy.performance_metrics,
+            parameters=cast(JSON, strategy.parameters),
+            performance_metrics=cast(JSON, strategy.performance_metrics),
             usage_count=strategy.usage_count,
             created_at=strategy.created_at,
             updated_at=strategy.updated_at,
@@ -236,4 +240,3 @@ class UpdateStrategyInput:
     strategy_type: StrategyType | None = None
     status: StrategyStatus | None = None
     parameters: JSON | None = None
-

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=get_settings().log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=get_settings().log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.command in (None, "serve"):
         serve()
     elif args.command == "migrate":

@@ -24,7 +24,12 @@ log = logging.getLogger(__name__)
 
 MODEL_MODULES = ["models", "aerich.models"]
 MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
-DIALECTS = {"sqlite": "sqlite", "postgres": "postgres", "asyncpg": "postgres", "psycopg": "postgres"}
+DIALECTS = {
+    "sqlite": "sqlite",
+    "postgres": "postgres",
+    "asyncpg": "postgres",
+    "psycopg": "postgres",
+}
 
 
 def dialect_of(database_url: str) -> str:
@@ -64,7 +69,9 @@ def __getattr__(name: str) -> Any:
 
 async def migrate(database_url: str) -> list[str]:
     """Apply every pending migration of the URL's dialect; returns the applied versions."""
-    command = Command(tortoise_config(database_url), app="models", location=migrations_location(database_url))
+    command = Command(
+        tortoise_config(database_url), app="models", location=migrations_location(database_url)
+    )
     try:
         await command.init()
         applied = await command.upgrade(run_in_transaction=True)
@@ -80,11 +87,13 @@ OFFLINE_URLS = {"sqlite": "sqlite://:memory:", "postgres": "postgres://offline@1
 
 
 def _diff_in_child(dialect: str, location: str, name: str) -> str:
+    first_migration = not any(Path(location, "models").glob("*.py"))
+
     async def run() -> str:
         config = tortoise_config(OFFLINE_URLS[dialect])
         command = Command(config, app="models", location=location)
         try:
-            if not any(Path(location, "models").glob("*.py")):
+            if first_migration:
                 await command.init_migrations(safe=True)
                 return "initial"
             await command.init(offline=True)

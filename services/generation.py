@@ -25,7 +25,12 @@ from services.prompt_analysis import analyse_prompt
 from services.providers.base import CodeProvider, ProviderResult
 from services.rate_limits import RateLimit
 from services.strategies import MAX_NAME_LENGTH
-from services.validation import ValidationReport, extract_default_params, extract_description, validate_code
+from services.validation import (
+    ValidationReport,
+    extract_default_params,
+    extract_description,
+    validate_code,
+)
 
 log = logging.getLogger(__name__)
 

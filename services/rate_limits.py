@@ -1,4 +1,4 @@
-"""Per-key rate limits on top of the `limits` library (memory now, any `limits` storage URI later)."""
+"""Per-key rate limits on top of the `limits` library (in memory, or any `limits` storage URI)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class RateLimit:
         self.item: RateLimitItem = parse(spec)
         self.scope = scope
         self.spec = spec
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))  # type: ignore[arg-type]
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
 
     async def hit(self, key: str) -> None:
         """Count one request for `key`, or refuse it with the wait until the next free slot."""

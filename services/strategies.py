@@ -61,7 +61,9 @@ def check_paging(page: int, page_size: int) -> None:
 async def _paginate(query: QuerySet[T], page: int, page_size: int) -> Page[T]:
     check_paging(page, page_size)
     total = await query.count()
-    items = await query.order_by("-created_at", "-id").offset((page - 1) * page_size).limit(page_size)
+    items = (
+        await query.order_by("-created_at", "-id").offset((page - 1) * page_size).limit(page_size)
+    )
     return Page(items=items, total_count=total, page=page, page_size=page_size)
 
 
@@ -165,7 +167,10 @@ async def update_strategy(
         strategy.performance_metrics = {}
         strategy.status = status_after_validation(report.valid, changes.status, strategy.status)
     elif changes.status is not None:
-        if strategy.status is StrategyStatus.ERROR and changes.status is not StrategyStatus.ARCHIVED:
+        if (
+            strategy.status is StrategyStatus.ERROR
+            and changes.status is not StrategyStatus.ARCHIVED
+        ):
             raise BadInput(
                 f"Cannot set status {changes.status.name}: the code does not validate; fix it first"
             )

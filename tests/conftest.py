@@ -21,8 +21,8 @@ from server.db import dialect_of, migrate, tortoise_config
 from server.settings import Settings
 from services.templates import TemplateProvider
 from tests.support.api import GraphQLCall, call_graphql, make_client, register_user
-from tests.support.fixtures import gemini_standin  # noqa: F401  (fixture)
 
+pytest_plugins = ["tests.support.fixtures"]
 
 
 def _with_database(url: str, database: str) -> str:

@@ -32,13 +32,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env.update(PORT=str(port), HOST="127.0.0.1", PYTHONPATH=str(ROOT))
     # DATABASE_URL unset: the default SQLite file under ./data of the working directory.
     migrate = subprocess.run(
-        [sys.executable, "-m", "server", "migrate"], cwd=workdir, env=env,
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "server", "migrate"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert migrate.returncode == 0, migrate.stderr
     process = subprocess.Popen(
-        [sys.executable, "-m", "server"], cwd=workdir, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "server"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -51,7 +59,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.1)
         else:
             process.kill()
-            pytest.fail("server did not start:\n" + (process.stdout.read() if process.stdout else ""))
+            pytest.fail(
+                "server did not start:\n" + (process.stdout.read() if process.stdout else "")
+            )
         yield base
     finally:
         process.terminate()
@@ -70,16 +80,23 @@ def test_register_and_generate_over_http(server: str) -> None:
     with httpx.Client(base_url=server, timeout=30) as http:
         body = http.post(
             "/graphql",
-            json={"query": REGISTER, "variables": {"email": "cli@example.com", "password": PASSWORD}},
+            json={
+                "query": REGISTER,
+                "variables": {"email": "cli@example.com", "password": PASSWORD},
+            },
         ).json()
         token = body["data"]["register"]["token"]
         generated = http.post(
             "/graphql",
             headers={"Authorization": f"Bearer {token}"},
-            json={"query": 'mutation { generateStrategy(input: {prompt: "RSI scalping, 2% stop loss"})'
-                           " { strategy { status } generationLog { status provider } } }"},
+            json={
+                "query": "mutation { generateStrategy("
+                'input: {prompt: "RSI scalping, 2% stop loss"})'
+                " { strategy { status } generationLog { status provider } } }"
+            },
         ).json()
     assert generated["data"]["generateStrategy"]["generationLog"] == {
-        "status": "SUCCESS", "provider": "template"
+        "status": "SUCCESS",
+        "provider": "template",
     }
     assert generated["data"]["generateStrategy"]["strategy"]["status"] == "VALIDATED"

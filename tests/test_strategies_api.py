@@ -47,7 +47,9 @@ query($status: GenerationStatus, $page: Int, $pageSize: Int) {
 LOG = "query($id: UUID!) { generationLog(id: $id) { id status prompt strategy { id } } }"
 VALIDATE = """
 mutation($code: String!) {
-  validateCode(code: $code) { valid syntaxValid hasFunction hasImports errors warnings tradingKeywords }
+  validateCode(code: $code) {
+    valid syntaxValid hasFunction hasImports errors warnings tradingKeywords
+  }
 }"""
 
 SMA_PROMPT = (
@@ -70,7 +72,9 @@ def execute_strategy(market_data, strategy_params):
     return {"action": action, "confidence": 0.5, "reason": "price vs sma signal",
             "metadata": {"indicators": {"sma": sma}}}
 """
-BAD_CODE = "import os\n\ndef execute_strategy(market_data, strategy_params):\n    return os.environ\n"
+BAD_CODE = (
+    "import os\n\ndef execute_strategy(market_data, strategy_params):\n    return os.environ\n"
+)
 
 
 async def generate(gql: GraphQLCall, token: str, prompt: str = SMA_PROMPT, **extra: Any) -> dict:
@@ -156,8 +160,11 @@ async def test_list_filters_and_pages(gql: GraphQLCall, token: str) -> None:
 
 @pytest.mark.parametrize(
     ("variables", "message"),
-    [({"page": 0}, "page must be 1 or more"), ({"pageSize": 101}, "between 1 and 100"),
-     ({"pageSize": 0}, "between 1 and 100")],
+    [
+        ({"page": 0}, "page must be 1 or more"),
+        ({"pageSize": 101}, "between 1 and 100"),
+        ({"pageSize": 0}, "between 1 and 100"),
+    ],
 )
 async def test_paging_bounds(gql: GraphQLCall, token: str, variables: dict, message: str) -> None:
     for query in (STRATEGIES, LOGS):
@@ -169,7 +176,9 @@ async def test_paging_bounds(gql: GraphQLCall, token: str, variables: dict, mess
 async def test_update_revalidates_code(gql: GraphQLCall, token: str) -> None:
     strategy_id = (await generate(gql, token))["strategy"]["id"]
 
-    broken = (await gql(UPDATE, {"id": strategy_id, "input": {"generatedCode": BAD_CODE}}, token=token))
+    broken = await gql(
+        UPDATE, {"id": strategy_id, "input": {"generatedCode": BAD_CODE}}, token=token
+    )
     updated = broken["data"]["updateStrategy"]
     assert updated["status"] == "ERROR"
     assert updated["generatedCode"] == BAD_CODE, "the user's edit is kept"
@@ -180,8 +189,16 @@ async def test_update_revalidates_code(gql: GraphQLCall, token: str) -> None:
 
     fixed = await gql(
         UPDATE,
-        {"id": strategy_id, "input": {"generatedCode": GOOD_CODE, "name": "Fixed", "status": "ACTIVE",
-                                      "parameters": {"period": 7}, "description": "d"}},
+        {
+            "id": strategy_id,
+            "input": {
+                "generatedCode": GOOD_CODE,
+                "name": "Fixed",
+                "status": "ACTIVE",
+                "parameters": {"period": 7},
+                "description": "d",
+            },
+        },
         token=token,
     )
     strategy = fixed["data"]["updateStrategy"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -31,7 +32,7 @@ from starlette.routing import Route
 
 DEFAULT_MODEL_VERSION = "gemini-2.5-pro"
 
-DEFAULT_CODE = '''\
+DEFAULT_CODE = """\
 DEFAULT_PARAMS = {"fast_period": 5, "slow_period": 20, "stop_loss_pct": 0.02}
 
 
@@ -60,7 +61,7 @@ def execute_strategy(market_data, strategy_params):
         return {"action": "sell", "confidence": 0.7, "reason": "Fast SMA crossed below slow SMA",
                 "metadata": metadata}
     return {"action": "hold", "confidence": 0.5, "reason": "No crossover", "metadata": metadata}
-'''
+"""
 
 _STATUS_TEXT = {
     400: "INVALID_ARGUMENT",
@@ -217,7 +218,9 @@ def error(
 
 def blocked(reason: str = "SAFETY", tokens: tuple[int, int] = (15, 0)) -> Reply:
     """The prompt itself was refused: promptFeedback and no candidates."""
-    return _json_reply({"promptFeedback": {"blockReason": reason}, "usageMetadata": _usage(*tokens)})
+    return _json_reply(
+        {"promptFeedback": {"blockReason": reason}, "usageMetadata": _usage(*tokens)}
+    )
 
 
 def blocked_candidate(reason: str = "SAFETY", tokens: tuple[int, int] = (15, 0)) -> Reply:
@@ -377,10 +380,8 @@ class GeminiStandin:
         if server is not None:
             server.should_exit = True
         if loop is not None and stopping is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop may close in between
                 loop.call_soon_threadsafe(stopping.set)  # wake up hanging answers
-            except RuntimeError:
-                pass  # the loop closed in between
         if thread is not None:
             thread.join(15)
             if thread.is_alive():
@@ -432,8 +433,8 @@ class GeminiStandin:
     def _run_in_thread(self, ready: threading.Event) -> None:
         async def watch_startup() -> None:
             assert self._server is not None
-            while not self._server.started and not self._server.should_exit:
-                await asyncio.sleep(0.005)
+            while not self._server.started and not self._server.should_exit:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)  # uvicorn exposes a flag, not an event
             ready.set()
 
         async def main() -> None:
@@ -483,7 +484,10 @@ class GeminiStandin:
         if match is not None and match["method"] == "streamGenerateContent" and reply.status == 200:
             return self._as_stream(reply, sse=request.query_params.get("alt") == "sse")
         return Response(
-            reply.body, status_code=reply.status, media_type=reply.content_type, headers=reply.headers
+            reply.body,
+            status_code=reply.status,
+            media_type=reply.content_type,
+            headers=reply.headers,
         )
 
     @staticmethod
@@ -502,10 +506,8 @@ class GeminiStandin:
         if self._stopping is None:
             await asyncio.sleep(seconds)
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -520,10 +522,8 @@ def main(argv: list[str] | None = None) -> None:
     standin._socket = standin._bind()
     print(f"Gemini stand-in listening on {standin.base_url}", flush=True)
     standin._server = standin._make_server()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(standin._serve())
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

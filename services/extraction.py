@@ -1,0 +1,110 @@
+"""Finding the strategy in a model's answer.
+
+With the code-execution tool on, Gemini usually writes the function in `executableCode` parts
+(often followed by a test harness that calls it on synthetic data); without it, the code sits
+in fenced blocks of text. Executable parts win, the last block that defines the entrypoint wins
+(the model's final version), and the harness is cut off so only the definitions are stored.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from services.code_rules import DEFAULT_PARAMS_NAME, ENTRYPOINT
+from services.providers.base import PartKind, ResponsePart
+
+_FENCE = re.compile(
+    r"(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*(?P=fence)|\Z)",
+    re.S,
+)
+_DEFINES_ENTRYPOINT = re.compile(rf"^\s*def\s+{ENTRYPOINT}\s*\(", re.M)
+_PYTHON_LANGS = {"", "python", "py", "python3"}
+
+
+def fenced_blocks(text: str) -> list[str]:
+    """Python (or untagged) fenced code blocks, in order."""
+    return [
+        m["body"].strip("\n") for m in _FENCE.finditer(text) if m["lang"].lower() in _PYTHON_LANGS
+    ]
+
+
+def extract_code(parts: list[ResponsePart]) -> str | None:
+    """The strategy's source, or None when the answer holds no Python code at all."""
+    executable = [
+        p.content for p in parts if p.kind is PartKind.EXECUTABLE_CODE and p.content.strip()
+    ]
+    fenced = [
+        block
+        for p in parts
+        if p.kind is PartKind.TEXT
+        for block in fenced_blocks(p.content)
+        if block.strip()
+    ]
+    for candidates in (executable, fenced):
+        defining = [c for c in candidates if _DEFINES_ENTRYPOINT.search(c)]
+        if defining:
+            return strip_harness(defining[-1])
+    # Code without the entrypoint still counts as code: validation will say what is missing.
+    for candidates in (executable, fenced):
+        if candidates:
+            return max(candidates, key=len).strip("\n")
+    return None
+
+
+def strip_harness(code: str) -> str:
+    """Drop top-level statements after the entrypoint that merely exercise it.
+
+    Keeps imports, definitions and assignments (constants such as DEFAULT_PARAMS); removes
+    `print(...)`, bare calls and `if __name__ == "__main__":` blocks that follow the
+    function. Code that does not parse is returned as it is, for validation to report.
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return code.strip("\n")
+    lines = code.splitlines()
+    used_by_functions = {
+        n.id
+        for f in tree.body
+        if isinstance(f, ast.FunctionDef | ast.ClassDef)
+        for n in ast.walk(f)
+        if isinstance(n, ast.Name)
+    }
+    seen_entrypoint = False
+    cut: list[tuple[int, int]] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == ENTRYPOINT:
+            seen_entrypoint = True
+            continue
+        if seen_entrypoint and _is_harness(node, used_by_functions):
+            start = node.lineno
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.decorator_list:
+                start = node.decorator_list[0].lineno
+            end = node.end_lineno or node.lineno
+            cut.append((start, end))
+    if not cut:
+        return code.strip("\n")
+    drop = {line for start, end in cut for line in range(start, end + 1)}
+    kept = [text for number, text in enumerate(lines, start=1) if number not in drop]
+    return "\n".join(kept).strip("\n") + "\n"
+
+
+def _is_harness(node: ast.stmt, used_by_functions: set[str]) -> bool:
+    if isinstance(node, ast.Expr):
+        return not isinstance(node.value, ast.Constant)
+    if isinstance(node, ast.If):
+        test = node.test
+        return (
+            isinstance(test, ast.Compare)
+            and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__"
+        )
+    if isinstance(node, ast.For | ast.While | ast.With):
+        return True
+    if isinstance(node, ast.Assign | ast.AnnAssign):
+        # Sample data and `result = execute_strategy(sample, {})`: nothing the functions read.
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        return not names & used_by_functions and DEFAULT_PARAMS_NAME not in names
+    return False

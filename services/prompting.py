@@ -1,0 +1,61 @@
+"""What the model is told. Built from services/code_rules so prompt, validator and sandbox agree."""
+
+from __future__ import annotations
+
+from services.code_rules import (
+    ACTIONS,
+    ALLOWED_IMPORTS,
+    DEFAULT_PARAMS_NAME,
+    ENTRYPOINT,
+    ENTRYPOINT_ARGS,
+    MAX_CODE_LINES,
+)
+
+_MARKET, _PARAMS = ENTRYPOINT_ARGS
+
+SYSTEM_INSTRUCTION = f"""\
+You write trading strategies as Python code for an automated backtesting and signal service.
+
+Write exactly one module that defines:
+
+    {DEFAULT_PARAMS_NAME} = {{...}}   # every tunable number of the strategy, JSON-serialisable
+
+    def {ENTRYPOINT}({_MARKET}: dict, {_PARAMS}: dict) -> dict:
+        \"\"\"One paragraph that explains the strategy to a trader.\"\"\"
+
+Inputs
+- {_MARKET}: a dict with keys "open", "high", "low", "close", "volume" (read-only
+  1-D float arrays, oldest bar first, all the same length), "timestamp" (unix seconds, may be
+  absent), "symbol" and "timeframe" (strings, may be None). The LAST element is the current bar.
+  You only ever see bars up to the current one: never assume future data exists.
+- {_PARAMS}: a dict that may override any key of {DEFAULT_PARAMS_NAME}; start with
+  `params = {{**{DEFAULT_PARAMS_NAME}, **({_PARAMS} or {{}})}}`.
+
+Output: return a dict with exactly these keys
+- "action": one of {", ".join(repr(a) for a in ACTIONS)}
+- "confidence": a float between 0.0 and 1.0
+- "reason": one sentence explaining the signal
+- "metadata": a dict with "indicators" (current indicator values as floats), and, for a buy,
+  "stop_loss_price" and "take_profit_price" as absolute prices (or None), and "risk_level"
+  ("low", "medium" or "high").
+Return "hold" with confidence 0.0 when there are not enough bars for the indicators.
+
+Rules (the code is validated and runs in a sandbox; violations are rejected)
+- Imports only from: {", ".join(sorted(ALLOWED_IMPORTS))}.
+- No file, network, OS or subprocess access; no eval/exec/compile/open/__import__/getattr/
+  setattr/globals; no dunder attributes; no printing; no global state between calls.
+- Pure, deterministic computation; at most {MAX_CODE_LINES} lines; helper functions are fine.
+- Do not modify the inputs.
+- Use the code-execution tool to run the function once on a small synthetic series and fix any
+  error, then give the final, complete module in a single ```python fenced block.
+"""
+
+
+def user_prompt(description: str) -> str:
+    """The trader's words, fenced off so they read as a specification, not as instructions."""
+    return (
+        "Write the strategy described between the markers.\n"
+        "<<<STRATEGY\n"
+        f"{description.strip()}\n"
+        "STRATEGY>>>"
+    )

@@ -1,0 +1,537 @@
+"""Static checks of strategy code: the first, cheap layer in front of the sandbox.
+
+The sandbox is the security boundary; this validator exists so users get early, precise
+feedback (line numbers, names) and so obviously hostile or broken code is never stored as
+VALIDATED. Everything it reports is a plain sentence a trader can act on.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from services.code_rules import (
+    ACTIONS,
+    ALLOWED_IMPORTS,
+    DEFAULT_PARAMS_NAME,
+    ENTRYPOINT,
+    ENTRYPOINT_ARGS,
+    MAX_CODE_BYTES,
+    MAX_CODE_LINES,
+    MAX_NESTING_DEPTH,
+)
+
+RETURN_KEYS = ("action", "confidence", "reason", "metadata")
+
+FORBIDDEN_NAMES = frozenset(
+    {
+        "eval",
+        "exec",
+        "compile",
+        "open",
+        "__import__",
+        "globals",
+        "locals",
+        "vars",
+        "getattr",
+        "setattr",
+        "delattr",
+        "input",
+        "breakpoint",
+        "help",
+        "exit",
+        "quit",
+        "memoryview",
+    }
+)
+# Attributes that reach files, processes, the network, native code or interpreter internals
+# through the allowed libraries (numpy and pandas re-export plenty of them).
+FORBIDDEN_ATTRIBUTES = frozenset(
+    {
+        "ctypes",
+        "ctypeslib",
+        "f2py",
+        "distutils",
+        "testing",
+        "load",
+        "loads",
+        "save",
+        "savez",
+        "savez_compressed",
+        "savetxt",
+        "loadtxt",
+        "genfromtxt",
+        "fromfile",
+        "tofile",
+        "dump",
+        "dumps",
+        "memmap",
+        "DataSource",
+        "fromregex",
+        "format_map",
+        "system",
+        "popen",
+        "spawn",
+        "fork",
+        "environ",
+        "getenv",
+        "get_type_hints",
+        "ForwardRef",
+        "eval",
+        "query",
+        "gi_frame",
+        "gi_code",
+        "cr_frame",
+        "ag_frame",
+        "f_back",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_code",
+        "tb_frame",
+        "tb_next",
+        "co_code",
+        "mro",
+        "io",
+        "os",
+        "sys",
+        "lib",
+        "stride_tricks",
+        "as_strided",
+    }
+)
+# pandas/numpy `read_*`/`to_*` do file and clipboard I/O; these few are pure conversions.
+SAFE_CONVERSIONS = frozenset(
+    {"to_numpy", "to_list", "to_dict", "to_frame", "to_datetime", "to_numeric", "to_timedelta"}
+)
+ALLOWED_DUNDER_NAMES = frozenset({"__name__", "__doc__"})
+MAX_EXPONENT = 10_000
+
+TRADING_KEYWORDS = (
+    "buy",
+    "sell",
+    "hold",
+    "signal",
+    "strategy",
+    "position",
+    "stop_loss",
+    "take_profit",
+    "price",
+    "volume",
+    "trend",
+    "momentum",
+    "crossover",
+    "breakout",
+    "indicator",
+    "risk",
+    "sma",
+    "ema",
+    "rsi",
+    "macd",
+    "bollinger",
+    "atr",
+)
+_KEYWORD_PATTERNS = {
+    word: re.compile(rf"(?<![a-z]){re.escape(word)}(?![a-z])") for word in TRADING_KEYWORDS
+}
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    valid: bool
+    syntax_valid: bool
+    has_function: bool
+    has_imports: bool
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    trading_keywords: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("errors", "warnings", "trading_keywords"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        return cls(
+            valid=bool(data.get("valid")),
+            syntax_valid=bool(data.get("syntax_valid")),
+            has_function=bool(data.get("has_function")),
+            has_imports=bool(data.get("has_imports")),
+            errors=tuple(data.get("errors") or ()),
+            warnings=tuple(data.get("warnings") or ()),
+            trading_keywords=tuple(data.get("trading_keywords") or ()),
+        )
+
+
+@dataclass
+class _Findings:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, node: ast.AST | None, message: str) -> None:
+        self.errors.append(_at(node, message))
+
+    def warn(self, node: ast.AST | None, message: str) -> None:
+        self.warnings.append(_at(node, message))
+
+
+def _at(node: ast.AST | None, message: str) -> str:
+    line = getattr(node, "lineno", None)
+    return f"Line {line}: {message}" if line else message
+
+
+def trading_keywords(code: str) -> tuple[str, ...]:
+    lowered = code.lower()
+    return tuple(w for w, pattern in _KEYWORD_PATTERNS.items() if pattern.search(lowered))
+
+
+def validate_code(code: str) -> ValidationReport:
+    """Check `code` against the strategy contract; never raises."""
+    findings = _Findings()
+    keywords = trading_keywords(code)
+    size = len(code.encode("utf-8", "surrogatepass"))
+    if size > MAX_CODE_BYTES:
+        findings.error(None, f"Code is {size} bytes; the limit is {MAX_CODE_BYTES}")
+    lines = code.count("\n") + 1
+    if lines > MAX_CODE_LINES:
+        findings.error(None, f"Code has {lines} lines; the limit is {MAX_CODE_LINES}")
+    if findings.errors:
+        return _report(
+            findings, syntax_valid=False, has_function=False, has_imports=False, keywords=keywords
+        )
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        location = f" (line {exc.lineno})" if exc.lineno else ""
+        findings.error(None, f"Syntax error: {exc.msg}{location}")
+        return _report(
+            findings, syntax_valid=False, has_function=False, has_imports=False, keywords=keywords
+        )
+    except (RecursionError, MemoryError, ValueError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError | MemoryError) else exc
+        findings.error(None, f"Syntax error: the code cannot be parsed ({reason})")
+        return _report(
+            findings, syntax_valid=False, has_function=False, has_imports=False, keywords=keywords
+        )
+
+    checker = _Checker(findings, _assigned_names(tree))
+    try:
+        checker.visit(tree)
+    except RecursionError:
+        findings.error(None, f"Code is nested more than {MAX_NESTING_DEPTH} levels deep")
+    entrypoint = _check_entrypoint(tree, findings)
+    _check_top_level(tree, findings)
+    if not keywords:
+        findings.warn(None, "No trading keywords found (buy, sell, signal, price, ...)")
+    return _report(
+        findings,
+        syntax_valid=True,
+        has_function=entrypoint,
+        has_imports=checker.has_imports,
+        keywords=keywords,
+    )
+
+
+def _report(
+    findings: _Findings,
+    *,
+    syntax_valid: bool,
+    has_function: bool,
+    has_imports: bool,
+    keywords: tuple[str, ...],
+) -> ValidationReport:
+    return ValidationReport(
+        valid=not findings.errors and syntax_valid and has_function,
+        syntax_valid=syntax_valid,
+        has_function=has_function,
+        has_imports=has_imports,
+        errors=tuple(dict.fromkeys(findings.errors)),
+        warnings=tuple(dict.fromkeys(findings.warnings)),
+        trading_keywords=keywords,
+    )
+
+
+_BLOCKS = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    ast.Try,
+    ast.TryStar,
+    ast.Match,
+)
+
+
+class _Checker(ast.NodeVisitor):
+    def __init__(self, findings: _Findings, assigned: frozenset[str]) -> None:
+        self.findings = findings
+        # `open = market_data["open"]` is a variable, not the builtin (which the sandbox removes).
+        self.assigned = assigned
+        self.has_imports = False
+        self.depth = 0
+
+    def generic_visit(self, node: ast.AST) -> None:
+        nested = isinstance(node, _BLOCKS)
+        if nested:
+            self.depth += 1
+            if self.depth == MAX_NESTING_DEPTH + 1:
+                self.findings.error(
+                    node, f"Code is nested more than {MAX_NESTING_DEPTH} levels deep"
+                )
+        super().generic_visit(node)
+        if nested:
+            self.depth -= 1
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.has_imports = True
+        for alias in node.names:
+            self._check_module(node, alias.name)
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        self.has_imports = True
+        if node.level:
+            self.findings.error(node, "Relative imports are not allowed")
+        else:
+            self._check_module(node, node.module or "")
+        for alias in node.names:
+            if alias.name == "*":
+                self.findings.error(node, "'from ... import *' is not allowed: import names")
+            else:
+                self._check_attribute(node, alias.name)
+        self.generic_visit(node)
+
+    def _check_module(self, node: ast.AST, module: str) -> None:
+        top = module.split(".", 1)[0]
+        if top not in ALLOWED_IMPORTS:
+            allowed = ", ".join(sorted(ALLOWED_IMPORTS))
+            self.findings.error(node, f"Import of '{module}' is not allowed (allowed: {allowed})")
+        for part in module.split(".")[1:]:
+            self._check_attribute(node, part)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if node.id in FORBIDDEN_NAMES and node.id not in self.assigned:
+            self.findings.error(node, f"Use of '{node.id}' is not allowed")
+        elif _is_dunder(node.id) and node.id not in ALLOWED_DUNDER_NAMES:
+            self.findings.error(node, f"Access to '{node.id}' is not allowed")
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self._check_attribute(node, node.attr)
+        self.generic_visit(node)
+
+    def _check_attribute(self, node: ast.AST, name: str) -> None:
+        if _is_dunder(name):
+            self.findings.error(node, f"Access to dunder attribute '{name}' is not allowed")
+        elif name in FORBIDDEN_ATTRIBUTES:
+            self.findings.error(node, f"Access to '{name}' is not allowed (file, OS or internals)")
+        elif name.startswith(("read_", "to_")) and name not in SAFE_CONVERSIONS:
+            self.findings.error(node, f"'{name}' is not allowed: strategies do no file I/O")
+        elif name.startswith("_"):
+            self.findings.warn(node, f"Access to private attribute '{name}'")
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and "__" in node.value:
+            self.findings.error(node, "Strings containing '__' are not allowed")
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        if isinstance(node.op, ast.Pow):
+            exponent = node.right
+            if isinstance(exponent, ast.BinOp) and isinstance(exponent.op, ast.Pow):
+                self.findings.error(node, "Nested powers are not allowed (result too large)")
+            elif (
+                isinstance(exponent, ast.Constant)
+                and isinstance(exponent.value, int | float)
+                and not isinstance(exponent.value, bool)
+                and abs(exponent.value) > MAX_EXPONENT
+            ):
+                self.findings.error(node, f"Exponent {exponent.value} is too large")
+        self.generic_visit(node)
+
+    def visit_Global(self, node: ast.Global) -> None:
+        self.findings.warn(node, "'global' state does not survive between calls")
+
+    def visit_While(self, node: ast.While) -> None:
+        always_true = isinstance(node.test, ast.Constant) and bool(node.test.value)
+        if always_true and not any(isinstance(n, ast.Break | ast.Return) for n in ast.walk(node)):
+            self.findings.error(node, "'while True' loop without break or return never ends")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id == "print":
+            self.findings.warn(node, "print() output is discarded; put details in 'reason'")
+        self.generic_visit(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self.findings.error(node, "async functions are not supported")
+        self.generic_visit(node)
+
+
+def _assigned_names(tree: ast.Module) -> frozenset[str]:
+    names = {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    names |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+    return frozenset(names)
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__") and len(name) > 4
+
+
+def _find_entrypoint(tree: ast.Module) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    found = None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == ENTRYPOINT:
+            found = node
+    return found
+
+
+def _check_entrypoint(tree: ast.Module, findings: _Findings) -> bool:
+    function = _find_entrypoint(tree)
+    signature = f"{ENTRYPOINT}({', '.join(ENTRYPOINT_ARGS)})"
+    if function is None:
+        findings.error(None, f"No top-level function {signature} defined")
+        return False
+    args = function.args
+    positional = [a.arg for a in (*args.posonlyargs, *args.args)]
+    required = len(positional) - len(args.defaults)
+    if (
+        len(positional) < 2
+        or required > 2
+        or (args.kwonlyargs and len(args.kw_defaults) < len(args.kwonlyargs))
+    ):
+        findings.error(function, f"{ENTRYPOINT} must accept two arguments: {signature}")
+        return False
+    if tuple(positional[:2]) != ENTRYPOINT_ARGS:
+        findings.warn(function, f"Arguments are conventionally named {signature}")
+    params_name = positional[1]
+    if not any(isinstance(n, ast.Name) and n.id == params_name for n in ast.walk(function)):
+        findings.warn(function, f"'{params_name}' is never used: the strategy ignores parameters")
+    _check_returns(function, findings)
+    return True
+
+
+def _check_returns(function: ast.FunctionDef | ast.AsyncFunctionDef, findings: _Findings) -> None:
+    returns = [n for n in ast.walk(function) if isinstance(n, ast.Return)]
+    own = [r for r in returns if _owner(function, r) is function]
+    if not own:
+        findings.error(function, f"{ENTRYPOINT} never returns a signal")
+        return
+    for node in own:
+        value = node.value
+        if value is None or (isinstance(value, ast.Constant) and value.value is None):
+            findings.error(node, "Return a dict with action, confidence, reason and metadata")
+            continue
+        if not isinstance(value, ast.Dict):
+            continue
+        keys = {k.value for k in value.keys if isinstance(k, ast.Constant)}
+        if any(k is None for k in value.keys):
+            continue  # {**base, ...}: keys not known statically
+        missing = [k for k in RETURN_KEYS if k not in keys]
+        if "action" in missing:
+            findings.error(node, "The returned signal has no 'action'")
+        elif missing:
+            findings.warn(node, f"The returned signal lacks {', '.join(missing)}")
+        for key_node, item in zip(value.keys, value.values, strict=True):
+            if not isinstance(key_node, ast.Constant) or not isinstance(item, ast.Constant):
+                continue
+            if key_node.value == "action" and str(item.value).lower() not in ACTIONS:
+                findings.error(node, f"action {item.value!r} is not one of {', '.join(ACTIONS)}")
+            if key_node.value == "confidence" and (
+                not isinstance(item.value, int | float)
+                or isinstance(item.value, bool)
+                or not 0 <= item.value <= 1
+            ):
+                findings.error(node, f"confidence {item.value!r} is not between 0 and 1")
+
+
+def _owner(function: ast.AST, target: ast.AST) -> ast.AST | None:
+    """The innermost function that contains `target` (returns of nested helpers don't count)."""
+    owner = None
+
+    def walk(node: ast.AST, current: ast.AST | None) -> bool:
+        nonlocal owner
+        if node is target:
+            owner = current
+            return True
+        scope = (
+            node
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+            else current
+        )
+        return any(walk(child, scope) for child in ast.iter_child_nodes(node))
+
+    walk(function, function)
+    return owner
+
+
+def _check_top_level(tree: ast.Module, findings: _Findings) -> None:
+    for node in tree.body:
+        if isinstance(
+            node,
+            ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+        ):
+            continue
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # docstring
+        findings.warn(node, "Top-level statements run on every load; keep logic in functions")
+
+
+def extract_default_params(code: str) -> dict[str, Any]:
+    """`DEFAULT_PARAMS = {...}` as a JSON-safe dict: it becomes the strategy's parameters."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return {}
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == DEFAULT_PARAMS_NAME
+        ):
+            try:
+                value = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+                return {}
+            return _json_safe(value) if isinstance(value, dict) else {}
+    return {}
+
+
+def _json_safe(value: dict[Any, Any]) -> dict[str, Any]:
+    safe: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            safe[str(key)] = _json_safe(item)
+        elif isinstance(item, list | tuple):
+            safe[str(key)] = [x for x in item if isinstance(x, str | int | float | bool)]
+        elif isinstance(item, str | int | float | bool) or item is None:
+            if isinstance(item, float) and item != item:  # NaN has no JSON form
+                continue
+            safe[str(key)] = item
+    return safe
+
+
+def extract_description(code: str) -> str:
+    """The first paragraph of the entrypoint's (or the module's) docstring."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return ""
+    function = _find_entrypoint(tree)
+    docstring = (ast.get_docstring(function) if function else None) or ast.get_docstring(tree)
+    if not docstring:
+        return ""
+    return docstring.strip().split("\n\n", 1)[0].strip()
