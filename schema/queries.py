@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 import strawberry
 
@@ -18,6 +19,7 @@ from schema.types import (
 from services import strategies
 
 Info = strawberry.Info[Context, None]
+ALL_USERS = strawberry.argument(description="Staff only: every user's rows (the admin view).")
 
 
 @strawberry.type
@@ -34,6 +36,7 @@ class Query:
         strategy_type: StrategyType | None = None,
         page: int | None = 1,
         page_size: int | None = 20,
+        all_users: Annotated[bool, ALL_USERS] = False,
     ) -> StrategyPage:
         user = await info.context.require_user()
         result = await strategies.list_strategies(
@@ -42,6 +45,7 @@ class Query:
             strategy_type=strategy_type,
             page=1 if page is None else page,
             page_size=20 if page_size is None else page_size,
+            all_users=all_users,
         )
         return StrategyPage.from_page(result)
 
@@ -57,6 +61,7 @@ class Query:
         status: GenerationStatus | None = None,
         page: int | None = 1,
         page_size: int | None = 20,
+        all_users: Annotated[bool, ALL_USERS] = False,
     ) -> GenerationLogPage:
         user = await info.context.require_user()
         result = await strategies.list_generation_logs(
@@ -64,6 +69,7 @@ class Query:
             status=status,
             page=1 if page is None else page,
             page_size=20 if page_size is None else page_size,
+            all_users=all_users,
         )
         return GenerationLogPage.from_page(result)
 

@@ -1,9 +1,10 @@
-"""`python -m server [serve|migrate|makemigrations|export-schema]` (default: serve)."""
+"""`python -m server [serve|migrate|makemigrations|export-schema|create-user]` (default: serve)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
 
@@ -45,6 +46,37 @@ def makemigrations(name: str, check: bool) -> int:
     return 0
 
 
+def create_user(email: str, staff: bool, password_stdin: bool) -> int:
+    from tortoise import Tortoise
+
+    from server.db import tortoise_config
+    from services import accounts
+    from services.errors import ServiceError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat password: "):
+            print("error: the passwords differ", file=sys.stderr)
+            return 2
+
+    async def run() -> None:
+        await Tortoise.init(config=tortoise_config(get_settings().database_url))
+        try:
+            user = await accounts.register(email, password, is_staff=staff)
+        finally:
+            await Tortoise.close_connections()
+        print(f"created {'staff ' if user.is_staff else ''}user {user.email} ({user.id})")
+
+    try:
+        asyncio.run(run())
+    except ServiceError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def export_schema() -> None:
     from schema import print_schema
 
@@ -60,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--name", default="update")
     make.add_argument("--check", action="store_true", help="exit 1 if a migration is missing")
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    user = commands.add_parser("create-user", help="create an account (e.g. the first staff user)")
+    user.add_argument("--email", required=True)
+    user.add_argument("--staff", action="store_true", help="may use the admin view (allUsers)")
+    user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -73,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return makemigrations(args.name, args.check)
     elif args.command == "export-schema":
         export_schema()
+    elif args.command == "create-user":
+        return create_user(args.email, args.staff, args.password_stdin)
     return 0
 
 

@@ -48,7 +48,7 @@ def extract_code(parts: list[ResponsePart]) -> str | None:
     # Code without the entrypoint still counts as code: validation will say what is missing.
     for candidates in (executable, fenced):
         if candidates:
-            return max(candidates, key=len).strip("\n")
+            return max(candidates, key=len).strip("\n") + "\n"
     return None
 
 
@@ -62,7 +62,7 @@ def strip_harness(code: str) -> str:
     try:
         tree = ast.parse(code)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
-        return code.strip("\n")
+        return code.strip("\n") + "\n"
     lines = code.splitlines()
     used_by_functions = {
         n.id
@@ -84,7 +84,7 @@ def strip_harness(code: str) -> str:
             end = node.end_lineno or node.lineno
             cut.append((start, end))
     if not cut:
-        return code.strip("\n")
+        return code.strip("\n") + "\n"
     drop = {line for start, end in cut for line in range(start, end + 1)}
     kept = [text for number, text in enumerate(lines, start=1) if number not in drop]
     return "\n".join(kept).strip("\n") + "\n"

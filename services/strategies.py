@@ -23,7 +23,7 @@ from models import (
     User,
 )
 from services.code_rules import MAX_CODE_BYTES
-from services.errors import BadInput, NotFound
+from services.errors import BadInput, Forbidden, NotFound
 from services.validation import validate_code
 
 MAX_PAGE_SIZE = 100
@@ -71,6 +71,15 @@ def code_preview(code: str, lines: int = PREVIEW_LINES) -> str:
     return "\n".join(code.splitlines()[:lines])
 
 
+def owner_scope(user: User, all_users: bool) -> dict[str, Any]:
+    """Filter rows to the caller's own, or, for staff who ask, to everyone's (the admin view)."""
+    if not all_users:
+        return {"user_id": user.id}
+    if not user.is_staff:
+        raise Forbidden("Only staff users can see every user's data (allUsers)")
+    return {}
+
+
 async def list_strategies(
     user: User,
     *,
@@ -78,8 +87,9 @@ async def list_strategies(
     strategy_type: StrategyType | None = None,
     page: int = 1,
     page_size: int = 20,
+    all_users: bool = False,
 ) -> Page[GeneratedStrategy]:
-    query = GeneratedStrategy.filter(user_id=user.id)
+    query = GeneratedStrategy.filter(**owner_scope(user, all_users))
     if status is not None:
         query = query.filter(status=status)
     if strategy_type is not None:
@@ -192,8 +202,9 @@ async def list_generation_logs(
     status: GenerationStatus | None = None,
     page: int = 1,
     page_size: int = 20,
+    all_users: bool = False,
 ) -> Page[StrategyGenerationLog]:
-    query = StrategyGenerationLog.filter(user_id=user.id)
+    query = StrategyGenerationLog.filter(**owner_scope(user, all_users))
     if status is not None:
         query = query.filter(status=status)
     return await _paginate(query, page, page_size)
