@@ -60,9 +60,15 @@ class Query:
     async def strategies(self, page: int = 1, page_size: int = 20) -> StrategyPage:
         items = ITEMS[(page - 1) * page_size : page * page_size]
         return StrategyPage(
-            items=items, total_count=len(ITEMS), page=page, page_size=page_size,
-            has_next_page=page * page_size < len(ITEMS), has_previous_page=page > 1,
+            items=items,
+            total_count=len(ITEMS),
+            page=page,
+            page_size=page_size,
+            has_next_page=page * page_size < len(ITEMS),
+            has_previous_page=page > 1,
         )
 
 
-app = Starlette(routes=[Route("/graphql", GraphQL(strawberry.Schema(query=Query)), methods=["GET", "POST"])])
+app = Starlette(
+    routes=[Route("/graphql", GraphQL(strawberry.Schema(query=Query)), methods=["GET", "POST"])]
+)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import strawberry
+from functools import partial
 
-from schema.errors import ContractErrors
+import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
+
+from schema.errors import ContractSchema
 from schema.mutations import Mutation
 from schema.queries import Query
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[ContractErrors])
+# Parsing and validating the same documents again on every request is most of the GraphQL
+# overhead of a small query: cache both by document text.
+schema = ContractSchema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        partial(ParserCache, maxsize=256),
+        partial(ValidationCache, maxsize=256),
+    ],
+)
 
 
 def print_schema() -> str:

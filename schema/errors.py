@@ -1,11 +1,17 @@
-"""Every error leaves with one of the contract's codes; unexpected ones say nothing internal."""
+"""Every error leaves with one of the contract's codes; unexpected ones say nothing internal.
+
+Done in `Schema.process_errors`, which strawberry calls for every error of every path (parse,
+validation, execution, subscriptions), before any extension sees the result. An extension
+such as MaskErrors misses errors raised by other extensions' hooks (the parser cache's, say).
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import strawberry
 from graphql.error import GraphQLError
-from strawberry.extensions import MaskErrors
 
 from services.errors import ServiceError
 
@@ -14,32 +20,29 @@ log = logging.getLogger("server.errors")
 INTERNAL_MESSAGE = "Internal server error"
 
 
-def _is_unexpected(error: GraphQLError) -> bool:
-    """Errors raised by resolvers that are not domain errors; GraphQL's own errors pass."""
+def is_unexpected(error: GraphQLError) -> bool:
+    """Raised by our code but not a domain error: a bug, whose details stay in the logs."""
     original = error.original_error
-    return original is not None and not isinstance(original, (ServiceError, GraphQLError))
+    return original is not None and not isinstance(original, ServiceError | GraphQLError)
 
 
-class ContractErrors(MaskErrors):
-    def __init__(self) -> None:
-        super().__init__(should_mask_error=self._should_mask, error_message=INTERNAL_MESSAGE)
-
-    @staticmethod
-    def _should_mask(error: GraphQLError) -> bool:
-        # Also used to label the errors we keep: parse/validation/argument errors are the
-        # client's, so they get BAD_USER_INPUT unless they already carry a code.
-        if _is_unexpected(error):
-            return True
-        if not (error.extensions or {}).get("code"):
-            error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
-        return False
-
-    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+def apply_contract(error: GraphQLError) -> None:
+    """Give `error` a contract code in place; replace an unexpected error's message."""
+    if is_unexpected(error):
         log.error(
             "unexpected error at %s",
-            ".".join(str(p) for p in error.path or []),
+            ".".join(str(p) for p in error.path or []) or "(operation)",
             exc_info=error.original_error,
         )
-        masked = super().anonymise_error(error)
-        masked.extensions = {"code": "INTERNAL"}
-        return masked
+        error.message = INTERNAL_MESSAGE
+        error.extensions = {"code": "INTERNAL"}
+        return
+    if not (error.extensions or {}).get("code"):
+        # Parse, validation and argument coercion errors: the client's input.
+        error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
+
+
+class ContractSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            apply_contract(error)

@@ -39,7 +39,10 @@ class TokenSigner:
     def user_id(self, token: str) -> uuid.UUID:
         try:
             claims = jwt.decode(
-                token, self.secret_key, algorithms=[TOKEN_ALGORITHM], options={"require": ["exp", "sub"]}
+                token,
+                self.secret_key,
+                algorithms=[TOKEN_ALGORITHM],
+                options={"require": ["exp", "sub"]},
             )
             return uuid.UUID(claims["sub"])
         except jwt.ExpiredSignatureError:
@@ -83,7 +86,9 @@ async def register(email: str, password: str, *, is_staff: bool = False) -> User
     if await User.exists(email=email):
         raise BadInput("An account with this email already exists")
     try:
-        return await User.create(email=email, password_hash=await _hash(password), is_staff=is_staff)
+        return await User.create(
+            email=email, password_hash=await _hash(password), is_staff=is_staff
+        )
     except IntegrityError:
         raise BadInput("An account with this email already exists") from None
 

@@ -71,7 +71,10 @@ async def test_me_requires_a_valid_token(gql: GraphQLCall, settings) -> None:
     key = settings.secret_key
     now = int(time.time())
     expired = jwt.encode({"sub": str(uuid.uuid4()), "exp": now - 10, "iat": now - 100}, key)
-    forged = jwt.encode({"sub": str(uuid.uuid4()), "exp": now + 100}, "another-key-entirely")
+    forged = jwt.encode(
+        {"sub": str(uuid.uuid4()), "exp": now + 100},
+        "another-key-entirely-and-long-enough-for-hs256",
+    )
     unknown_user = jwt.encode({"sub": str(uuid.uuid4()), "exp": now + 100}, key)
     for token, message in [
         (None, "Authentication required"),
@@ -86,7 +89,9 @@ async def test_me_requires_a_valid_token(gql: GraphQLCall, settings) -> None:
 
 
 async def test_authorization_header_must_be_bearer(client) -> None:
-    response = await client.post("/graphql", json={"query": ME}, headers={"Authorization": "Basic abc"})
+    response = await client.post(
+        "/graphql", json={"query": ME}, headers={"Authorization": "Basic abc"}
+    )
     body = response.json()
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert "Bearer" in body["errors"][0]["message"]

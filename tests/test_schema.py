@@ -19,9 +19,16 @@ from schema import print_schema
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT.parent / "shared" / "api-contract.graphql"
 # Until the sandbox lands (issue 3) these contract operations are not served yet.
-NOT_YET_SERVED = {("Mutation", "runStrategy"), ("Mutation", "backtestStrategy"),
-                  ("Query", "sampleDatasets"), ("BacktestResult", None), ("Signal", None),
-                  ("SignalAction", None), ("BacktestInput", None), ("MarketDataInput", None)}
+NOT_YET_SERVED = {
+    ("Mutation", "runStrategy"),
+    ("Mutation", "backtestStrategy"),
+    ("Query", "sampleDatasets"),
+    ("BacktestResult", None),
+    ("Signal", None),
+    ("SignalAction", None),
+    ("BacktestInput", None),
+    ("MarketDataInput", None),
+}
 
 
 def test_committed_schema_is_current() -> None:
@@ -69,7 +76,8 @@ def contract_differences(contract: GraphQLSchema, served: GraphQLSchema) -> list
                     elif served_arg.default_value != arg.default_value:
                         problems.append(f"{name}.{field_name}({arg_name}): default differs")
                 extra_required = [
-                    a for a, v in served_field.args.items()
+                    a
+                    for a, v in served_field.args.items()
                     if a not in field.args and "!" in str(v.type) and v.default_value is None
                 ]
                 problems += [f"{name}.{field_name}: new required arg {a}" for a in extra_required]

@@ -403,7 +403,8 @@ class GeminiStandin:
         asyncio.run(self._serve())
 
     def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only then (else 40 ms delayed ACKs)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._port))
         sock.set_inheritable(True)
@@ -419,7 +420,7 @@ class GeminiStandin:
         config = uvicorn.Config(
             app,
             loop="asyncio",
-            http="h11",
+            http="httptools",
             lifespan="off",
             log_config=None,  # never reconfigure the host process's logging
             log_level="warning",

@@ -1,0 +1,456 @@
+"""The backtest engine: one strategy, one instrument, bar by bar, no look-ahead.
+
+Runs inside the sandbox's child process, so it is pure Python + numpy, deterministic, and
+does no I/O. The strategy at bar i sees read-only views `arr[: i + 1]` (nothing to copy, and
+nothing later to peek at); its order fills at bar i + 1's open. Statistics follow
+backtesting.py's definitions (see `compute_metrics`), so results can be cross-checked.
+
+Position rules, kept deliberately simple:
+  * all-in: an entry uses all cash, units = cash / (price * (1 + commission));
+  * long-only by default: buy opens a long when flat, sell closes it;
+  * with allow_short, sell opens a short when flat and buy closes it. A signal against an
+    open position only closes it (no reversal in one order); a signal in the direction of
+    the open position is ignored;
+  * stop-loss / take-profit prices come from the metadata of the signal that opened the
+    position and are checked intrabar from the fill bar on; if both are touched in one bar
+    the stop counts (the pessimistic choice), and a gap through a level fills at the open;
+  * a position still open on the last bar is closed at its close ("end of data");
+  * equity is marked to market at every close; if it reaches zero or below (only possible
+    for shorts) the position is liquidated at that close ("margin call") and trading stops.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from services.market_data import Bars
+from services.signals import InvalidSignal, normalise_signal
+
+Strategy = Callable[[dict[str, Any], dict[str, Any]], object]
+ProgressCallback = Callable[[int, int], None]
+
+SECONDS_PER_YEAR = 365.25 * 86_400
+DEFAULT_PERIODS_PER_YEAR = 252.0
+
+_FLAT, _LONG, _SHORT = 0, 1, -1
+_OPEN_LONG, _OPEN_SHORT, _CLOSE = 1, -1, 2
+
+
+@dataclass(frozen=True)
+class BacktestOptions:
+    """Account settings. commission_pct is a percent of traded value, paid on entry and exit."""
+
+    initial_cash: float = 10_000.0
+    commission_pct: float = 0.1
+    allow_short: bool = False
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting that cannot be simulated."""
+        cash = self.initial_cash
+        if isinstance(cash, bool) or not isinstance(cash, int | float):
+            raise ValueError(f"initial_cash must be a number; got {type(cash).__name__}")
+        if not (math.isfinite(cash) and cash > 0):
+            raise ValueError(f"initial_cash must be a finite number above 0; got {cash!r}")
+        fee = self.commission_pct
+        if isinstance(fee, bool) or not isinstance(fee, int | float):
+            raise ValueError(f"commission_pct must be a number; got {type(fee).__name__}")
+        if not 0 <= fee < 100:  # also rejects NaN
+            raise ValueError(f"commission_pct must be at least 0 and below 100; got {fee!r}")
+        if not isinstance(self.allow_short, bool):
+            raise ValueError(
+                f"allow_short must be true or false; got {type(self.allow_short).__name__}"
+            )
+
+
+class StrategyFailure(Exception):
+    """The strategy raised, or returned something invalid, at `bar_index`.
+
+    `original` is the strategy's exception (also `__cause__`, with its traceback), so the
+    sandbox can point at the user's line.
+    """
+
+    def __init__(self, bar_index: int, original: BaseException) -> None:
+        self.bar_index = bar_index
+        self.original = original
+        super().__init__(f"at bar {bar_index}: {type(original).__name__}: {original}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.bar_index, self.original))
+
+
+def run_backtest(
+    strategy: Strategy,
+    bars: Bars,
+    params: Mapping[str, Any],
+    options: BacktestOptions,
+    *,
+    on_progress: ProgressCallback | None = None,
+    progress_every: int = 500,
+) -> dict[str, Any]:
+    """Simulate `strategy` over `bars`; return JSON-safe metrics, equity curve and trades.
+
+    Raises StrategyFailure (with bar index and cause) when the strategy raises or returns an
+    invalid value, ValueError for bad options. Exceptions from `on_progress` pass through
+    untouched, so a caller can use it to cancel.
+    """
+    if not callable(strategy):
+        raise TypeError(f"strategy must be callable; got {type(strategy).__name__}")
+    if not isinstance(bars, Bars):
+        raise TypeError(f"bars must be Bars; got {type(bars).__name__}")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict; got {type(params).__name__}")
+    options.check()
+    if isinstance(progress_every, bool) or not isinstance(progress_every, int):
+        raise ValueError("progress_every must be a positive integer")
+    if progress_every < 1:
+        raise ValueError(f"progress_every must be a positive integer; got {progress_every}")
+
+    n = len(bars)
+    if n == 0:
+        raise ValueError("bars is empty: at least 1 bar is needed")
+    last = n - 1
+    base_params = dict(params)
+    fee = float(options.commission_pct) / 100.0
+    allow_short = options.allow_short
+    ts_arr = bars.timestamp
+    o_arr, h_arr, l_arr, c_arr, v_arr = bars.open, bars.high, bars.low, bars.close, bars.volume
+    symbol, timeframe = bars.symbol, bars.timeframe
+    # Python floats for the scalar work: indexing a list is several times cheaper than numpy.
+    opens, highs, lows, closes = o_arr.tolist(), h_arr.tolist(), l_arr.tolist(), c_arr.tolist()
+    times: list[float] | None = ts_arr.tolist() if ts_arr is not None else None
+
+    cash = float(options.initial_cash)
+    equity = [0.0] * n
+    trades: list[dict[str, Any]] = []
+    side = _FLAT
+    units = entry_price = entry_fee = 0.0
+    entry_bar = 0
+    entry_reason = ""
+    stop: float | None = None
+    target: float | None = None
+    pending = 0
+    pending_signal: dict[str, Any] = {}
+    next_progress = progress_every
+    bankrupt_at = -1
+
+    def close_position(bar: int, price: float, reason: str) -> None:
+        nonlocal cash, side
+        exit_fee = units * price * fee
+        if side == _LONG:
+            cash += units * price - exit_fee
+            gross = units * (price - entry_price)
+        else:
+            cash -= units * price + exit_fee
+            gross = units * (entry_price - price)
+        pnl = gross - entry_fee - exit_fee
+        trades.append(
+            {
+                "entryBar": entry_bar,
+                "exitBar": bar,
+                "entryTime": times[entry_bar] if times is not None else None,
+                "exitTime": times[bar] if times is not None else None,
+                "side": "long" if side == _LONG else "short",
+                "entryPrice": entry_price,
+                "exitPrice": price,
+                "size": units,
+                "pnl": pnl,
+                "returnPct": pnl / (units * entry_price) * 100.0,
+                "commission": entry_fee + exit_fee,
+                "stopLossPrice": stop,
+                "takeProfitPrice": target,
+                "entryReason": entry_reason,
+                "exitReason": reason,
+            }
+        )
+        side = _FLAT
+
+    for i in range(n):
+        if pending:
+            price = opens[i]
+            if pending == _CLOSE:
+                close_position(i, price, "signal: " + pending_signal["reason"])
+            elif cash > 0:
+                side = pending
+                units = cash / (price * (1.0 + fee))
+                entry_fee = units * price * fee
+                if side == _LONG:
+                    cash -= units * price + entry_fee
+                else:
+                    cash += units * price - entry_fee
+                entry_price = price
+                entry_bar = i
+                entry_reason = pending_signal["reason"]
+                meta = pending_signal["metadata"]
+                stop = meta.get("stop_loss_price")
+                target = meta.get("take_profit_price")
+            pending = 0
+
+        if side:
+            if side == _LONG:
+                if stop is not None and lows[i] <= stop:
+                    close_position(i, min(opens[i], stop), "stop loss")
+                elif target is not None and highs[i] >= target:
+                    close_position(i, max(opens[i], target), "take profit")
+            else:
+                if stop is not None and highs[i] >= stop:
+                    close_position(i, max(opens[i], stop), "stop loss")
+                elif target is not None and lows[i] <= target:
+                    close_position(i, min(opens[i], target), "take profit")
+            if side and i == last:
+                close_position(i, closes[i], "end of data")
+
+        if side == _LONG:
+            mark = cash + units * closes[i]
+        elif side == _SHORT:
+            mark = cash - units * closes[i]
+            if mark <= 0:
+                close_position(i, closes[i], "margin call")
+                mark = cash
+        else:
+            mark = cash
+        equity[i] = mark
+        if mark <= 0 and side == _FLAT and cash <= 0:
+            bankrupt_at = i
+            break
+
+        end = i + 1
+        market_data: dict[str, Any] = {
+            "open": o_arr[:end],
+            "high": h_arr[:end],
+            "low": l_arr[:end],
+            "close": c_arr[:end],
+            "volume": v_arr[:end],
+            "symbol": symbol,
+            "timeframe": timeframe,
+        }
+        if ts_arr is not None:
+            market_data["timestamp"] = ts_arr[:end]
+        try:
+            signal = normalise_signal(strategy(market_data, dict(base_params)))
+        except (Exception, SystemExit) as exc:  # sys.exit() in a strategy is its bug too
+            raise StrategyFailure(i, exc) from exc
+
+        action = signal["action"]
+        if action != "hold" and i != last:
+            if side == _FLAT:
+                if action == "buy":
+                    pending = _OPEN_LONG
+                elif allow_short:
+                    pending = _OPEN_SHORT
+            elif (side == _LONG) == (action == "sell"):  # the opposite side's action
+                pending = _CLOSE
+            if pending:
+                pending_signal = signal
+                if pending != _CLOSE:
+                    _check_levels(i, pending, signal["metadata"], closes[i])
+
+        if end == next_progress:
+            next_progress += progress_every
+            if on_progress is not None:
+                on_progress(end, n)
+
+    if bankrupt_at >= 0:
+        for j in range(bankrupt_at + 1, n):
+            equity[j] = cash
+    if on_progress is not None and (bankrupt_at >= 0 or n % progress_every):
+        on_progress(n, n)
+
+    metrics = compute_metrics(equity, trades, bars, float(options.initial_cash))
+    return {"metrics": metrics, "equityCurve": equity, "trades": trades, "bars": n}
+
+
+def _check_levels(bar: int, direction: int, metadata: dict[str, Any], close: float) -> None:
+    """A stop or target on the wrong side of the price is a bug in the strategy, not a trade."""
+    stop = metadata.get("stop_loss_price")
+    target = metadata.get("take_profit_price")
+    problem = ""
+    if direction == _OPEN_LONG:
+        if stop is not None and stop > close:
+            problem = f"stop_loss_price {stop!r} is above the close {close!r} of a buy signal"
+        elif target is not None and target < close:
+            problem = f"take_profit_price {target!r} is below the close {close!r} of a buy signal"
+    else:
+        if stop is not None and stop < close:
+            problem = f"stop_loss_price {stop!r} is below the close {close!r} of a short sale"
+        elif target is not None and target > close:
+            problem = f"take_profit_price {target!r} is above the close {close!r} of a short sale"
+    if problem:
+        error = InvalidSignal(problem)
+        raise StrategyFailure(bar, error) from error
+
+
+def annualisation(bars: Bars) -> tuple[float, float | None, str]:
+    """Bars per year, median bar spacing in seconds, and how the first was chosen.
+
+    Like backtesting.py: daily data counts 365 days a year when weekends trade and 252 when
+    they do not; intraday data counts bars per calendar day times that; coarser data counts
+    calendar time.
+    """
+    ts = bars.timestamp
+    if ts is None or len(ts) < 2:
+        return DEFAULT_PERIODS_PER_YEAR, None, "no timestamps: 252 bars per year assumed"
+    spacing = float(np.median(np.diff(ts)))
+    days = spacing / 86_400
+    weekday = (np.floor(ts / 86_400).astype(np.int64) + 3) % 7  # 0 = Monday (1970-01-01: Thu)
+    weekends = float(np.mean(weekday >= 5)) > 2 / 7 * 0.6
+    trading_days = 365.0 if weekends else 252.0
+    calendar = "calendar days (weekends trade)" if weekends else "252 trading days"
+    if days < 0.99:
+        # The median day's count ignores the partial first and last days.
+        _, counts = np.unique(np.floor(ts / 86_400), return_counts=True)
+        per_day = float(np.median(counts))
+        return per_day * trading_days, spacing, f"intraday: {per_day:.4g} bars/day x {calendar}"
+    if days < 1.5:
+        return trading_days, spacing, f"daily: {calendar}"
+    return SECONDS_PER_YEAR / spacing, spacing, f"{days:.4g}-day bars: calendar time"
+
+
+def _finite(value: float | np.floating | None) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _geometric_mean(returns: np.ndarray) -> float:
+    """backtesting.py's: compounded mean return; 0 when any period loses everything."""
+    if len(returns) == 0:
+        return math.nan
+    growth = returns + 1.0
+    if np.any(growth <= 0):
+        return 0.0
+    return float(np.exp(np.log(growth).sum() / len(growth)) - 1.0)
+
+
+def compute_metrics(
+    equity: list[float], trades: list[dict[str, Any]], bars: Bars, initial_cash: float
+) -> dict[str, Any]:
+    """Statistics with backtesting.py's definitions; undefined values are None.
+
+    Differences, all deliberate: returns are per bar (backtesting.py resamples intraday data
+    to days first); drawdowns are negative percentages as there; profitFactor is, as there,
+    the sum of winning trade returns over the sum of losing ones; `expectancy` is the mean
+    P&L per trade in cash (backtesting.py's percentage is `expectancyPct`).
+    """
+    eq = np.asarray(equity, dtype=np.float64)
+    n = len(eq)
+    close = bars.close
+    periods, spacing, basis = annualisation(bars)
+    final = float(eq[-1])
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rets = np.nan_to_num(eq[1:] / eq[:-1] - 1.0, nan=0.0, posinf=0.0, neginf=0.0)
+    annual_return = volatility = sharpe = sortino = calmar = None
+    gmean = _geometric_mean(rets)
+    if len(rets) >= 1:
+        with np.errstate(over="ignore", invalid="ignore"):
+            annual_return = _finite((1.0 + gmean) ** periods - 1.0)
+            if len(rets) >= 2:
+                var = float(rets.var(ddof=1))
+                spread = (var + (1.0 + gmean) ** 2) ** periods - (1.0 + gmean) ** (2 * periods)
+                volatility = _finite(math.sqrt(max(spread, 0.0)))
+            downside = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2)) * math.sqrt(periods))
+        if annual_return is not None:
+            if volatility:
+                sharpe = _finite(annual_return / volatility)
+            if downside > 0:
+                sortino = _finite(annual_return / downside)
+
+    peak = np.maximum.accumulate(eq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.nan_to_num(1.0 - eq / peak, nan=0.0, posinf=0.0, neginf=0.0)
+    max_dd = float(dd.max())
+    if annual_return is not None and max_dd > 0:
+        calmar = _finite(annual_return / max_dd)
+    flags = np.concatenate(([0], (dd > 0).astype(np.int8), [0]))
+    edges = np.diff(flags)
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1) - 1
+    avg_dd = avg_dd_bars = None
+    max_dd_bars = 0
+    if len(starts):
+        depths = np.maximum.reduceat(dd, starts)
+        durations = np.minimum(ends + 1, n - 1) - (starts - 1)
+        avg_dd = -float(depths.mean()) * 100.0
+        max_dd_bars = int(durations.max())
+        avg_dd_bars = float(durations.mean())
+
+    if bars.timestamp is not None and n > 1:
+        years = float(bars.timestamp[-1] - bars.timestamp[0]) / SECONDS_PER_YEAR
+    else:
+        years = (n - 1) / periods
+    cagr = None
+    if years > 0:
+        cagr = -100.0 if final <= 0 else _finite(((final / initial_cash) ** (1 / years) - 1) * 100)
+
+    count = len(trades)
+    exposure = 0.0
+    trade_stats: dict[str, Any] = {
+        "winRatePct": None,
+        "bestTradePct": None,
+        "worstTradePct": None,
+        "avgTradePct": None,
+        "profitFactor": None,
+        "expectancy": None,
+        "expectancyPct": None,
+        "sqn": None,
+        "avgTradeDurationBars": None,
+        "maxTradeDurationBars": None,
+    }
+    commissions = 0.0
+    if count:
+        pnl = np.array([t["pnl"] for t in trades])
+        returns = np.array([t["returnPct"] for t in trades]) / 100.0
+        entry = np.array([t["entryBar"] for t in trades])
+        exit_ = np.array([t["exitBar"] for t in trades])
+        held = np.zeros(n + 1, dtype=np.int64)
+        np.add.at(held, entry, 1)
+        np.add.at(held, exit_ + 1, -1)
+        exposure = float(np.mean(np.cumsum(held)[:n] > 0)) * 100.0
+        commissions = float(sum(t["commission"] for t in trades))
+        losses = float(-returns[returns < 0].sum())
+        std = float(pnl.std(ddof=1)) if count > 1 else 0.0
+        durations = exit_ - entry
+        trade_stats = {
+            "winRatePct": float(np.mean(pnl > 0)) * 100.0,
+            "bestTradePct": float(returns.max()) * 100.0,
+            "worstTradePct": float(returns.min()) * 100.0,
+            "avgTradePct": _finite(_geometric_mean(returns) * 100.0),
+            "profitFactor": _finite(returns[returns > 0].sum() / losses) if losses else None,
+            "expectancy": float(pnl.mean()),
+            "expectancyPct": float(returns.mean()) * 100.0,
+            "sqn": _finite(math.sqrt(count) * pnl.mean() / std) if std > 0 else None,
+            "avgTradeDurationBars": float(durations.mean()),
+            "maxTradeDurationBars": int(durations.max()),
+        }
+
+    return {
+        "startEquity": initial_cash,
+        "finalEquity": final,
+        "equityPeak": float(peak.max()),
+        "totalReturnPct": (final / initial_cash - 1.0) * 100.0,
+        "buyAndHoldReturnPct": (float(close[-1]) / float(close[0]) - 1.0) * 100.0,
+        "cagrPct": cagr,
+        "annualReturnPct": None if annual_return is None else annual_return * 100.0,
+        "volatilityPct": None if volatility is None else volatility * 100.0,
+        "sharpeRatio": sharpe,
+        "sortinoRatio": sortino,
+        "calmarRatio": calmar,
+        "maxDrawdownPct": -max_dd * 100.0,
+        "avgDrawdownPct": avg_dd,
+        "maxDrawdownDurationBars": max_dd_bars,
+        "avgDrawdownDurationBars": avg_dd_bars,
+        "numTrades": count,
+        **trade_stats,
+        "exposurePct": exposure,
+        "commissionsPaid": commissions,
+        "periodsPerYear": periods,
+        "barSpacingSeconds": spacing,
+        "annualisation": basis,
+        "years": years,
+    }

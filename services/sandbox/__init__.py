@@ -1,0 +1,34 @@
+"""Isolated execution of untrusted strategy code: see docs/sandbox.md.
+
+`Sandbox` (an async object: `start`, `run_signal`, `run_backtest`, `smoke_test`, `close`)
+runs each job in a fresh process forked from a warm fork server and confined by seccomp,
+rlimits, Landlock and namespaces; errors are the typed ones in `services.sandbox.errors`.
+"""
+
+from services.sandbox.errors import (
+    ExecutionTimeout,
+    InvalidStrategyOutput,
+    MemoryLimitExceeded,
+    OutputTooLarge,
+    SandboxBusy,
+    SandboxUnavailable,
+    SandboxViolation,
+    StrategyRuntimeError,
+    StrategySandboxError,
+)
+from services.sandbox.runner import ProbeResult, Sandbox, SandboxSettings
+
+__all__ = [
+    "ExecutionTimeout",
+    "InvalidStrategyOutput",
+    "MemoryLimitExceeded",
+    "OutputTooLarge",
+    "ProbeResult",
+    "Sandbox",
+    "SandboxBusy",
+    "SandboxSettings",
+    "SandboxUnavailable",
+    "SandboxViolation",
+    "StrategyRuntimeError",
+    "StrategySandboxError",
+]

@@ -1,0 +1,284 @@
+"""What a job process does between fork and exit: lock itself down, run ONE job, report.
+
+Runs in a fresh process forked from the fork server. Everything before `seal()` (the seccomp
+filter) is trusted; from the moment the strategy's module body runs, the process may be
+hostile, so the report it sends is only data for the parent to re-check, and the process
+never returns (it `_exit`s) to the fork server's code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NoReturn
+
+from services.code_rules import ENTRYPOINT
+from services.sandbox import oslayers, protocol
+from services.sandbox.guards import ForbiddenOperation, module_globals
+
+STRATEGY_FILENAME = "<strategy>"
+# Exit status of a job process that failed before any strategy code ran.
+EXIT_SETUP_FAILED = 71
+_MAX_TEXT = 2000
+_FALLBACK_MEMORY = protocol.encode_frame(
+    {"t": protocol.ERROR, "kind": protocol.KIND_MEMORY, "type": "MemoryError", "message": ""}
+)
+_FALLBACK_INTERNAL = protocol.encode_frame(
+    {"t": protocol.ERROR, "kind": protocol.KIND_INTERNAL, "message": "could not report"}
+)
+
+
+@dataclass
+class ZygoteState:
+    """What the fork server hands each job: pre-opened fds and pre-built filters."""
+
+    zygote_pid: int
+    devnull_fd: int
+    seccomp_filter: Any | None
+    landlock_abi: int
+
+
+def _write_all(data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(protocol.RESULT_FD, view)
+        view = view[written:]
+
+
+def _send(message: dict[str, Any]) -> None:
+    _write_all(protocol.encode_frame(message))
+
+
+def _text(value: object) -> str:
+    """str() of a possibly hostile object, bounded and never raising."""
+    try:
+        text = str(value)
+    except BaseException:
+        text = "<unprintable>"
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "..."
+
+
+def _type_name(exc: BaseException) -> str:
+    """Read the C-level name slot: a hostile metaclass cannot intercept it."""
+    return _text(type.__dict__["__qualname__"].__get__(type(exc)))
+
+
+def _user_line(tb: TracebackType | None) -> int | None:
+    """Line of the innermost frame that belongs to the strategy's own code."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == STRATEGY_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _error(kind: str, exc: BaseException, bar_index: int | None = None) -> dict[str, Any]:
+    if isinstance(exc, SyntaxError) and exc.filename == STRATEGY_FILENAME:
+        line = exc.lineno
+        message = _text(exc.msg)
+    else:
+        line = _user_line(exc.__traceback__)
+        message = _text(exc)
+    return {
+        "t": protocol.ERROR,
+        "kind": kind,
+        "type": _type_name(exc),
+        "message": message,
+        "line": line,
+        "bar_index": bar_index,
+    }
+
+
+def _classify(exc: BaseException, bar_index: int | None = None) -> dict[str, Any]:
+    if isinstance(exc, ForbiddenOperation):
+        return _error(protocol.KIND_VIOLATION, exc, bar_index)
+    if isinstance(exc, MemoryError):
+        return _error(protocol.KIND_MEMORY, exc, bar_index)
+    if isinstance(exc, RecursionError):
+        return _error(protocol.KIND_RECURSION, exc, bar_index)
+    from services.signals import InvalidSignal
+
+    if isinstance(exc, InvalidSignal):
+        return _error(protocol.KIND_INVALID_OUTPUT, exc, bar_index)
+    return _error(protocol.KIND_RUNTIME, exc, bar_index)
+
+
+def _classify_failure(exc: BaseException) -> dict[str, Any]:
+    """Unwrap the backtest engine's StrategyFailure to the strategy's own exception."""
+    from services.backtesting import StrategyFailure
+
+    if isinstance(exc, StrategyFailure):
+        original = exc.original if isinstance(exc.original, BaseException) else exc.__cause__
+        bar = exc.bar_index if isinstance(exc.bar_index, int) else None
+        if isinstance(original, BaseException):
+            return _classify(original, bar)
+        return _error(protocol.KIND_RUNTIME, exc, bar)
+    return _classify(exc)
+
+
+def market_data_of(bars: Any) -> dict[str, Any]:
+    """The dict a single `execute_strategy` call receives: read-only arrays plus labels."""
+    return {
+        "open": bars.open,
+        "high": bars.high,
+        "low": bars.low,
+        "close": bars.close,
+        "volume": bars.volume,
+        "timestamp": bars.timestamp,
+        "symbol": bars.symbol,
+        "timeframe": bars.timeframe,
+    }
+
+
+def _encode_result(value: Any, max_bytes: int) -> bytes:
+    frame = protocol.encode_frame({"t": protocol.OK, "value": value})
+    if len(frame) > max_bytes:
+        return protocol.encode_frame(
+            {
+                "t": protocol.ERROR,
+                "kind": protocol.KIND_OUTPUT_TOO_LARGE,
+                "type": "OutputTooLarge",
+                "message": f"result is {len(frame)} bytes; the limit is {max_bytes}",
+            }
+        )
+    return frame
+
+
+def run_job(
+    job: dict[str, Any], seal: Callable[[], None], send: Callable[[dict[str, Any]], None]
+) -> bytes:
+    """Compile, seal (load seccomp), run the strategy; return the final frame (`send`
+    streams the progress ones). Also the fork server's warm-up path, where `seal` is a no-op.
+    """
+    from services.market_data import Bars
+    from services.signals import normalise_signal
+
+    try:
+        code = compile(job["code"], STRATEGY_FILENAME, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return protocol.encode_frame(_error(protocol.KIND_SYNTAX, exc))
+    except (ValueError, MemoryError, RecursionError) as exc:  # NUL bytes, absurd nesting
+        return protocol.encode_frame(_error(protocol.KIND_SYNTAX, exc))
+    bars = Bars.from_bytes(job["bars"])
+    params = dict(job["params"])
+    user_globals = module_globals(job["guards"])
+    max_bytes = int(job["max_output_bytes"])
+
+    try:
+        seal()
+    except BaseException as exc:  # a host problem, not the strategy's
+        return protocol.encode_frame(
+            {"t": protocol.ERROR, "kind": protocol.KIND_INTERNAL, "message": _text(exc)}
+        )
+    # ---- from here on the process runs untrusted code ----
+    try:
+        exec(code, user_globals)
+        entry = user_globals.get(ENTRYPOINT)
+        if not callable(entry):
+            return protocol.encode_frame(
+                {
+                    "t": protocol.ERROR,
+                    "kind": protocol.KIND_NO_ENTRYPOINT,
+                    "type": "NameError",
+                    "message": f"the code defines no function {ENTRYPOINT}(market_data, "
+                    "strategy_params)",
+                }
+            )
+        if job["kind"] == "signal":
+            raw = entry(market_data_of(bars), params)
+            value: Any = normalise_signal(raw)
+        else:
+            from services.backtesting import run_backtest
+
+            def progress(done: int, total: int) -> None:
+                send({"t": protocol.PROGRESS, "done": int(done), "total": int(total)})
+
+            value = run_backtest(
+                entry,
+                bars,
+                params,
+                job["options"],
+                on_progress=progress if job["progress"] else None,
+                progress_every=int(job["progress_every"]),
+            )
+        return _encode_result(value, max_bytes)
+    except BaseException as exc:  # everything the strategy can raise, SystemExit included
+        try:
+            return protocol.encode_frame(_classify_failure(exc))
+        except MemoryError:
+            return _FALLBACK_MEMORY
+
+
+def _confine(state: ZygoteState, job: dict[str, Any], vm_bytes: int) -> None:
+    """Everything but seccomp, which comes last, right before the strategy's code runs."""
+    if state.landlock_abi:
+        # A nested domain: the job cannot signal even the fork server. Needs an fd, so it
+        # comes before RLIMIT_NOFILE.
+        oslayers.apply_landlock(state.landlock_abi)
+    oslayers.apply_rlimits(
+        oslayers.Limits(
+            cpu_seconds=int(job["cpu_seconds"]),
+            address_space_bytes=vm_bytes + int(job["memory_bytes"]),
+            open_files=protocol.RESULT_FD + 1,
+        )
+    )
+    warnings.simplefilter("ignore")  # formatting a warning reads source files
+    sys.setrecursionlimit(int(job["recursion_limit"]) + 50)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def job_main(state: ZygoteState, in_fd: int, out_fd: int, vm_bytes: int) -> NoReturn:
+    """Entry point of a freshly forked job process. Never returns."""
+    try:
+        oslayers.set_parent_death_signal()
+        if os.getppid() != state.zygote_pid:
+            os._exit(EXIT_SETUP_FAILED)  # the fork server died between fork and here
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        job = pickle.loads(_read_all(in_fd))
+        os.close(in_fd)
+        for fd in (0, 1, 2):  # before RESULT_FD is taken: devnull_fd may be that number
+            os.dup2(state.devnull_fd, fd)
+        if out_fd != protocol.RESULT_FD:
+            os.dup2(out_fd, protocol.RESULT_FD, inheritable=False)
+            os.close(out_fd)
+        os.closerange(protocol.RESULT_FD + 1, 1 << 20)
+    except BaseException:
+        os._exit(EXIT_SETUP_FAILED)
+
+    def seal() -> None:
+        if state.seccomp_filter is not None:
+            state.seccomp_filter.load()
+
+    try:
+        _confine(state, job, vm_bytes)  # before compiling: that runs under the limits too
+        frame = run_job(job, seal, _send)
+    except MemoryError:
+        frame = _FALLBACK_MEMORY
+    except BaseException as exc:
+        try:
+            frame = protocol.encode_frame(
+                {"t": protocol.ERROR, "kind": protocol.KIND_INTERNAL, "message": _text(exc)}
+            )
+        except BaseException:
+            frame = _FALLBACK_INTERNAL
+    try:
+        _write_all(frame)
+    finally:
+        os._exit(0)
