@@ -5,6 +5,8 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from models.fields import DatetimeField
+
 
 class StrategyStatus(StrEnum):
     DRAFT = "draft"
@@ -46,8 +48,8 @@ class GeneratedStrategy(Model):
     parameters: dict = fields.JSONField(default=dict)
     performance_metrics: dict = fields.JSONField(default=dict)
     usage_count = fields.IntField(default=0)
-    created_at = fields.DatetimeField(auto_now_add=True)
-    updated_at = fields.DatetimeField(auto_now=True)
+    created_at = DatetimeField(auto_now_add=True)
+    updated_at = DatetimeField(auto_now=True)
 
     user_id: str
 
@@ -82,7 +84,7 @@ class StrategyGenerationLog(Model):
     processing_time_seconds = fields.FloatField(default=0.0)
     tokens_used = fields.IntField(default=0)
     attempts: list = fields.JSONField(default=list)
-    created_at = fields.DatetimeField(auto_now_add=True)
+    created_at = DatetimeField(auto_now_add=True)
 
     user_id: str
     strategy_id: str | None
