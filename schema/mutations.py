@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
+from strawberry.scalars import JSON
 
 from schema.context import Context
 from schema.types import (
     AuthPayload,
+    BacktestInput,
+    BacktestResult,
     GenerateStrategyInput,
     GenerateStrategyPayload,
     GenerationLog,
+    MarketDataInput,
+    Signal,
     Strategy,
     UpdateStrategyInput,
     User,
@@ -19,7 +24,7 @@ from schema.types import (
 from services import accounts, strategies
 from services.generation import GenerationRequest
 from services.strategies import StrategyChanges, check_code_size
-from services.validation import validate_code
+from services.validation import extract_default_params, validate_code, with_errors
 
 Info = strawberry.Info[Context, None]
 
@@ -80,7 +85,52 @@ class Mutation:
         return await strategies.delete_strategy(await info.context.require_user(), id)
 
     @strawberry.mutation
-    async def validate_code(self, info: Info, code: str) -> ValidationResult:
+    async def validate_code(
+        self,
+        info: Info,
+        code: str,
+        smoke_test: Annotated[
+            bool,
+            strawberry.argument(
+                description="Also run the code once in the sandbox on sample data "
+                "(runtime errors, return shape)."
+            ),
+        ] = True,
+    ) -> ValidationResult:
         await info.context.require_user()
         check_code_size(code)
-        return ValidationResult.from_report(validate_code(code))
+        report = validate_code(code)
+        if smoke_test and report.valid:
+            runner = info.context.services.runner
+            problems = await runner.smoke_test(code, extract_default_params(code))
+            report = with_errors(report, problems)
+        return ValidationResult.from_report(report)
+
+    @strawberry.mutation
+    async def run_strategy(
+        self,
+        info: Info,
+        id: uuid.UUID,
+        market_data: MarketDataInput,
+        parameters: JSON | None = None,
+    ) -> Signal:
+        user = await info.context.require_user()
+        signal = await info.context.services.runner.run(
+            user, id, market_data.to_columns(), cast("dict[str, Any] | None", parameters)
+        )
+        return Signal.from_dict(signal)
+
+    @strawberry.mutation
+    async def backtest_strategy(
+        self, info: Info, id: uuid.UUID, input: BacktestInput
+    ) -> BacktestResult:
+        user = await info.context.require_user()
+        outcome = await info.context.services.runner.backtest(user, id, input.to_request())
+        return BacktestResult(
+            strategy=Strategy.from_model(outcome.strategy),
+            metrics=cast(JSON, outcome.result["metrics"]),
+            equity_curve=outcome.result["equityCurve"],
+            trades=cast(JSON, outcome.result["trades"]),
+            bars=outcome.result["bars"],
+            elapsed_seconds=outcome.elapsed_seconds,
+        )

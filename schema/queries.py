@@ -10,6 +10,7 @@ from schema.types import (
     GenerationLog,
     GenerationLogPage,
     GenerationStatus,
+    SampleDataset,
     Strategy,
     StrategyPage,
     StrategyStatus,
@@ -17,6 +18,8 @@ from schema.types import (
     User,
 )
 from services import strategies
+from services.execution import sample_datasets
+from services.samples import SAMPLE_NAMES
 
 Info = strawberry.Info[Context, None]
 ALL_USERS = strawberry.argument(description="Staff only: every user's rows (the admin view).")
@@ -77,3 +80,11 @@ class Query:
     async def generation_log(self, info: Info, id: uuid.UUID) -> GenerationLog | None:
         found = await strategies.get_generation_log(await info.context.require_user(), id)
         return GenerationLog.from_model(found) if found is not None else None
+
+    @strawberry.field(description="Names of the built-in (synthetic) data sets for backtests.")
+    def sample_datasets(self) -> list[str]:
+        return list(SAMPLE_NAMES)
+
+    @strawberry.field(description="The built-in data sets with their descriptions.")
+    def sample_dataset_details(self) -> list[SampleDataset]:
+        return [SampleDataset(**vars(dataset)) for dataset in sample_datasets()]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 import models
+from services.execution import BacktestRequest, MarketDataColumns
 from services.strategies import Page, code_preview
 from services.validation import ValidationReport
 
@@ -240,3 +242,106 @@ class UpdateStrategyInput:
     strategy_type: StrategyType | None = None
     status: StrategyStatus | None = None
     parameters: JSON | None = None
+
+
+@strawberry.enum
+class SignalAction(Enum):
+    BUY = "buy"
+    SELL = "sell"
+    HOLD = "hold"
+
+
+@strawberry.type
+class Signal:
+    action: SignalAction
+    confidence: float = strawberry.field(description="0.0 to 1.0")
+    reason: str
+    metadata: JSON
+
+    @classmethod
+    def from_dict(cls, signal: dict[str, Any]) -> Signal:
+        return cls(
+            action=SignalAction(signal["action"]),
+            confidence=signal["confidence"],
+            reason=signal["reason"],
+            metadata=cast(JSON, signal["metadata"]),
+        )
+
+
+@strawberry.type
+class BacktestResult:
+    strategy: Strategy
+    metrics: JSON = strawberry.field(
+        description="totalReturnPct, maxDrawdownPct, sharpeRatio, winRatePct, numTrades, "
+        "exposurePct, finalEquity and more (as backtesting.py reports them)."
+    )
+    equity_curve: list[float] = strawberry.field(description="Equity at each bar's close.")
+    trades: JSON
+    bars: int
+    elapsed_seconds: float
+
+
+@strawberry.type
+class SampleDataset:
+    name: str
+    description: str
+    bars: int
+    timeframe: str | None
+
+
+@strawberry.input(description="OHLCV bars, oldest first; all lists the same length.")
+class MarketDataInput:
+    symbol: str | None = None
+    timeframe: str | None = None
+    timestamp: list[float] | None = strawberry.field(default=None, description="unix seconds")
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+
+    def to_columns(self) -> MarketDataColumns:
+        return MarketDataColumns(
+            open=self.open,
+            high=self.high,
+            low=self.low,
+            close=self.close,
+            volume=self.volume,
+            timestamp=self.timestamp,
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+        )
+
+
+@strawberry.input
+class BacktestInput:
+    market_data: MarketDataInput | None = strawberry.field(
+        default=None, description="The bars to test on; or sample, or csv."
+    )
+    sample: str | None = strawberry.field(
+        default=None, description="The name of a built-in data set (see Query.sampleDatasets)."
+    )
+    initial_cash: float | None = 10000.0
+    commission_pct: float | None = 0.1
+    parameters: JSON | None = strawberry.field(
+        default=None, description="Overrides the strategy's own parameters."
+    )
+    csv: str | None = strawberry.field(
+        default=None,
+        description="OHLCV as CSV text with a header row: timestamp (or date/time, unix "
+        "seconds or ISO-8601), open, high, low, close, volume.",
+    )
+    allow_short: bool | None = strawberry.field(
+        default=False, description="Let a sell signal open a short when flat."
+    )
+
+    def to_request(self) -> BacktestRequest:
+        return BacktestRequest(
+            market_data=self.market_data.to_columns() if self.market_data else None,
+            sample=self.sample,
+            csv=self.csv,
+            initial_cash=10000.0 if self.initial_cash is None else self.initial_cash,
+            commission_pct=0.1 if self.commission_pct is None else self.commission_pct,
+            allow_short=bool(self.allow_short),
+            parameters=cast("dict[str, Any] | None", self.parameters),
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,6 +19,7 @@ from schema.context import Context
 from server.db import tortoise_config
 from server.settings import Settings, get_settings
 from server.wiring import Services, build_services
+from services.sandbox import SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
-            yield
-        aclose: Any = getattr(services.generator.provider, "aclose", None)
-        if aclose is not None:
-            await aclose()
+            try:
+                # Probe the isolation layers now, so the log says at start-up what protects us;
+                # without isolation the server still serves everything but execution.
+                await services.runner.sandbox.start()
+            except SandboxUnavailable as exc:
+                log.error("strategy execution disabled: %s", exc.message)
+            try:
+                yield
+            finally:
+                await services.aclose()
 
     app = Starlette(
         routes=[

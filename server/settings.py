@@ -32,6 +32,13 @@ class Settings(BaseSettings):
 
     rate_limit_generate: str = "10/minute"
 
+    sandbox_max_concurrent_jobs: int = Field(default=2, ge=1, le=64)
+    sandbox_max_queue: int = Field(default=32, ge=0, le=10_000)
+    sandbox_memory_mb: int = Field(default=512, ge=64, le=65_536)
+    sandbox_allow_unisolated: bool = False
+    run_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+
     log_level: str = "info"
 
     @field_validator("rate_limit_generate")

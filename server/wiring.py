@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from server.settings import Settings
 from services.accounts import TokenSigner
+from services.execution import StrategyRunner
 from services.generation import Generator
 from services.providers.base import CodeProvider
 from services.rate_limits import RateLimit
+from services.sandbox import Sandbox, SandboxSettings
 
 
 @dataclass
@@ -16,6 +19,13 @@ class Services:
     settings: Settings
     signer: TokenSigner
     generator: Generator
+    runner: StrategyRunner
+
+    async def aclose(self) -> None:
+        aclose: Any = getattr(self.generator.provider, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        await self.runner.sandbox.close()
 
 
 def build_provider(settings: Settings) -> CodeProvider:
@@ -35,12 +45,30 @@ def build_provider(settings: Settings) -> CodeProvider:
     return TemplateProvider()
 
 
-def build_services(settings: Settings, provider: CodeProvider | None = None) -> Services:
+def build_sandbox(settings: Settings) -> Sandbox:
+    return Sandbox(
+        SandboxSettings(
+            max_concurrent_jobs=settings.sandbox_max_concurrent_jobs,
+            max_queue=settings.sandbox_max_queue,
+            memory_limit_mb=settings.sandbox_memory_mb,
+            allow_unisolated=settings.sandbox_allow_unisolated,
+        )
+    )
+
+
+def build_services(
+    settings: Settings, provider: CodeProvider | None = None, sandbox: Sandbox | None = None
+) -> Services:
     return Services(
         settings=settings,
         signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
         generator=Generator(
             provider or build_provider(settings),
             RateLimit(settings.rate_limit_generate, scope="generateStrategy"),
+        ),
+        runner=StrategyRunner(
+            sandbox or build_sandbox(settings),
+            signal_timeout_seconds=settings.run_timeout_seconds,
+            backtest_timeout_seconds=settings.backtest_timeout_seconds,
         ),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from services.code_rules import (
@@ -182,6 +182,13 @@ class _Findings:
 def _at(node: ast.AST | None, message: str) -> str:
     line = getattr(node, "lineno", None)
     return f"Line {line}: {message}" if line else message
+
+
+def with_errors(report: ValidationReport, errors: list[str]) -> ValidationReport:
+    """`report` plus errors found later (e.g. by running the code); any error invalidates."""
+    if not errors:
+        return report
+    return replace(report, valid=False, errors=(*report.errors, *errors))
 
 
 def trading_keywords(code: str) -> tuple[str, ...]:

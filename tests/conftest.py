@@ -19,6 +19,7 @@ from tortoise import Tortoise
 
 from server.db import dialect_of, migrate, tortoise_config
 from server.settings import Settings
+from services.sandbox import Sandbox, SandboxSettings
 from services.templates import TemplateProvider
 from tests.support.api import GraphQLCall, call_graphql, make_client, register_user
 
@@ -76,9 +77,18 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
     )
 
 
+@pytest.fixture(scope="session")
+async def sandbox() -> AsyncIterator[Sandbox]:
+    """One fork server for the run: starting one costs about half a second."""
+    async with Sandbox(SandboxSettings(max_concurrent_jobs=2)) as running:
+        yield running
+
+
 @pytest.fixture
-async def client(database: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client(settings, TemplateProvider()) as c:
+async def client(
+    database: str, settings: Settings, sandbox: Sandbox
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(settings, TemplateProvider(), sandbox) as c:
         yield c
 
 

@@ -18,17 +18,6 @@ from schema import print_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT.parent / "shared" / "api-contract.graphql"
-# Until the sandbox lands (issue 3) these contract operations are not served yet.
-NOT_YET_SERVED = {
-    ("Mutation", "runStrategy"),
-    ("Mutation", "backtestStrategy"),
-    ("Query", "sampleDatasets"),
-    ("BacktestResult", None),
-    ("Signal", None),
-    ("SignalAction", None),
-    ("BacktestInput", None),
-    ("MarketDataInput", None),
-}
 
 
 def test_committed_schema_is_current() -> None:
@@ -42,7 +31,7 @@ def contract_differences(contract: GraphQLSchema, served: GraphQLSchema) -> list
     """Every type, field, argument, default and enum value of `contract` must exist in `served`."""
     problems: list[str] = []
     for name, expected in contract.type_map.items():
-        if name.startswith("__") or (name, None) in NOT_YET_SERVED:
+        if name.startswith("__"):
             continue
         actual = served.type_map.get(name)
         if actual is None or type(actual) is not type(expected):
@@ -53,8 +42,6 @@ def contract_differences(contract: GraphQLSchema, served: GraphQLSchema) -> list
             problems += [f"enum value {name}.{v} missing" for v in sorted(missing)]
         if isinstance(expected, (GraphQLObjectType, GraphQLInterfaceType, GraphQLInputObjectType)):
             for field_name, field in expected.fields.items():
-                if (name, field_name) in NOT_YET_SERVED:
-                    continue
                 served_field = actual.fields.get(field_name)  # type: ignore[union-attr]
                 if served_field is None:
                     problems.append(f"field {name}.{field_name} missing")

@@ -13,6 +13,7 @@ from server.app import create_app
 from server.settings import Settings
 from server.wiring import build_services
 from services.providers.base import CodeProvider
+from services.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PASSWORD = "correct horse battery"
@@ -20,8 +21,10 @@ PASSWORD = "correct horse battery"
 GraphQLCall = Callable[..., Awaitable[dict[str, Any]]]
 
 
-def make_client(settings: Settings, provider: CodeProvider | None = None) -> httpx.AsyncClient:
-    app = create_app(settings, build_services(settings, provider))
+def make_client(
+    settings: Settings, provider: CodeProvider | None = None, sandbox: Sandbox | None = None
+) -> httpx.AsyncClient:
+    app = create_app(settings, build_services(settings, provider, sandbox))
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
     )

@@ -1,0 +1,217 @@
+"""Running stored strategies: single signals and backtests, always inside the sandbox.
+
+Owner checks, input checks and bookkeeping (usage count, stored metrics) live here; the
+sandbox only ever sees code, bars and parameters.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.expressions import F
+
+from models import GeneratedStrategy, StrategyStatus, User
+from services.backtesting import BacktestOptions
+from services.errors import BadInput
+from services.market_data import Bars, MarketDataError, bars_from_columns, bars_from_csv
+from services.samples import SAMPLE_NAMES, UnknownSample, load_sample, sample_description
+from services.sandbox import Sandbox
+from services.strategies import check_parameters, require_strategy
+
+MAX_SIGNAL_BARS = 20_000
+MAX_BACKTEST_BARS = 100_000
+MAX_CSV_BYTES = 10 * 1024 * 1024
+SMOKE_SAMPLE = "trending_daily"
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class MarketDataColumns:
+    """OHLCV as the API receives it: plain lists, checked here."""
+
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+    timestamp: list[float] | None = None
+    symbol: str | None = None
+    timeframe: str | None = None
+
+
+@dataclass(frozen=True)
+class BacktestRequest:
+    market_data: MarketDataColumns | None = None
+    sample: str | None = None
+    csv: str | None = None
+    initial_cash: float = 10_000.0
+    commission_pct: float = 0.1
+    allow_short: bool = False
+    parameters: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class BacktestOutcome:
+    strategy: GeneratedStrategy
+    result: dict[str, Any]
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True)
+class SampleDataset:
+    name: str
+    description: str
+    bars: int
+    timeframe: str | None
+
+
+def sample_datasets() -> list[SampleDataset]:
+    datasets = []
+    for name in SAMPLE_NAMES:
+        bars = load_sample(name)
+        datasets.append(SampleDataset(name, sample_description(name), len(bars), bars.timeframe))
+    return datasets
+
+
+def bars_from_input(columns: MarketDataColumns, max_bars: int) -> Bars:
+    data: dict[str, Any] = {key: getattr(columns, key) for key in OHLCV}
+    if columns.timestamp is not None:
+        data["timestamp"] = columns.timestamp
+    try:
+        return bars_from_columns(
+            data, max_bars=max_bars, symbol=columns.symbol, timeframe=columns.timeframe
+        )
+    except MarketDataError as exc:
+        raise BadInput(f"marketData: {exc}") from None
+
+
+def _backtest_bars(request: BacktestRequest) -> tuple[Bars, str]:
+    given = [
+        name
+        for name, value in (
+            ("marketData", request.market_data),
+            ("sample", request.sample),
+            ("csv", request.csv),
+        )
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise BadInput("Give exactly one of marketData, sample or csv")
+    if request.sample is not None:
+        try:
+            return load_sample(request.sample), f"sample:{request.sample}"
+        except UnknownSample:
+            raise BadInput(
+                f"Unknown sample '{request.sample}'; choose one of {', '.join(SAMPLE_NAMES)}"
+            ) from None
+    if request.csv is not None:
+        if len(request.csv.encode()) > MAX_CSV_BYTES:
+            raise BadInput(f"csv must be at most {MAX_CSV_BYTES // (1024 * 1024)} MiB")
+        try:
+            return bars_from_csv(request.csv, max_bars=MAX_BACKTEST_BARS), "csv"
+        except MarketDataError as exc:
+            raise BadInput(f"csv: {exc}") from None
+    assert request.market_data is not None
+    return bars_from_input(request.market_data, MAX_BACKTEST_BARS), "marketData"
+
+
+def _runnable(strategy: GeneratedStrategy) -> None:
+    if strategy.status is StrategyStatus.ERROR:
+        raise BadInput(
+            f"Strategy {strategy.id} did not pass validation (status ERROR): fix its code first"
+        )
+
+
+def _effective_parameters(
+    strategy: GeneratedStrategy, overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    if overrides is None:
+        return dict(strategy.parameters or {})
+    return {**(strategy.parameters or {}), **check_parameters(overrides)}
+
+
+class StrategyRunner:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        *,
+        signal_timeout_seconds: float = 2.0,
+        backtest_timeout_seconds: float = 60.0,
+    ) -> None:
+        self.sandbox = sandbox
+        self.signal_timeout_seconds = signal_timeout_seconds
+        self.backtest_timeout_seconds = backtest_timeout_seconds
+
+    async def run(
+        self,
+        user: User,
+        strategy_id: uuid.UUID,
+        market_data: MarketDataColumns,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        strategy = await require_strategy(user, strategy_id)
+        _runnable(strategy)
+        bars = bars_from_input(market_data, MAX_SIGNAL_BARS)
+        signal = await self.sandbox.run_signal(
+            strategy.generated_code,
+            bars,
+            _effective_parameters(strategy, parameters),
+            timeout_seconds=self.signal_timeout_seconds,
+        )
+        # One statement, so concurrent runs never lose a count.
+        await GeneratedStrategy.filter(id=strategy.id).update(usage_count=F("usage_count") + 1)
+        return signal
+
+    async def backtest(
+        self,
+        user: User,
+        strategy_id: uuid.UUID,
+        request: BacktestRequest,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> BacktestOutcome:
+        strategy = await require_strategy(user, strategy_id)
+        _runnable(strategy)
+        bars, source = _backtest_bars(request)
+        options = BacktestOptions(
+            initial_cash=request.initial_cash,
+            commission_pct=request.commission_pct,
+            allow_short=request.allow_short,
+        )
+        try:
+            options.check()
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        started = time.perf_counter()
+        result = await self.sandbox.run_backtest(
+            strategy.generated_code,
+            bars,
+            _effective_parameters(strategy, request.parameters),
+            options,
+            timeout_seconds=self.backtest_timeout_seconds,
+            on_progress=on_progress,
+        )
+        elapsed = time.perf_counter() - started
+        summary = {
+            **result["metrics"],
+            "bars": len(bars),
+            "data": source,
+            "initialCash": options.initial_cash,
+            "commissionPct": options.commission_pct,
+            "allowShort": options.allow_short,
+            "backtestedAt": datetime.now(UTC).isoformat(),
+        }
+        await GeneratedStrategy.filter(id=strategy.id).update(performance_metrics=summary)
+        await strategy.refresh_from_db()
+        return BacktestOutcome(strategy=strategy, result=result, elapsed_seconds=elapsed)
+
+    async def smoke_test(self, code: str, parameters: Mapping[str, Any] | None = None) -> list[str]:
+        """Runtime problems of `code` on sample data ([] when it runs and returns a signal)."""
+        problems = await self.sandbox.smoke_test(
+            code, load_sample(SMOKE_SAMPLE), dict(parameters or {})
+        )
+        return [f"Runtime check on sample data: {problem}" for problem in problems]
