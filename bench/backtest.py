@@ -1,0 +1,130 @@
+"""Backtest benchmark (issue 3): this service's sandboxed backtest against backtesting.py.
+
+The same SMA crossover over the same 10,000 bars, one run each after an untimed warm-up:
+ours as an `execute_strategy` source string run by `Sandbox.run_backtest` (fork server,
+seccomp, rlimits, namespaces: everything a user's backtest goes through), backtesting.py
+idiomatically. Prints wall time, trade count (they must agree), final equity and the ratio
+(target: at most 3x). Then `runStrategy` latency on the fast path, through the GraphQL API
+in-process (auth, database, sandbox round trip; target p50 under 20 ms).
+
+Usage: .venv/bin/python bench/backtest.py [--bars 10000] [--calls 200]
+Exits 1 when the trade counts differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.backtest_engine import (  # noqa: E402
+    CASH,
+    COMMISSION,
+    FAST,
+    SLOW,
+    execute_strategy,
+    run_backtesting_py,
+)
+from services.backtesting import BacktestOptions  # noqa: E402
+from services.market_data import Bars  # noqa: E402
+from services.samples import synthetic_bars  # noqa: E402
+from services.sandbox import Sandbox  # noqa: E402
+
+RUN = """mutation($id: UUID!, $data: MarketDataInput!) {
+  runStrategy(id: $id, marketData: $data) { action confidence } }"""
+GENERATE = """mutation { generateStrategy(input: {prompt: "SMA 20/50 crossover"}) {
+  strategy { id } } }"""
+
+
+async def sandboxed_backtest(sandbox: Sandbox, bars: Bars) -> tuple[float, dict]:
+    code = "from typing import Any\n\n" + inspect.getsource(execute_strategy)
+    options = BacktestOptions(initial_cash=CASH, commission_pct=COMMISSION * 100)
+    params = {"fast": FAST, "slow": SLOW}
+    await sandbox.run_backtest(code, bars, params, options, timeout_seconds=120)  # warm-up
+    started = time.perf_counter()
+    result = await sandbox.run_backtest(code, bars, params, options, timeout_seconds=120)
+    return time.perf_counter() - started, result
+
+
+async def run_strategy_latency(sandbox: Sandbox, calls: int) -> list[float]:
+    from tortoise import Tortoise
+
+    from server.db import migrate, tortoise_config
+    from server.settings import Settings
+    from services.templates import TemplateProvider
+    from tests.support.api import call_graphql, make_client, register_user
+
+    url = f"sqlite://{tempfile.mkdtemp(prefix='bench-run-')}/bench.sqlite3"
+    await migrate(url)
+    await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    settings = Settings(_env_file=None, database_url=url, secret_key="b" * 40)  # type: ignore[call-arg]
+    data = synthetic_bars("trending", 200, timeframe="1d", seed=3).as_columns()
+    latencies = []
+    try:
+        async with make_client(settings, TemplateProvider(), sandbox) as client:
+            token, _ = await register_user(client)
+            body = await call_graphql(client, GENERATE, None, token)
+            strategy_id = body["data"]["generateStrategy"]["strategy"]["id"]
+            variables = {"id": strategy_id, "data": data}
+            for _ in range(10):
+                await call_graphql(client, RUN, variables, token)
+            for _ in range(calls):
+                started = time.perf_counter()
+                body = await call_graphql(client, RUN, variables, token)
+                latencies.append(time.perf_counter() - started)
+                assert "errors" not in body, body
+    finally:
+        await Tortoise.close_connections()
+    return sorted(latencies)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    bars = synthetic_bars("trending", args.bars, timeframe="1d", seed=7)
+    async with Sandbox() as sandbox:
+        assert sandbox.probe is not None
+        print(f"sandbox layers: {sandbox.probe.summary()}")
+        ours_s, ours = await sandboxed_backtest(sandbox, bars)
+        run_backtesting_py(bars)  # warm-up: backtesting.py's first run initialises lazily
+        started = time.perf_counter()
+        their_trades, their_final = run_backtesting_py(bars)
+        theirs_s = time.perf_counter() - started
+        latencies = await run_strategy_latency(sandbox, args.calls)
+
+    our_trades, our_final = ours["metrics"]["numTrades"], ours["metrics"]["finalEquity"]
+    ratio = ours_s / theirs_s
+    print(f"\n{args.bars} bars, SMA({FAST}/{SLOW}) crossover, {COMMISSION:.2%} commission")
+    print(f"{'':30}{'this service':>16}{'backtesting.py':>16}")
+    print(f"{'wall time (sandbox included)':30}{ours_s * 1e3:>13.1f} ms{theirs_s * 1e3:>13.1f} ms")
+    print(f"{'trades':30}{our_trades:>16}{their_trades:>16}")
+    print(f"{'final equity':30}{our_final:>16.2f}{their_final:>16.2f}")
+    print(f"ratio {ratio:.2f}x (target <= 3x -> {'MET' if ratio <= 3 else 'NOT MET'})")
+    p50 = statistics.median(latencies) * 1e3
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1e3
+    print(f"\nrunStrategy through the API, {args.calls} calls on 200 bars:")
+    print(
+        f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p50 < 20 ms -> "
+        f"{'MET' if p50 < 20 else 'NOT MET'})"
+    )
+    if our_trades != their_trades:
+        print("MISMATCH: trade counts differ", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bars", type=int, default=10_000)
+    parser.add_argument("--calls", type=int, default=200)
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
