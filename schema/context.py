@@ -27,6 +27,12 @@ class Context:
         field(default_factory=dict)
     )
 
+    @property
+    def client_address(self) -> str:
+        """The peer address (uvicorn resolves X-Forwarded-For from trusted proxies only)."""
+        client = getattr(self.request, "client", None)
+        return str(client.host) if client is not None and client.host else "unknown"
+
     async def require_user(self) -> models.User:
         if self._user is None:
             header = (self.authorization or "").strip()

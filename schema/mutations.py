@@ -39,10 +39,14 @@ def _auth_payload(info: Info, user: accounts.User) -> AuthPayload:
 class Mutation:
     @strawberry.mutation
     async def register(self, info: Info, email: str, password: str) -> AuthPayload:
+        await info.context.services.limits.auth_by_address.hit(info.context.client_address)
         return _auth_payload(info, await accounts.register(email, password))
 
     @strawberry.mutation
     async def login(self, info: Info, email: str, password: str) -> AuthPayload:
+        limits = info.context.services.limits
+        await limits.auth_by_address.hit(info.context.client_address)
+        await limits.login.hit(accounts.login_key(email))
         return _auth_payload(info, await accounts.authenticate(email, password))
 
     @strawberry.mutation
@@ -97,12 +101,12 @@ class Mutation:
             ),
         ] = True,
     ) -> ValidationResult:
-        await info.context.require_user()
+        user = await info.context.require_user()
         check_code_size(code)
         report = validate_code(code)
         if smoke_test and report.valid:
             runner = info.context.services.runner
-            problems = await runner.smoke_test(code, extract_default_params(code))
+            problems = await runner.smoke_test(user, code, extract_default_params(code))
             report = with_errors(report, problems)
         return ValidationResult.from_report(report)
 

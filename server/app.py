@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -14,8 +15,9 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from tortoise.contrib.starlette import RegisterTortoise
 
-from schema import schema
+from schema import make_schema, schema
 from schema.context import Context
+from server.body_limit import BodySizeLimit
 from server.db import tortoise_config
 from server.settings import Settings, get_settings
 from server.wiring import Services, build_services
@@ -26,7 +28,12 @@ log = logging.getLogger(__name__)
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+        introspection = services.settings.graphql_introspection
+        # GraphiQL needs introspection: without it, the playground goes too.
+        super().__init__(
+            schema if introspection else make_schema(introspection=False),
+            graphql_ide="graphiql" if introspection else None,
+        )
         self.services = services
 
     async def get_context(
@@ -73,6 +80,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             WebSocketRoute("/graphql", graphql_app),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)],
     )
     app.state.services = services
     return app

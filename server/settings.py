@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     gemini_retry_base_seconds: float = Field(default=1.0, ge=0, le=60)
 
     rate_limit_generate: str = "10/minute"
+    rate_limit_execute: str = "120/minute"
+    rate_limit_login: str = "10/minute"
+    rate_limit_auth_by_address: str = "30/minute"
+    redis_url: str = ""
+
+    graphql_introspection: bool = True
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
     sandbox_max_concurrent_jobs: int = Field(default=2, ge=1, le=64)
     sandbox_max_queue: int = Field(default=32, ge=0, le=10_000)
@@ -41,7 +48,12 @@ class Settings(BaseSettings):
 
     log_level: str = "info"
 
-    @field_validator("rate_limit_generate")
+    @field_validator(
+        "rate_limit_generate",
+        "rate_limit_execute",
+        "rate_limit_login",
+        "rate_limit_auth_by_address",
+    )
     @classmethod
     def _rate_limit_syntax(cls, value: str) -> str:
         if not RATE_LIMIT_PATTERN.match(value):

@@ -10,7 +10,7 @@ from services.accounts import TokenSigner
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.providers.base import CodeProvider
-from services.rate_limits import RateLimit
+from services.rate_limits import RateLimits
 from services.sandbox import Sandbox, SandboxSettings
 
 
@@ -20,6 +20,7 @@ class Services:
     signer: TokenSigner
     generator: Generator
     runner: StrategyRunner
+    limits: RateLimits
 
     async def aclose(self) -> None:
         aclose: Any = getattr(self.generator.provider, "aclose", None)
@@ -56,19 +57,32 @@ def build_sandbox(settings: Settings) -> Sandbox:
     )
 
 
+def build_limits(settings: Settings) -> RateLimits:
+    return RateLimits.from_specs(
+        generate=settings.rate_limit_generate,
+        execute=settings.rate_limit_execute,
+        login=settings.rate_limit_login,
+        auth_by_address=settings.rate_limit_auth_by_address,
+        redis_url=settings.redis_url,
+    )
+
+
 def build_services(
     settings: Settings, provider: CodeProvider | None = None, sandbox: Sandbox | None = None
 ) -> Services:
+    limits = build_limits(settings)
     return Services(
         settings=settings,
         signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
         generator=Generator(
             provider or build_provider(settings),
-            RateLimit(settings.rate_limit_generate, scope="generateStrategy"),
+            limits.generate,
         ),
         runner=StrategyRunner(
             sandbox or build_sandbox(settings),
             signal_timeout_seconds=settings.run_timeout_seconds,
             backtest_timeout_seconds=settings.backtest_timeout_seconds,
+            rate_limit=limits.execute,
         ),
+        limits=limits,
     )

@@ -17,6 +17,7 @@ from models import User
 from services.errors import BadInput, Unauthenticated
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+MAX_EMAIL_LENGTH = 254
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
 TOKEN_ALGORITHM = "HS256"
@@ -91,6 +92,11 @@ async def register(email: str, password: str, *, is_staff: bool = False) -> User
         )
     except IntegrityError:
         raise BadInput("An account with this email already exists") from None
+
+
+def login_key(email: str) -> str:
+    """What login attempts are counted by: the account they aim at, however spelled."""
+    return " ".join(email.split()).lower()[:MAX_EMAIL_LENGTH]
 
 
 async def authenticate(email: str, password: str) -> User:

@@ -19,6 +19,7 @@ from models import GeneratedStrategy, StrategyStatus, User
 from services.backtesting import BacktestOptions
 from services.errors import BadInput
 from services.market_data import Bars, MarketDataError, bars_from_columns, bars_from_csv
+from services.rate_limits import RateLimit
 from services.samples import SAMPLE_NAMES, UnknownSample, load_sample, sample_description
 from services.sandbox import Sandbox
 from services.strategies import check_parameters, require_strategy
@@ -142,8 +143,10 @@ class StrategyRunner:
         *,
         signal_timeout_seconds: float = 2.0,
         backtest_timeout_seconds: float = 60.0,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.sandbox = sandbox
+        self.rate_limit = rate_limit
         self.signal_timeout_seconds = signal_timeout_seconds
         self.backtest_timeout_seconds = backtest_timeout_seconds
 
@@ -157,6 +160,7 @@ class StrategyRunner:
         strategy = await require_strategy(user, strategy_id)
         _runnable(strategy)
         bars = bars_from_input(market_data, MAX_SIGNAL_BARS)
+        await self._count(user)
         signal = await self.sandbox.run_signal(
             strategy.generated_code,
             bars,
@@ -186,6 +190,7 @@ class StrategyRunner:
             options.check()
         except ValueError as exc:
             raise BadInput(str(exc)) from None
+        await self._count(user)
         started = time.perf_counter()
         result = await self.sandbox.run_backtest(
             strategy.generated_code,
@@ -209,9 +214,17 @@ class StrategyRunner:
         await strategy.refresh_from_db()
         return BacktestOutcome(strategy=strategy, result=result, elapsed_seconds=elapsed)
 
-    async def smoke_test(self, code: str, parameters: Mapping[str, Any] | None = None) -> list[str]:
+    async def smoke_test(
+        self, user: User, code: str, parameters: Mapping[str, Any] | None = None
+    ) -> list[str]:
         """Runtime problems of `code` on sample data ([] when it runs and returns a signal)."""
+        await self._count(user)
         problems = await self.sandbox.smoke_test(
             code, load_sample(SMOKE_SAMPLE), dict(parameters or {})
         )
         return [f"Runtime check on sample data: {problem}" for problem in problems]
+
+    async def _count(self, user: User) -> None:
+        """Sandbox time is the scarce resource: every execution counts against the user."""
+        if self.rate_limit is not None:
+            await self.rate_limit.hit(str(user.id))

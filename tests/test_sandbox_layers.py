@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -110,11 +111,15 @@ def execute_strategy(market_data, strategy_params):
 async def test_bwrap_shows_only_python_and_the_services_package() -> None:
     if not _available("bwrap-only"):
         pytest.skip("bubblewrap is not installed")
-    hidden = [ROOT / ".git", ROOT / "server", ROOT / "tests", "/etc/passwd", "/home", "/tmp"]
-    visible = [ROOT / "services" / "sandbox", sys.prefix]
-    paths = [str(p) for p in hidden + visible]
-    async with Sandbox(LAYERS["bwrap-only"]) as box:
-        seen = (await box.run_signal(VIEW, BARS, {"paths": paths}))["metadata"]
+    # A file in the temporary directory, not "/tmp" itself: when the checkout lives under
+    # /tmp (CI clones there), bwrap must create /tmp as a parent of the bound paths.
+    with tempfile.NamedTemporaryFile(prefix="sandbox-marker-") as marker:
+        hidden = [ROOT / ".git", ROOT / "server", ROOT / "tests", "/etc/passwd", "/home"]
+        hidden.append(marker.name)
+        visible = [ROOT / "services" / "sandbox", sys.prefix]
+        paths = [str(p) for p in hidden + visible]
+        async with Sandbox(LAYERS["bwrap-only"]) as box:
+            seen = (await box.run_signal(VIEW, BARS, {"paths": paths}))["metadata"]
     assert seen == {path: path in map(str, visible) for path in paths}
 
 

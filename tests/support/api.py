@@ -22,12 +22,14 @@ GraphQLCall = Callable[..., Awaitable[dict[str, Any]]]
 
 
 def make_client(
-    settings: Settings, provider: CodeProvider | None = None, sandbox: Sandbox | None = None
+    settings: Settings,
+    provider: CodeProvider | None = None,
+    sandbox: Sandbox | None = None,
+    client_address: str = "127.0.0.1",
 ) -> httpx.AsyncClient:
     app = create_app(settings, build_services(settings, provider, sandbox))
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
-    )
+    transport = httpx.ASGITransport(app=app, client=(client_address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)
 
 
 async def call_graphql(
