@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 
 import strawberry
+from graphql import GraphQLError, StringValueNode, Visitor, visit
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -12,6 +14,7 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -33,6 +36,44 @@ LIMIT_RULES = (
 )
 
 
+def check_storable(value: object) -> None:
+    """Refuse text nothing downstream can hold: NUL (PostgreSQL's text and jsonb have no room
+    for it) and unpaired surrogates (not UTF-8: argon2, asyncpg, sqlite3 and `str.encode` raise).
+    JSON carries both, as \\u0000 and \\ud800; refused here they are BAD_USER_INPUT.
+    Iterative: a variable may nest as deep as the JSON decoder allows."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise GraphQLError("Text must not contain NUL characters (\\u0000)")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise GraphQLError("Text must not contain unpaired surrogates") from None
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+class _StringLiterals(Visitor):
+    def enter_string_value(self, node: StringValueNode, *_: object) -> None:
+        check_storable(node.value)
+
+
+class StorableText(SchemaExtension):
+    """Every string a request brings, in variables or in literals, passes `check_storable`."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        check_storable(context.variables)
+        if context.graphql_document is not None:
+            visit(context.graphql_document, _StringLiterals())
+        yield
+
+
 def make_schema(*, introspection: bool = True) -> ContractSchema:
     """The API's schema; production may turn introspection off (GRAPHQL_INTROSPECTION)."""
     rules = [*LIMIT_RULES, *([] if introspection else [NoSchemaIntrospectionCustomRule])]
@@ -42,6 +83,7 @@ def make_schema(*, introspection: bool = True) -> ContractSchema:
         # Suggestions ("Did you mean ...?") would leak the schema when introspection is off.
         config=StrawberryConfig(disable_field_suggestions=True),
         extensions=[
+            StorableText,
             partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
             partial(AddValidationRules, rules),
             # Parsing and validating the same documents again on every request is most of the

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -35,6 +37,13 @@ class GraphQLApp(GraphQL[Context, None]):
             graphql_ide="graphiql" if introspection else None,
         )
         self.services = services
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A body nested past the decoder's recursion limit is the client's error, not a 500."""
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise HTTPException(400, "Request body is nested too deeply") from None
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None

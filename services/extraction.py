@@ -14,10 +14,15 @@ import re
 from services.code_rules import DEFAULT_PARAMS_NAME, ENTRYPOINT
 from services.providers.base import PartKind, ResponsePart
 
+# Fences open at the start of a line (as in Markdown) and the quantifiers are possessive: a
+# long run of backticks (a model can be asked for one) is then scanned once, not cubically.
 _FENCE = re.compile(
-    r"(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)(?:\n[ \t]*(?P=fence)|\Z)",
-    re.S,
+    r"^[ \t]*+(?P<fence>`{3,}+|~{3,}+)[ \t]*+(?P<lang>[\w+-]*+)[^\n]*+\n"
+    r"(?P<body>.*?)(?:\n[ \t]*(?P=fence)|\Z)",
+    re.S | re.M,
 )
+# The line breaks Python's tokenizer counts (str.splitlines() also splits on \f, \x85, ...).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _DEFINES_ENTRYPOINT = re.compile(rf"^\s*def\s+{ENTRYPOINT}\s*\(", re.M)
 _PYTHON_LANGS = {"", "python", "py", "python3"}
 
@@ -63,31 +68,44 @@ def strip_harness(code: str) -> str:
         tree = ast.parse(code)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return code.strip("\n") + "\n"
-    lines = code.splitlines()
+    lines = _LINE_BREAK.split(code)  # numbered as the AST numbers them
     used_by_functions = {
         n.id
         for f in tree.body
-        if isinstance(f, ast.FunctionDef | ast.ClassDef)
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         for n in ast.walk(f)
         if isinstance(n, ast.Name)
     }
     seen_entrypoint = False
     cut: list[tuple[int, int]] = []
+    kept_lines: set[int] = set()
     for node in tree.body:
+        span = _lines_of(node)
         if isinstance(node, ast.FunctionDef) and node.name == ENTRYPOINT:
             seen_entrypoint = True
+        elif seen_entrypoint and _is_harness(node, used_by_functions):
+            cut.append(span)
             continue
-        if seen_entrypoint and _is_harness(node, used_by_functions):
-            start = node.lineno
-            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.decorator_list:
-                start = node.decorator_list[0].lineno
-            end = node.end_lineno or node.lineno
-            cut.append((start, end))
-    if not cut:
+        kept_lines.update(range(span[0], span[1] + 1))
+    # `LIMIT = 5; print(LIMIT)`: a line shared with a kept statement stays whole.
+    drop = {
+        line
+        for start, end in cut
+        if kept_lines.isdisjoint(range(start, end + 1))
+        for line in range(start, end + 1)
+    }
+    if not drop:
         return code.strip("\n") + "\n"
-    drop = {line for start, end in cut for line in range(start, end + 1)}
     kept = [text for number, text in enumerate(lines, start=1) if number not in drop]
     return "\n".join(kept).strip("\n") + "\n"
+
+
+def _lines_of(node: ast.stmt) -> tuple[int, int]:
+    """First and last line of a top-level statement, decorators included."""
+    start = node.lineno
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        start = min([start, *(d.lineno for d in node.decorator_list)])
+    return start, node.end_lineno or node.lineno
 
 
 def _is_harness(node: ast.stmt, used_by_functions: set[str]) -> bool:

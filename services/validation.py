@@ -8,7 +8,9 @@ VALIDATED. Everything it reports is a plain sentence a trader can act on.
 from __future__ import annotations
 
 import ast
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -226,7 +228,7 @@ def validate_code(code: str) -> ValidationReport:
             findings, syntax_valid=False, has_function=False, has_imports=False, keywords=keywords
         )
 
-    checker = _Checker(findings, _assigned_names(tree))
+    checker = _Checker(findings, _variable_reads(tree))
     try:
         checker.visit(tree)
     except RecursionError:
@@ -280,10 +282,11 @@ _BLOCKS = (
 
 
 class _Checker(ast.NodeVisitor):
-    def __init__(self, findings: _Findings, assigned: frozenset[str]) -> None:
+    def __init__(self, findings: _Findings, variable_reads: set[int]) -> None:
         self.findings = findings
-        # `open = market_data["open"]` is a variable, not the builtin (which the sandbox removes).
-        self.assigned = assigned
+        # `open = market_data["open"]` is a variable, not the builtin (which the sandbox removes):
+        # the ids of the Name nodes that read such variables rather than builtins.
+        self.variable_reads = variable_reads
         self.has_imports = False
         self.depth = 0
 
@@ -327,7 +330,11 @@ class _Checker(ast.NodeVisitor):
             self._check_attribute(node, part)
 
     def visit_Name(self, node: ast.Name) -> None:
-        if node.id in FORBIDDEN_NAMES and node.id not in self.assigned:
+        if (
+            node.id in FORBIDDEN_NAMES
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in self.variable_reads
+        ):
             self.findings.error(node, f"Use of '{node.id}' is not allowed")
         elif _is_dunder(node.id) and node.id not in ALLOWED_DUNDER_NAMES:
             self.findings.error(node, f"Access to '{node.id}' is not allowed")
@@ -383,12 +390,95 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def _assigned_names(tree: ast.Module) -> frozenset[str]:
-    names = {
-        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-    }
-    names |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
-    return frozenset(names)
+_SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Lambda,
+    ast.ClassDef,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
+# The scopes a name is looked up in, innermost last: (is a class body, the names it binds).
+_Chain = tuple[tuple[bool, frozenset[str]], ...]
+
+
+def _variable_reads(tree: ast.Module) -> set[int]:
+    """Ids of the Name nodes that read a variable of the code's own rather than a builtin.
+
+    Python's scoping, slightly simplified: a name bound anywhere in a function (lambda,
+    comprehension, class body) is local to all of it; enclosing functions' and the module's
+    names are visible inside, class bodies' are not. So a variable `open` in one function
+    does not license `open(...)` in another. Iterative: deeply nested code must not recurse.
+    """
+    reads: set[int] = set()
+    stack: list[tuple[ast.AST, _Chain]] = [(tree, ((False, _bindings(tree.body)),))]
+    while stack:
+        node, chain = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            *enclosing, (_, own) = chain
+            if node.id in own or any(node.id in names for c, names in enclosing if not c):
+                reads.add(id(node))
+        elif isinstance(node, _SCOPES):
+            outside, inside, parameters = _split_scope(node)
+            bound = _bindings(inside) | parameters
+            inner = (*chain, (isinstance(node, ast.ClassDef), bound))
+            stack.extend((child, chain) for child in outside)
+            stack.extend((child, inner) for child in inside)
+        else:
+            stack.extend((child, chain) for child in ast.iter_child_nodes(node))
+    return reads
+
+
+def _split_scope(node: ast.AST) -> tuple[list[ast.AST], list[ast.AST], frozenset[str]]:
+    """A scope's parts run in the enclosing scope (defaults, decorators...), its own parts
+    and its parameters."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        args = node.args
+        every = [
+            a
+            for a in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg)
+            if a is not None
+        ]
+        outside: list[ast.AST] = [*args.defaults, *(d for d in args.kw_defaults if d)]
+        parameters = frozenset(a.arg for a in every)
+        if isinstance(node, ast.Lambda):
+            return outside, [node.body], parameters
+        outside += [a.annotation for a in every if a.annotation is not None]
+        outside += [*node.decorator_list, *([node.returns] if node.returns else [])]
+        return outside, list(node.body), parameters
+    if isinstance(node, ast.ClassDef):
+        return [*node.decorator_list, *node.bases, *node.keywords], list(node.body), frozenset()
+    assert isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp)
+    first, *rest = node.generators
+    own = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+    return [first.iter], [first.target, *first.ifs, *rest, *own], frozenset()
+
+
+def _bindings(inside: Sequence[ast.AST]) -> frozenset[str]:
+    """The names a scope binds itself: not those of scopes nested in it, nor `global` ones."""
+    bound: set[str] = set()
+    declared_global: set[str] = set()
+    stack: list[ast.AST] = list(inside)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add(node.asname or node.name.split(".", 1)[0])
+        elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+        elif isinstance(node, ast.Global):
+            declared_global.update(node.names)
+        if isinstance(node, _SCOPES):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                bound.add(node.name)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+    return frozenset(bound - declared_global)
 
 
 def _is_dunder(name: str) -> bool:
@@ -415,7 +505,7 @@ def _check_entrypoint(tree: ast.Module, findings: _Findings) -> bool:
     if (
         len(positional) < 2
         or required > 2
-        or (args.kwonlyargs and len(args.kw_defaults) < len(args.kwonlyargs))
+        or any(default is None for default in args.kw_defaults)  # a required keyword
     ):
         findings.error(function, f"{ENTRYPOINT} must accept two arguments: {signature}")
         return False
@@ -429,8 +519,7 @@ def _check_entrypoint(tree: ast.Module, findings: _Findings) -> bool:
 
 
 def _check_returns(function: ast.FunctionDef | ast.AsyncFunctionDef, findings: _Findings) -> None:
-    returns = [n for n in ast.walk(function) if isinstance(n, ast.Return)]
-    own = [r for r in returns if _owner(function, r) is function]
+    own = _own_returns(function)
     if not own:
         findings.error(function, f"{ENTRYPOINT} never returns a signal")
         return
@@ -462,24 +551,17 @@ def _check_returns(function: ast.FunctionDef | ast.AsyncFunctionDef, findings: _
                 findings.error(node, f"confidence {item.value!r} is not between 0 and 1")
 
 
-def _owner(function: ast.AST, target: ast.AST) -> ast.AST | None:
-    """The innermost function that contains `target` (returns of nested helpers don't count)."""
-    owner = None
-
-    def walk(node: ast.AST, current: ast.AST | None) -> bool:
-        nonlocal owner
-        if node is target:
-            owner = current
-            return True
-        scope = (
-            node
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-            else current
-        )
-        return any(walk(child, scope) for child in ast.iter_child_nodes(node))
-
-    walk(function, function)
-    return owner
+def _own_returns(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Return]:
+    """The function's returns, not its nested helpers'; iterative, so deep code cannot recurse."""
+    found: list[ast.Return] = []
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Return):
+            found.append(node)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+    return sorted(found, key=lambda r: (r.lineno, r.col_offset))
 
 
 def _check_top_level(tree: ast.Module, findings: _Findings) -> None:
@@ -523,12 +605,15 @@ def _json_safe(value: dict[Any, Any]) -> dict[str, Any]:
         if isinstance(item, dict):
             safe[str(key)] = _json_safe(item)
         elif isinstance(item, list | tuple):
-            safe[str(key)] = [x for x in item if isinstance(x, str | int | float | bool)]
-        elif isinstance(item, str | int | float | bool) or item is None:
-            if isinstance(item, float) and item != item:  # NaN has no JSON form
-                continue
+            safe[str(key)] = [x for x in item if isinstance(x, str | int | bool) or _finite(x)]
+        elif isinstance(item, str | int | bool) or item is None or _finite(item):
             safe[str(key)] = item
     return safe
+
+
+def _finite(value: object) -> bool:
+    """A float JSON can hold: NaN and the infinities (`1e999`) have no JSON form."""
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def extract_description(code: str) -> str:
