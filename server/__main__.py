@@ -23,6 +23,9 @@ def serve() -> None:
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=True,
+        # In-flight generations get this long to finish; past it they are logged as FAILURE
+        # (uvicorn annotates an int but waits with asyncio, so fractions work).
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]
     )
 
 

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     log_level: str = "info"
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @field_validator(
         "rate_limit_generate",

@@ -23,6 +23,9 @@ class Services:
     limits: RateLimits
 
     async def aclose(self) -> None:
+        # Cancelled generations are still writing their FAILURE logs: let them, while the
+        # database is open.
+        await self.generator.drain()
         aclose: Any = getattr(self.generator.provider, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -1,13 +1,18 @@
 """The generation pipeline: provider -> extraction -> validation -> storage, one log per request.
 
 Provider faults are outcomes (a FAILURE log), not exceptions: the caller always gets the log.
+A generation cancelled while waiting for the model (uvicorn's graceful shutdown ran out of
+time) still leaves a FAILURE log; one cancelled while being stored is stored to the end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from tortoise.transactions import in_transaction
 
@@ -36,6 +41,11 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 4000
 MAX_DESCRIPTION_CHARS = 2000
+SHUTDOWN_MESSAGE = "Server shut down before the model answered"
+# A cancelled generation only has its log left to write: this is ample.
+DRAIN_TIMEOUT_SECONDS = 10.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -96,18 +106,108 @@ def strategy_status(verdict: _Verdict, validate: bool) -> StrategyStatus:
     return StrategyStatus.VALIDATED if validate else StrategyStatus.DRAFT
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    verdict: _Verdict
+    strategy_fields: dict[str, Any] | None  # None: no strategy to store
+
+
+def prepare(request: GenerationRequest, result: ProviderResult) -> _Prepared:
+    """Everything CPU-bound about an answer (extraction, validation, parameters): no I/O."""
+    verdict = judge(result, request.validate)
+    if verdict.code is None or verdict.report is None:
+        return _Prepared(verdict, None)
+    intent = analyse_prompt(request.prompt)
+    description = extract_description(verdict.code) or request.prompt
+    return _Prepared(
+        verdict,
+        {
+            "name": (request.name or intent.name)[:MAX_NAME_LENGTH],
+            "description": description[:MAX_DESCRIPTION_CHARS],
+            "generated_code": verdict.code,
+            "strategy_type": request.strategy_type or StrategyType[intent.strategy_type],
+            "status": strategy_status(verdict, request.validate),
+            "validation_results": verdict.report.as_dict(),
+            "parameters": extract_default_params(verdict.code),
+        },
+    )
+
+
+async def _uninterruptible(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` to its end even if the caller is cancelled meanwhile; then re-raise that.
+
+    Cancelling a store half-way would roll it back: a generation that got its answer would
+    vanish without a log. The store is short, so finishing it is the better choice.
+    """
+    task = asyncio.ensure_future(work)
+    interrupted = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():  # the store itself was cancelled (event loop teardown)
+                raise
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
+    return result
+
+
 class Generator:
     def __init__(self, provider: CodeProvider, rate_limit: RateLimit | None = None) -> None:
         self.provider = provider
         self.rate_limit = rate_limit
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def drain(self) -> bool:
+        """Wait until no generation is running (their logs are written); False on timeout.
+
+        Called at shutdown before the database closes: uvicorn cancels the requests still
+        running past its grace period and then shuts the app down at once, while the
+        cancelled generations are still writing their FAILURE logs.
+        """
+        try:
+            await asyncio.wait_for(self._idle.wait(), DRAIN_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning("%d generation(s) still running at shutdown", self._in_flight)
+            return False
+        return True
 
     async def generate(self, user: User, request: GenerationRequest) -> GenerationOutcome:
         request = check_request(request)
         if self.rate_limit is not None:
             await self.rate_limit.hit(str(user.id))
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._generate(user, request)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _generate(self, user: User, request: GenerationRequest) -> GenerationOutcome:
         started = time.perf_counter()
         try:
             result = await self.provider.generate(request.prompt)
+        except asyncio.CancelledError:
+            result = ProviderResult(
+                provider=self.provider.name, model=self.provider.model, error=SHUTDOWN_MESSAGE
+            )
+            elapsed = time.perf_counter() - started
+            prepared = prepare(request, result)  # no code to look at: instant
+            try:
+                await _uninterruptible(self._store(user, request, result, prepared, elapsed))
+            except Exception:
+                log.exception("could not log a generation cancelled at shutdown")
+            raise
         except Exception:
             # A bug in a provider must still leave a FAILURE log behind.
             log.exception("provider %s raised", self.provider.name)
@@ -116,35 +216,28 @@ class Generator:
                 model=self.provider.model,
                 error="Internal error while contacting the provider",
             )
-        verdict = judge(result, request.validate)
+        prepared = await self._prepare(request, result)
         elapsed = time.perf_counter() - started
-        return await self._store(user, request, result, verdict, elapsed)
+        return await _uninterruptible(self._store(user, request, result, prepared, elapsed))
+
+    async def _prepare(self, request: GenerationRequest, result: ProviderResult) -> _Prepared:
+        return prepare(request, result)
 
     async def _store(
         self,
         user: User,
         request: GenerationRequest,
         result: ProviderResult,
-        verdict: _Verdict,
+        prepared: _Prepared,
         elapsed: float,
     ) -> GenerationOutcome:
         strategy = None
+        verdict = prepared.verdict
         # Strategy and log land together or not at all.
         async with in_transaction():
-            if verdict.code is not None and verdict.report is not None:
-                intent = analyse_prompt(request.prompt)
+            if prepared.strategy_fields is not None:
                 strategy = await GeneratedStrategy.create(
-                    user=user,
-                    name=(request.name or intent.name)[:MAX_NAME_LENGTH],
-                    description=(extract_description(verdict.code) or request.prompt)[
-                        :MAX_DESCRIPTION_CHARS
-                    ],
-                    original_prompt=request.prompt,
-                    generated_code=verdict.code,
-                    strategy_type=request.strategy_type or StrategyType[intent.strategy_type],
-                    status=strategy_status(verdict, request.validate),
-                    validation_results=verdict.report.as_dict(),
-                    parameters=extract_default_params(verdict.code),
+                    user=user, original_prompt=request.prompt, **prepared.strategy_fields
                 )
             generation_log = await StrategyGenerationLog.create(
                 user=user,
