@@ -113,7 +113,8 @@ class _Prepared:
 
 
 def prepare(request: GenerationRequest, result: ProviderResult) -> _Prepared:
-    """Everything CPU-bound about an answer (extraction, validation, parameters): no I/O."""
+    """Everything CPU-bound about an answer (extraction, validation, parameters), done before
+    the transaction: on SQLite every query waits while one holds the only connection."""
     verdict = judge(result, request.validate)
     if verdict.code is None or verdict.report is None:
         return _Prepared(verdict, None)
@@ -216,12 +217,9 @@ class Generator:
                 model=self.provider.model,
                 error="Internal error while contacting the provider",
             )
-        prepared = await self._prepare(request, result)
+        prepared = prepare(request, result)
         elapsed = time.perf_counter() - started
         return await _uninterruptible(self._store(user, request, result, prepared, elapsed))
-
-    async def _prepare(self, request: GenerationRequest, result: ProviderResult) -> _Prepared:
-        return prepare(request, result)
 
     async def _store(
         self,
