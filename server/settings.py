@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     log_level: str = "info"
-    shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Below the usual 30 s kill timeout (Kubernetes), so FAILURE logs land before SIGKILL.
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=3600)
 
     @field_validator(
         "rate_limit_generate",
