@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, TypeVar
 
 from tortoise.transactions import in_transaction
@@ -46,6 +47,23 @@ SHUTDOWN_MESSAGE = "Server shut down before the model answered"
 DRAIN_TIMEOUT_SECONDS = 10.0
 
 T = TypeVar("T")
+
+
+class GenerationStage(Enum):
+    """Milestones of one generation, in order, for progress reports (see `on_stage`)."""
+
+    SENT = "SENT"  # the prompt is on its way to the model
+    RECEIVED = "RECEIVED"  # the model answered (or failed for good)
+    EXTRACTED = "EXTRACTED"  # code was looked for in the answer
+    VALIDATED = "VALIDATED"  # the code was checked
+    STORED = "STORED"  # the log (and strategy) are committed
+
+
+StageListener = Callable[[GenerationStage], None]
+
+
+def _ignore_stage(_: GenerationStage) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -83,16 +101,20 @@ def check_request(request: GenerationRequest) -> GenerationRequest:
     return GenerationRequest(prompt, name, request.strategy_type, request.validate)
 
 
-def judge(result: ProviderResult, validate: bool) -> _Verdict:
+def judge(
+    result: ProviderResult, validate: bool, on_stage: StageListener = _ignore_stage
+) -> _Verdict:
     """Apply the contract's status rules to what the provider returned."""
     if result.error:
         return _Verdict(GenerationStatus.FAILURE, None, None, result.error)
     code = extract_code(result.parts)
+    on_stage(GenerationStage.EXTRACTED)
     if code is None:
         return _Verdict(
             GenerationStatus.FAILURE, None, None, "The response contained no Python code"
         )
     report = validate_code(code)
+    on_stage(GenerationStage.VALIDATED)
     if validate and not report.valid:
         message = "Generated code failed validation: " + "; ".join(report.errors)
         return _Verdict(GenerationStatus.PARTIAL, code, report, message)
@@ -112,10 +134,12 @@ class _Prepared:
     strategy_fields: dict[str, Any] | None  # None: no strategy to store
 
 
-def prepare(request: GenerationRequest, result: ProviderResult) -> _Prepared:
+def prepare(
+    request: GenerationRequest, result: ProviderResult, on_stage: StageListener = _ignore_stage
+) -> _Prepared:
     """Everything CPU-bound about an answer (extraction, validation, parameters), done before
     the transaction: on SQLite every query waits while one holds the only connection."""
-    verdict = judge(result, request.validate)
+    verdict = judge(result, request.validate, on_stage)
     if verdict.code is None or verdict.report is None:
         return _Prepared(verdict, None)
     intent = analyse_prompt(request.prompt)
@@ -181,21 +205,32 @@ class Generator:
             return False
         return True
 
-    async def generate(self, user: User, request: GenerationRequest) -> GenerationOutcome:
+    async def generate(
+        self,
+        user: User,
+        request: GenerationRequest,
+        on_stage: StageListener = _ignore_stage,
+    ) -> GenerationOutcome:
+        """`on_stage` hears each GenerationStage reached; it must be quick and must not raise."""
         request = check_request(request)
         if self.rate_limit is not None:
             await self.rate_limit.hit(str(user.id))
         self._in_flight += 1
         self._idle.clear()
         try:
-            return await self._generate(user, request)
+            outcome = await self._generate(user, request, on_stage)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+        on_stage(GenerationStage.STORED)
+        return outcome
 
-    async def _generate(self, user: User, request: GenerationRequest) -> GenerationOutcome:
+    async def _generate(
+        self, user: User, request: GenerationRequest, on_stage: StageListener
+    ) -> GenerationOutcome:
         started = time.perf_counter()
+        on_stage(GenerationStage.SENT)
         try:
             result = await self.provider.generate(request.prompt)
         except asyncio.CancelledError:
@@ -217,7 +252,8 @@ class Generator:
                 model=self.provider.model,
                 error="Internal error while contacting the provider",
             )
-        prepared = prepare(request, result)
+        on_stage(GenerationStage.RECEIVED)
+        prepared = prepare(request, result, on_stage)
         elapsed = time.perf_counter() - started
         return await _uninterruptible(self._store(user, request, result, prepared, elapsed))
 
