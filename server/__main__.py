@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import sys
 
+from server.logging_setup import configure_logging
 from server.settings import get_settings
 
 
@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=get_settings().log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(get_settings())
     if args.command in (None, "serve"):
         serve()
     elif args.command == "migrate":
