@@ -43,7 +43,9 @@ class Context:
             if not header.lower().startswith(BEARER_PREFIX):
                 raise Unauthenticated("Authorization header must be 'Bearer <token>'")
             token = header[len(BEARER_PREFIX) :].strip()
-            self._user = await accounts.user_for_token(self.services.signer, token)
+            self._user = await accounts.user_for_token(
+                self.services.signer, token, self.services.recent_users
+            )
         return self._user
 
     def strategy_loader(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from server.settings import Settings
-from services.accounts import TokenSigner
+from services.accounts import RecentUsers, TokenSigner
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.providers.base import CodeProvider
@@ -21,6 +21,7 @@ class Services:
     generator: Generator
     runner: StrategyRunner
     limits: RateLimits
+    recent_users: RecentUsers = field(default_factory=RecentUsers)
 
     async def aclose(self) -> None:
         # Cancelled generations are still writing their FAILURE logs: let them, while the

@@ -113,8 +113,46 @@ async def authenticate(email: str, password: str) -> User:
     return user
 
 
-async def user_for_token(signer: TokenSigner, token: str) -> User:
-    user = await User.get_or_none(id=signer.user_id(token))
+class RecentUsers:
+    """Users looked up by token in the last few seconds.
+
+    Every authenticated request needs its user; under load that lookup was the most frequent
+    query and, on SQLite, a wait for the only connection. A changed account (staff flag,
+    removal) takes effect within `ttl_seconds`.
+    """
+
+    def __init__(self, ttl_seconds: float = 5.0, max_entries: int = 10_000) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[uuid.UUID, tuple[float, User]] = {}
+
+    def get(self, user_id: uuid.UUID) -> User | None:
+        entry = self._entries.get(user_id)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl_seconds:
+            del self._entries[user_id]
+            return None
+        return entry[1]
+
+    def put(self, user: User) -> None:
+        if len(self._entries) >= self.max_entries:
+            # Oldest first: dicts keep insertion order.
+            for stale in list(self._entries)[: self.max_entries // 10 or 1]:
+                del self._entries[stale]
+        self._entries.pop(user.id, None)
+        self._entries[user.id] = (time.monotonic(), user)
+
+
+async def user_for_token(
+    signer: TokenSigner, token: str, recent: RecentUsers | None = None
+) -> User:
+    user_id = signer.user_id(token)
+    user = recent.get(user_id) if recent is not None else None
     if user is None:
-        raise Unauthenticated("Invalid token: the account no longer exists")
+        user = await User.get_or_none(id=user_id)
+        if user is None:
+            raise Unauthenticated("Invalid token: the account no longer exists")
+        if recent is not None:
+            recent.put(user)
     return user

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
 import jwt
+import pytest
 
 from models import User
+from services import accounts
+from services.accounts import RecentUsers, TokenSigner
+from services.errors import Unauthenticated
 from tests.support.api import PASSWORD, REGISTER, GraphQLCall, error_codes
 
 LOGIN = """
@@ -95,3 +100,30 @@ async def test_authorization_header_must_be_bearer(client) -> None:
     body = response.json()
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert "Bearer" in body["errors"][0]["message"]
+
+
+async def test_recent_users_spare_the_lookup_for_a_few_seconds_only(database: str) -> None:
+    signer = TokenSigner("k" * 48, 3600)
+    user = await accounts.register(fresh_email(), PASSWORD)
+    token = signer.issue(user.id)
+    recent = RecentUsers(ttl_seconds=0.3)
+    assert (await accounts.user_for_token(signer, token, recent)).id == user.id
+    await User.filter(id=user.id).update(is_staff=True)
+    cached = await accounts.user_for_token(signer, token, recent)
+    assert cached.is_staff is False, "within the TTL the remembered row answers"
+    await asyncio.sleep(0.35)
+    assert (await accounts.user_for_token(signer, token, recent)).is_staff is True
+    await User.filter(id=user.id).delete()
+    await asyncio.sleep(0.35)
+    with pytest.raises(Unauthenticated, match="no longer exists"):
+        await accounts.user_for_token(signer, token, recent)
+
+
+def test_recent_users_stay_bounded() -> None:
+    recent = RecentUsers(ttl_seconds=60, max_entries=10)
+    users = [User(id=uuid.uuid4(), email=f"u{i}@example.com") for i in range(25)]
+    for user in users:
+        recent.put(user)
+    assert len(recent._entries) <= 10
+    assert recent.get(users[-1].id) is users[-1], "the newest stay"
+    assert recent.get(users[0].id) is None, "the oldest went first"

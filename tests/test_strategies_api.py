@@ -149,6 +149,10 @@ async def test_list_filters_and_pages(gql: GraphQLCall, token: str) -> None:
     assert second["hasPreviousPage"] is True
     ids = {s["id"] for s in everything["items"]} | {s["id"] for s in second["items"]}
     assert len(ids) == 3
+    past_the_end = (await gql(STRATEGIES, {"pageSize": 2, "page": 5}, token=token))["data"]
+    assert past_the_end["strategies"]["items"] == []
+    assert past_the_end["strategies"]["totalCount"] == 3, "the total is known past the end"
+    assert past_the_end["strategies"]["hasPreviousPage"] is True
 
     scalping = (await gql(STRATEGIES, {"type": "SCALPING"}, token=token))["data"]["strategies"]
     assert [s["strategyType"] for s in scalping["items"]] == ["SCALPING"]
