@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from services.backtesting import BacktestOptions, run_backtest  # noqa: E402
 from services.market_data import Bars  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
+from tests.support.reference_backtest import sma_cross_with_backtesting_py  # noqa: E402
 
 FAST, SLOW = 10, 30
 COMMISSION = 0.001  # as a fraction; 0.1 %
@@ -87,47 +87,9 @@ def strategy_alone(bars: Bars) -> None:
 
 
 def run_backtesting_py(bars: Bars) -> tuple[int, float]:
-    import pandas as pd
-    from backtesting import Strategy
-    from backtesting.lib import FractionalBacktest
-
-    def sma(values: Any, n: int) -> Any:
-        return pd.Series(values).rolling(n).mean().to_numpy()
-
-    class SmaCross(Strategy):
-        def init(self) -> None:
-            self.fast = self.I(sma, self.data.Close, FAST)
-            self.slow = self.I(sma, self.data.Close, SLOW)
-
-        def next(self) -> None:
-            f, s = self.fast, self.slow
-            if f[-2] < s[-2] and f[-1] > s[-1] and not self.position:
-                self.buy()
-            elif f[-2] > s[-2] and f[-1] < s[-1] and self.position:
-                self.position.close()
-
-    frame = pd.DataFrame(
-        {
-            "Open": bars.open,
-            "High": bars.high,
-            "Low": bars.low,
-            "Close": bars.close,
-            "Volume": bars.volume,
-        },
-        index=pd.to_datetime(bars.timestamp, unit="s"),
+    stats = sma_cross_with_backtesting_py(
+        bars, FAST, SLOW, cash=CASH, commission=COMMISSION, finalize_trades=True
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        stats = FractionalBacktest(
-            frame,
-            SmaCross,
-            cash=CASH,
-            commission=COMMISSION,
-            trade_on_close=False,
-            exclusive_orders=True,
-            finalize_trades=True,
-            fractional_unit=1e-9,
-        ).run()
     return int(stats["# Trades"]), float(stats["Equity Final [$]"])
 
 

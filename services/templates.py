@@ -84,54 +84,44 @@ def _signal(action, confidence, reason, indicators, price, params, risk_level="m
 ''',
 }
 
+# One moving-average crossover for both averages: `avg` becomes sma or ema, `AVG` SMA or EMA.
+_CROSSOVER_BODY = """
+    fast, slow = int(params["fast_period"]), int(params["slow_period"])
+    if len(closes) < slow + 1:
+        return _signal("hold", 0.0, "Not enough bars for the slow average", {}, price, params)
+    fast_now, slow_now = _avg(closes, fast), _avg(closes, slow)
+    fast_prev, slow_prev = _avg(closes[:-1], fast), _avg(closes[:-1], slow)
+    indicators = {"fast_avg": fast_now, "slow_avg": slow_now}
+    spread = abs(fast_now - slow_now) / slow_now if slow_now else 0.0
+    confidence = 0.6 + min(0.3, spread * 20)
+    if fast_prev <= slow_prev and fast_now > slow_now:
+        reason = f"Fast AVG({fast}) crossed above slow AVG({slow})"
+        return _signal("buy", confidence, reason, indicators, price, params)
+    if fast_prev >= slow_prev and fast_now < slow_now:
+        reason = f"Fast AVG({fast}) crossed below slow AVG({slow})"
+        return _signal("sell", confidence, reason, indicators, price, params)
+    trend = "above" if fast_now > slow_now else "below"
+    reason = f"No crossover; fast AVG is {trend} slow AVG"
+    return _signal("hold", 0.5, reason, indicators, price, params)
+"""
+
+
+def _crossover_body(average: str) -> str:
+    return _CROSSOVER_BODY.replace("avg", average).replace("AVG", average.upper())
+
+
 _BODIES = {
     "sma": (
         "Buys when the fast simple moving average crosses above the slow one and sells "
         "when it crosses below.",
         ("sma", "signal"),
-        """
-    fast, slow = int(params["fast_period"]), int(params["slow_period"])
-    if len(closes) < slow + 1:
-        return _signal("hold", 0.0, "Not enough bars for the slow average", {}, price, params)
-    fast_now, slow_now = _sma(closes, fast), _sma(closes, slow)
-    fast_prev, slow_prev = _sma(closes[:-1], fast), _sma(closes[:-1], slow)
-    indicators = {"fast_sma": fast_now, "slow_sma": slow_now}
-    spread = abs(fast_now - slow_now) / slow_now if slow_now else 0.0
-    confidence = 0.6 + min(0.3, spread * 20)
-    if fast_prev <= slow_prev and fast_now > slow_now:
-        reason = f"Fast SMA({fast}) crossed above slow SMA({slow})"
-        return _signal("buy", confidence, reason, indicators, price, params)
-    if fast_prev >= slow_prev and fast_now < slow_now:
-        reason = f"Fast SMA({fast}) crossed below slow SMA({slow})"
-        return _signal("sell", confidence, reason, indicators, price, params)
-    trend = "above" if fast_now > slow_now else "below"
-    reason = f"No crossover; fast SMA is {trend} slow SMA"
-    return _signal("hold", 0.5, reason, indicators, price, params)
-""",
+        _crossover_body("sma"),
     ),
     "ema": (
         "Buys when the fast exponential moving average crosses above the slow one and "
         "sells when it crosses below.",
         ("ema", "signal"),
-        """
-    fast, slow = int(params["fast_period"]), int(params["slow_period"])
-    if len(closes) < slow + 1:
-        return _signal("hold", 0.0, "Not enough bars for the slow average", {}, price, params)
-    fast_now, slow_now = _ema(closes, fast), _ema(closes, slow)
-    fast_prev, slow_prev = _ema(closes[:-1], fast), _ema(closes[:-1], slow)
-    indicators = {"fast_ema": fast_now, "slow_ema": slow_now}
-    spread = abs(fast_now - slow_now) / slow_now if slow_now else 0.0
-    confidence = 0.6 + min(0.3, spread * 20)
-    if fast_prev <= slow_prev and fast_now > slow_now:
-        reason = f"Fast EMA({fast}) crossed above slow EMA({slow})"
-        return _signal("buy", confidence, reason, indicators, price, params)
-    if fast_prev >= slow_prev and fast_now < slow_now:
-        reason = f"Fast EMA({fast}) crossed below slow EMA({slow})"
-        return _signal("sell", confidence, reason, indicators, price, params)
-    trend = "above" if fast_now > slow_now else "below"
-    reason = f"No crossover; fast EMA is {trend} slow EMA"
-    return _signal("hold", 0.5, reason, indicators, price, params)
-""",
+        _crossover_body("ema"),
     ),
     "rsi": (
         "Buys when RSI falls below the oversold level and sells when it rises above the "

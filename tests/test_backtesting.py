@@ -8,7 +8,6 @@ import math
 import pickle
 import re
 import traceback
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from services.backtesting import (
 from services.market_data import Bars, bars_from_columns
 from services.samples import load_sample
 from services.signals import InvalidSignal
+from tests.support.reference_backtest import sma_cross_with_backtesting_py
 
 # (open, high, low, close)
 BASE = [
@@ -538,51 +538,14 @@ def _sma_cross(market_data: dict[str, Any], params: dict[str, Any]) -> dict[str,
 
 def test_matches_backtesting_py_on_an_sma_crossover() -> None:
     """Same fills (next open, all-in, commission on entry and exit) in both engines."""
-    bt_module = pytest.importorskip(
+    pytest.importorskip(
         "backtesting", reason="backtesting.py is a dev/bench dependency (pip install backtesting)"
     )
-    import pandas as pd
-    from backtesting.lib import FractionalBacktest
-
     bars = load_sample("trending_daily")
     fast, slow, fee = 10, 30, 0.001
-
-    def sma(values: Any, n: int) -> Any:
-        return pd.Series(values).rolling(n).mean().to_numpy()
-
-    class SmaCross(bt_module.Strategy):  # type: ignore[name-defined]
-        def init(self) -> None:
-            self.f = self.I(sma, self.data.Close, fast)
-            self.s = self.I(sma, self.data.Close, slow)
-
-        def next(self) -> None:
-            f, s = self.f, self.s
-            if f[-2] < s[-2] and f[-1] > s[-1] and not self.position:
-                self.buy()
-            elif f[-2] > s[-2] and f[-1] < s[-1] and self.position:
-                self.position.close()
-
-    frame = pd.DataFrame(
-        {
-            "Open": bars.open,
-            "High": bars.high,
-            "Low": bars.low,
-            "Close": bars.close,
-            "Volume": bars.volume,
-        },
-        index=pd.to_datetime(bars.timestamp, unit="s"),
+    stats = sma_cross_with_backtesting_py(
+        bars, fast, slow, cash=10_000, commission=fee, finalize_trades=False
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        stats = FractionalBacktest(
-            frame,
-            SmaCross,
-            cash=10_000,
-            commission=fee,
-            trade_on_close=False,
-            exclusive_orders=True,
-            fractional_unit=1e-9,  # near-continuous sizing, like ours
-        ).run()
     ours = run_backtest(
         _sma_cross, bars, {"fast": fast, "slow": slow}, BacktestOptions(commission_pct=fee * 100)
     )

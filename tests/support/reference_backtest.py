@@ -1,0 +1,59 @@
+"""backtesting.py running the SMA crossover we cross-check our engine against (tests, bench).
+
+Its settings mirror our engine's: fills at the next bar's open, all-in, commission on entry
+and exit, near-continuous position sizing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from services.market_data import Bars
+
+
+def sma_cross_with_backtesting_py(
+    bars: Bars, fast: int, slow: int, *, cash: float, commission: float, finalize_trades: bool
+) -> Any:
+    """The stats Series backtesting.py returns (ImportError when it is not installed)."""
+    import pandas as pd
+    from backtesting import Strategy
+    from backtesting.lib import FractionalBacktest
+
+    def sma(values: Any, n: int) -> Any:
+        return pd.Series(values).rolling(n).mean().to_numpy()
+
+    class SmaCross(Strategy):
+        def init(self) -> None:
+            self.fast = self.I(sma, self.data.Close, fast)
+            self.slow = self.I(sma, self.data.Close, slow)
+
+        def next(self) -> None:
+            f, s = self.fast, self.slow
+            if f[-2] < s[-2] and f[-1] > s[-1] and not self.position:
+                self.buy()
+            elif f[-2] > s[-2] and f[-1] < s[-1] and self.position:
+                self.position.close()
+
+    frame = pd.DataFrame(
+        {
+            "Open": bars.open,
+            "High": bars.high,
+            "Low": bars.low,
+            "Close": bars.close,
+            "Volume": bars.volume,
+        },
+        index=pd.to_datetime(bars.timestamp, unit="s"),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return FractionalBacktest(
+            frame,
+            SmaCross,
+            cash=cash,
+            commission=commission,
+            trade_on_close=False,
+            exclusive_orders=True,
+            finalize_trades=finalize_trades,
+            fractional_unit=1e-9,
+        ).run()
