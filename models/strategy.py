@@ -55,11 +55,13 @@ class GeneratedStrategy(Model):
 
     class Meta:
         table = "generated_strategies"
-        # The list filters: owner + optional status/type, newest first.
+        # The list filters: owner + optional status/type, newest first; created_at alone for
+        # the staff's admin view over everyone.
         indexes = (
             ("user_id", "created_at"),
             ("user_id", "status", "created_at"),
             ("user_id", "strategy_type", "created_at"),
+            ("created_at",),
         )
 
 
@@ -91,4 +93,5 @@ class StrategyGenerationLog(Model):
 
     class Meta:
         table = "strategy_generation_logs"
-        indexes = (("user_id", "created_at"), ("user_id", "status", "created_at"))
+        # created_at alone: staff-wide statistics windows and the admin view over everyone.
+        indexes = (("user_id", "created_at"), ("user_id", "status", "created_at"), ("created_at",))

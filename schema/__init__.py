@@ -20,8 +20,11 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from schema.errors import ContractSchema
+from schema.metrics import OperationMetrics
 from schema.mutations import Mutation
 from schema.queries import Query
+from schema.subscriptions import Subscription
+from schema.types import BIG_INT_SCALAR, BigInt
 
 MAX_QUERY_DEPTH = 12
 MAX_ALIASES = 30
@@ -64,9 +67,13 @@ class _StringLiterals(Visitor):
 
 
 class StorableText(SchemaExtension):
-    """Every string a request brings, in variables or in literals, passes `check_storable`."""
+    """Every string a request brings, in variables or in literals, passes `check_storable`.
 
-    def on_validate(self) -> Iterator[None]:
+    Checked as execution starts (before any resolver or variable coercion): an error raised
+    there becomes a GraphQL error on every transport, where one raised while validating
+    escapes strawberry's WebSocket (subscription) path."""
+
+    def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         check_storable(context.variables)
         if context.graphql_document is not None:
@@ -80,9 +87,13 @@ def make_schema(*, introspection: bool = True) -> ContractSchema:
     return ContractSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         # Suggestions ("Did you mean ...?") would leak the schema when introspection is off.
-        config=StrawberryConfig(disable_field_suggestions=True),
+        config=StrawberryConfig(
+            disable_field_suggestions=True, scalar_map={BigInt: BIG_INT_SCALAR}
+        ),
         extensions=[
+            OperationMetrics,
             StorableText,
             partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
             partial(AddValidationRules, rules),

@@ -22,6 +22,8 @@ class Context:
     authorization: str | None
     request: Any = None
     response: Any = None
+    # A WebSocket's connection_init payload; strawberry sets it (see GraphQLApp.on_ws_connect).
+    connection_params: dict[str, Any] | None = None
     _user: models.User | None = None
     _strategy_loaders: dict[uuid.UUID, DataLoader[uuid.UUID, models.GeneratedStrategy | None]] = (
         field(default_factory=dict)

@@ -13,6 +13,8 @@ from typing import Any
 import strawberry
 from graphql.error import GraphQLError
 
+from server.observability import current_request_id
+from services import metrics
 from services.errors import ServiceError
 
 log = logging.getLogger("server.errors")
@@ -36,13 +38,16 @@ def apply_contract(error: GraphQLError) -> None:
         )
         error.message = INTERNAL_MESSAGE
         error.extensions = {"code": "INTERNAL"}
-        return
-    if not (error.extensions or {}).get("code"):
+    elif not (error.extensions or {}).get("code"):
         # Parse, validation and argument coercion errors: the client's input.
         error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
+    # A user quoting the request id lets an operator find the logged details.
+    if (error.extensions or {}).get("code") == "INTERNAL" and (request_id := current_request_id()):
+        error.extensions = {**(error.extensions or {}), "requestId": request_id}
 
 
 class ContractSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:
             apply_contract(error)
+            metrics.record_graphql_error(str((error.extensions or {}).get("code")))

@@ -7,13 +7,13 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.context import Context
+from schema.queries import ALL_USERS
 from schema.types import (
     AuthPayload,
     BacktestInput,
     BacktestResult,
     GenerateStrategyInput,
     GenerateStrategyPayload,
-    GenerationLog,
     MarketDataInput,
     Signal,
     Strategy,
@@ -63,15 +63,15 @@ class Mutation:
                 validate=input.validate_code is not False,
             ),
         )
-        return GenerateStrategyPayload(
-            strategy=Strategy.from_model(outcome.strategy) if outcome.strategy else None,
-            generation_log=GenerationLog.from_model(outcome.log),
-            processing_time_seconds=outcome.processing_time_seconds,
-        )
+        return GenerateStrategyPayload.from_outcome(outcome)
 
     @strawberry.mutation
     async def update_strategy(
-        self, info: Info, id: uuid.UUID, input: UpdateStrategyInput
+        self,
+        info: Info,
+        id: uuid.UUID,
+        input: UpdateStrategyInput,
+        all_users: Annotated[bool, ALL_USERS] = False,
     ) -> Strategy:
         user = await info.context.require_user()
         changes = StrategyChanges(
@@ -82,11 +82,15 @@ class Mutation:
             status=input.status,
             parameters=cast("dict[str, Any] | None", input.parameters),  # checked in services
         )
-        return Strategy.from_model(await strategies.update_strategy(user, id, changes))
+        updated = await strategies.update_strategy(user, id, changes, all_users)
+        return Strategy.from_model(updated)
 
     @strawberry.mutation
-    async def delete_strategy(self, info: Info, id: uuid.UUID) -> bool:
-        return await strategies.delete_strategy(await info.context.require_user(), id)
+    async def delete_strategy(
+        self, info: Info, id: uuid.UUID, all_users: Annotated[bool, ALL_USERS] = False
+    ) -> bool:
+        user = await info.context.require_user()
+        return await strategies.delete_strategy(user, id, all_users)
 
     @strawberry.mutation
     async def validate_code(
@@ -130,11 +134,4 @@ class Mutation:
     ) -> BacktestResult:
         user = await info.context.require_user()
         outcome = await info.context.services.runner.backtest(user, id, input.to_request())
-        return BacktestResult(
-            strategy=Strategy.from_model(outcome.strategy),
-            metrics=cast(JSON, outcome.result["metrics"]),
-            equity_curve=outcome.result["equityCurve"],
-            trades=cast(JSON, outcome.result["trades"]),
-            bars=outcome.result["bars"],
-            elapsed_seconds=outcome.elapsed_seconds,
-        )
+        return BacktestResult.from_outcome(outcome)

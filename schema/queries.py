@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
@@ -9,6 +10,7 @@ from schema.context import Context
 from schema.types import (
     GenerationLog,
     GenerationLogPage,
+    GenerationStats,
     GenerationStatus,
     SampleDataset,
     Strategy,
@@ -17,7 +19,7 @@ from schema.types import (
     StrategyType,
     User,
 )
-from services import strategies
+from services import analytics, strategies
 from services.execution import sample_datasets
 from services.samples import SAMPLE_NAMES
 
@@ -53,8 +55,11 @@ class Query:
         return StrategyPage.from_page(result)
 
     @strawberry.field
-    async def strategy(self, info: Info, id: uuid.UUID) -> Strategy | None:
-        found = await strategies.get_strategy(await info.context.require_user(), id)
+    async def strategy(
+        self, info: Info, id: uuid.UUID, all_users: Annotated[bool, ALL_USERS] = False
+    ) -> Strategy | None:
+        user = await info.context.require_user()
+        found = await strategies.get_strategy(user, id, all_users)
         return Strategy.from_model(found) if found is not None else None
 
     @strawberry.field
@@ -77,9 +82,31 @@ class Query:
         return GenerationLogPage.from_page(result)
 
     @strawberry.field
-    async def generation_log(self, info: Info, id: uuid.UUID) -> GenerationLog | None:
-        found = await strategies.get_generation_log(await info.context.require_user(), id)
+    async def generation_log(
+        self, info: Info, id: uuid.UUID, all_users: Annotated[bool, ALL_USERS] = False
+    ) -> GenerationLog | None:
+        user = await info.context.require_user()
+        found = await strategies.get_generation_log(user, id, all_users)
         return GenerationLog.from_model(found) if found is not None else None
+
+    @strawberry.field(
+        description="Success rate, processing times, tokens and popular strategy types over "
+        "[since, until) (default: the last 30 days; at most 366 days; offsets required)."
+    )
+    async def generation_stats(
+        self,
+        info: Info,
+        since: datetime | None = None,
+        until: Annotated[
+            datetime | None, strawberry.argument(description="Exclusive; defaults to now.")
+        ] = None,
+        all_users: Annotated[bool, ALL_USERS] = False,
+    ) -> GenerationStats:
+        user = await info.context.require_user()
+        stats = await analytics.generation_stats(
+            user, since=since, until=until, all_users=all_users
+        )
+        return GenerationStats.from_stats(stats)
 
     @strawberry.field(description="Names of the built-in (synthetic) data sets for backtests.")
     def sample_datasets(self) -> list[str]:

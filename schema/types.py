@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NewType, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 import models
-from services.execution import BacktestRequest, MarketDataColumns
+from services.analytics import GenerationStats as Stats
+from services.execution import BacktestOutcome, BacktestRequest, MarketDataColumns
+from services.generation import GenerationOutcome
 from services.strategies import Page, code_preview
 from services.validation import ValidationReport
 
@@ -25,6 +27,17 @@ strawberry.enum(models.GenerationStatus, name="GenerationStatus")
 StrategyStatus = models.StrategyStatus
 StrategyType = models.StrategyType
 GenerationStatus = models.GenerationStatus
+
+# Token sums over a staff-wide window outgrow GraphQL's 32-bit Int.
+BigInt = NewType("BigInt", int)
+BIG_INT_SCALAR = strawberry.scalar(
+    name="BigInt",
+    description="A whole number beyond Int's 32 bits (sent as a JSON number).",
+    serialize=int,
+    parse_value=int,
+)
+
+OWNER_ID = "The owner's user id: the caller's own, except in the staff admin view (allUsers)."
 
 
 @strawberry.type
@@ -84,6 +97,7 @@ class Strategy:
     usage_count: int
     created_at: datetime
     updated_at: datetime
+    user_id: uuid.UUID = strawberry.field(description=OWNER_ID)
     stored_validation: strawberry.Private[dict[str, Any] | None]
 
     @strawberry.field(description="The first lines of generatedCode.")
@@ -111,6 +125,7 @@ class Strategy:
             usage_count=strategy.usage_count,
             created_at=strategy.created_at,
             updated_at=strategy.updated_at,
+            user_id=strategy.user_id,  # type: ignore[arg-type]
             stored_validation=strategy.validation_results,
         )
 
@@ -141,6 +156,10 @@ class GenerationLog:
     strategy_id: strawberry.Private[uuid.UUID | None]
     owner_id: strawberry.Private[uuid.UUID]
     attempt_records: strawberry.Private[list[dict[str, Any]]]
+
+    @strawberry.field(description=OWNER_ID)
+    def user_id(self) -> uuid.UUID:
+        return self.owner_id
 
     @strawberry.field
     async def strategy(self, info: strawberry.Info[Context, None]) -> Strategy | None:
@@ -219,11 +238,111 @@ class GenerationLogPage:
         return cls(items=[GenerationLog.from_model(g) for g in page.items], **_page_fields(page))
 
 
+@strawberry.type(description="Generations and tokens of one provider and model.")
+class ModelTokenUsage:
+    provider: str
+    model: str
+    generations: int
+    tokens_used: BigInt
+
+
+@strawberry.type
+class StrategyTypeCount:
+    strategy_type: StrategyType
+    count: int = strawberry.field(
+        description="Strategies of this type stored by the window's generations."
+    )
+
+
+@strawberry.type(description="One UTC day of the window.")
+class DailyGenerationStats:
+    day: date
+    generations: int
+    successes: int
+    tokens_used: BigInt
+
+
+@strawberry.type(description="Generation figures over the window [since, until).")
+class GenerationStats:
+    since: datetime
+    until: datetime
+    all_users: bool = strawberry.field(description="Every user's generations (staff view).")
+    total_generations: int
+    success_count: int
+    partial_count: int
+    failure_count: int
+    success_rate: float | None = strawberry.field(
+        description="successCount / totalGenerations (0.0 to 1.0); null without generations."
+    )
+    average_processing_time_seconds: float | None = strawberry.field(
+        description="Over every generation, failures included; null without generations."
+    )
+    p95_processing_time_seconds: float | None = strawberry.field(
+        description="Nearest-rank 95th percentile (a measured time); null without generations."
+    )
+    tokens_used: BigInt
+    active_users: int = strawberry.field(description="Distinct users who generated.")
+    tokens_by_model: list[ModelTokenUsage] = strawberry.field(description="Most tokens first.")
+    popular_strategy_types: list[StrategyTypeCount] = strawberry.field(
+        description="Most frequent first; strategies deleted since drop out."
+    )
+    daily: list[DailyGenerationStats] = strawberry.field(
+        description="Every UTC day the window touches, oldest first, empty days included."
+    )
+
+    @classmethod
+    def from_stats(cls, stats: Stats) -> GenerationStats:
+        return cls(
+            since=stats.window.since,
+            until=stats.window.until,
+            all_users=stats.all_users,
+            total_generations=stats.total,
+            success_count=stats.success_count,
+            partial_count=stats.partial_count,
+            failure_count=stats.failure_count,
+            success_rate=stats.success_rate,
+            average_processing_time_seconds=stats.average_processing_seconds,
+            p95_processing_time_seconds=stats.p95_processing_seconds,
+            tokens_used=BigInt(stats.tokens_used),
+            active_users=stats.active_users,
+            tokens_by_model=[
+                ModelTokenUsage(
+                    provider=m.provider,
+                    model=m.model,
+                    generations=m.generations,
+                    tokens_used=BigInt(m.tokens_used),
+                )
+                for m in stats.by_model
+            ],
+            popular_strategy_types=[
+                StrategyTypeCount(strategy_type=t.strategy_type, count=t.count)
+                for t in stats.strategy_types
+            ],
+            daily=[
+                DailyGenerationStats(
+                    day=d.day,
+                    generations=d.generations,
+                    successes=d.successes,
+                    tokens_used=BigInt(d.tokens_used),
+                )
+                for d in stats.daily
+            ],
+        )
+
+
 @strawberry.type
 class GenerateStrategyPayload:
     strategy: Strategy | None = strawberry.field(description="null when the generation FAILED")
     generation_log: GenerationLog
     processing_time_seconds: float
+
+    @classmethod
+    def from_outcome(cls, outcome: GenerationOutcome) -> GenerateStrategyPayload:
+        return cls(
+            strategy=Strategy.from_model(outcome.strategy) if outcome.strategy else None,
+            generation_log=GenerationLog.from_model(outcome.log),
+            processing_time_seconds=outcome.processing_time_seconds,
+        )
 
 
 @strawberry.input
@@ -279,6 +398,17 @@ class BacktestResult:
     trades: JSON
     bars: int
     elapsed_seconds: float
+
+    @classmethod
+    def from_outcome(cls, outcome: BacktestOutcome) -> BacktestResult:
+        return cls(
+            strategy=Strategy.from_model(outcome.strategy),
+            metrics=cast(JSON, outcome.result["metrics"]),
+            equity_curve=outcome.result["equityCurve"],
+            trades=cast(JSON, outcome.result["trades"]),
+            bars=outcome.result["bars"],
+            elapsed_seconds=outcome.elapsed_seconds,
+        )
 
 
 @strawberry.type

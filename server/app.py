@@ -16,12 +16,15 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.types.unset import UNSET, UnsetType
 from tortoise.contrib.starlette import RegisterTortoise
 
 from schema import make_schema, schema
 from schema.context import Context
+from server import observability
 from server.body_limit import BodySizeLimit
 from server.db import tortoise_config
+from server.graphiql import render_page, static_files_mount
 from server.settings import Settings, get_settings
 from server.wiring import Services, build_services
 from services.sandbox import SandboxUnavailable
@@ -39,12 +42,28 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.services = services
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page: local assets only, under a strict Content-Security-Policy."""
+        return render_page(request)
+
     def decode_json(self, data: str | bytes) -> object:
         """A body nested past the decoder's recursion limit is the client's error, not a 500."""
         try:
             return json.loads(data)
         except RecursionError:
             raise HTTPException(400, "Request body is nested too deeply") from None
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Browsers cannot set headers on a WebSocket: the token comes in connection_init's
+        payload ({"Authorization": "Bearer <token>"}); the upgrade request's header is the
+        fallback. Checked when an operation needs the user, which then fails UNAUTHENTICATED."""
+        params = context.connection_params or {}
+        for key in ("Authorization", "authorization"):
+            value = params.get(key)
+            if isinstance(value, str):
+                context.authorization = value
+                break
+        return UNSET
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
@@ -90,11 +109,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         routes=[
             Route("/", root),
             Route("/healthz", healthz),
+            *observability.routes(settings, services),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
+            *([static_files_mount()] if settings.graphql_introspection else []),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)],
+        middleware=[
+            # Outermost of ours: refused bodies get a request id and an access line too.
+            Middleware(observability.RequestObservability),
+            Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
+        ],
     )
     app.state.services = services
     return app

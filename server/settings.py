@@ -6,6 +6,7 @@ import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,11 @@ class Settings(BaseSettings):
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     log_level: str = "info"
+    # Server processes; more than one wants REDIS_URL, or each keeps its own rate limits.
+    workers: int = Field(default=1, ge=1, le=64)
+    log_format: Literal["json", "text"] = "json"
+    metrics_enabled: bool = True
+    metrics_token: str = ""  # when set, /metrics wants 'Authorization: Bearer <token>'
     # Below the usual 30 s kill timeout (Kubernetes), so FAILURE logs land before SIGKILL.
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=3600)
 
@@ -66,6 +72,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     def resolved_secret_key(self) -> str:
         """A dev key is generated once and kept under ./data so tokens survive restarts."""

@@ -191,6 +191,8 @@ class StrategyRunner:
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         await self._count(user)
+        if on_progress is not None:
+            on_progress(0, len(bars))  # accepted: the listener learns the total before any wait
         started = time.perf_counter()
         result = await self.sandbox.run_backtest(
             strategy.generated_code,

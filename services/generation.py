@@ -25,6 +25,7 @@ from models import (
     StrategyType,
     User,
 )
+from services import metrics
 from services.errors import BadInput
 from services.extraction import extract_code
 from services.prompt_analysis import analyse_prompt
@@ -217,10 +218,12 @@ class Generator:
             await self.rate_limit.hit(str(user.id))
         self._in_flight += 1
         self._idle.clear()
+        metrics.GENERATIONS_IN_FLIGHT.inc()
         try:
             outcome = await self._generate(user, request, on_stage)
         finally:
             self._in_flight -= 1
+            metrics.GENERATIONS_IN_FLIGHT.dec()
             if self._in_flight == 0:
                 self._idle.set()
         on_stage(GenerationStage.STORED)
@@ -287,4 +290,8 @@ class Generator:
                 tokens_used=result.tokens_used,
                 attempts=[attempt.as_dict() for attempt in result.attempts],
             )
+        # Counted once logged, so the metrics and the generation logs agree.
+        metrics.record_generation(
+            verdict.status.value, result.provider, result.tokens_used, elapsed
+        )
         return GenerationOutcome(generation_log, strategy, elapsed)

@@ -1,6 +1,7 @@
 """Owner-scoped reads and edits of strategies and generation logs.
 
-Every lookup filters by owner, so another user's id behaves exactly like a missing one.
+Every lookup filters by owner, so another user's id behaves exactly like a missing one;
+only staff who pass `all_users` (the admin view) reach every user's rows.
 """
 
 from __future__ import annotations
@@ -107,12 +108,16 @@ async def list_strategies(
     return await _paginate(query, page, page_size)
 
 
-async def get_strategy(user: User, strategy_id: uuid.UUID) -> GeneratedStrategy | None:
-    return await GeneratedStrategy.get_or_none(id=strategy_id, user_id=user.id)
+async def get_strategy(
+    user: User, strategy_id: uuid.UUID, all_users: bool = False
+) -> GeneratedStrategy | None:
+    return await GeneratedStrategy.get_or_none(id=strategy_id, **owner_scope(user, all_users))
 
 
-async def require_strategy(user: User, strategy_id: uuid.UUID) -> GeneratedStrategy:
-    strategy = await get_strategy(user, strategy_id)
+async def require_strategy(
+    user: User, strategy_id: uuid.UUID, all_users: bool = False
+) -> GeneratedStrategy:
+    strategy = await get_strategy(user, strategy_id, all_users)
     if strategy is None:
         raise NotFound(f"Strategy {strategy_id} not found")
     return strategy
@@ -159,9 +164,9 @@ def status_after_validation(
 
 
 async def update_strategy(
-    user: User, strategy_id: uuid.UUID, changes: StrategyChanges
+    user: User, strategy_id: uuid.UUID, changes: StrategyChanges, all_users: bool = False
 ) -> GeneratedStrategy:
-    strategy = await require_strategy(user, strategy_id)
+    strategy = await require_strategy(user, strategy_id, all_users)
     if changes.status is StrategyStatus.ERROR:
         raise BadInput("Status ERROR is set by validation, not by hand")
     if changes.name is not None:
@@ -199,8 +204,10 @@ async def update_strategy(
     return strategy
 
 
-async def delete_strategy(user: User, strategy_id: uuid.UUID) -> bool:
-    deleted = await GeneratedStrategy.filter(id=strategy_id, user_id=user.id).delete()
+async def delete_strategy(user: User, strategy_id: uuid.UUID, all_users: bool = False) -> bool:
+    deleted = await GeneratedStrategy.filter(
+        id=strategy_id, **owner_scope(user, all_users)
+    ).delete()
     if not deleted:
         raise NotFound(f"Strategy {strategy_id} not found")
     return True
@@ -220,8 +227,10 @@ async def list_generation_logs(
     return await _paginate(query, page, page_size)
 
 
-async def get_generation_log(user: User, log_id: uuid.UUID) -> StrategyGenerationLog | None:
-    return await StrategyGenerationLog.get_or_none(id=log_id, user_id=user.id)
+async def get_generation_log(
+    user: User, log_id: uuid.UUID, all_users: bool = False
+) -> StrategyGenerationLog | None:
+    return await StrategyGenerationLog.get_or_none(id=log_id, **owner_scope(user, all_users))
 
 
 async def strategies_by_id(

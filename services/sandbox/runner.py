@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services import metrics
 from services.backtesting import BacktestOptions
 from services.errors import BadInput, ServiceError
 from services.market_data import Bars
@@ -367,6 +368,7 @@ class _Job:
     timeout: float
     cpu_seconds: int
     on_progress: ProgressCallback | None
+    label: str  # run, backtest or smoke: the metrics' kind
 
 
 class Sandbox:
@@ -380,6 +382,7 @@ class Sandbox:
     def __init__(self, settings: SandboxSettings | None = None) -> None:
         self.settings = settings or SandboxSettings()
         self.probe: ProbeResult | None = None
+        self.unavailable: SandboxUnavailable | None = None  # why the last start() failed
         self.restarts = 0
         self._zygote: _Zygote | None = None
         self._launch: launcher.Launch | None = None
@@ -426,6 +429,7 @@ class Sandbox:
                     problems.append(f"{launch.method}: no seccomp and no namespaces")
                     continue
                 self._zygote, self._launch, self.probe = zygote, launch, probe
+                self.unavailable = None
                 log.info("sandbox started: %s", probe.summary())
                 return probe
             message = (
@@ -435,7 +439,8 @@ class Sandbox:
                 "development only. Details: " + "; ".join(problems)
             )
             log.error(message)
-            raise SandboxUnavailable(message, reason="NO_ISOLATION")
+            self.unavailable = SandboxUnavailable(message, reason="NO_ISOLATION")
+            raise self.unavailable
 
     def _probe_of(self, zygote: _Zygote, elapsed: float, problems: list[str]) -> ProbeResult:
         ready = zygote.ready
@@ -505,14 +510,18 @@ class Sandbox:
                 retry_after_seconds=1,
             )
         self._waiting += 1
+        metrics.SANDBOX_JOBS_QUEUED.inc()
         try:
             await self._slots.acquire()
         finally:
             self._waiting -= 1
+            metrics.SANDBOX_JOBS_QUEUED.dec()
+        metrics.SANDBOX_JOBS_RUNNING.inc()
         try:
             yield
         finally:
             self._slots.release()
+            metrics.SANDBOX_JOBS_RUNNING.dec()
 
     # --- public job kinds -----------------------------------------------------------------
 
@@ -520,12 +529,18 @@ class Sandbox:
         self, code: str, market_data: Bars, params: dict[str, Any], *, timeout_seconds: float = 2.0
     ) -> dict[str, Any]:
         """One `execute_strategy` call on `market_data`; returns the normalised signal."""
-        job = self._job("signal", code, market_data, params, None, timeout_seconds, None)
-        value = await self._run(job)
-        try:
-            return normalise_signal(value)  # the child is untrusted: check again here
-        except InvalidSignal as exc:
-            raise InvalidStrategyOutput(str(exc)) from None
+        return await self._signal(code, market_data, params, timeout_seconds, "run")
+
+    async def _signal(
+        self, code: str, bars: Bars, params: dict[str, Any], seconds: float, label: str
+    ) -> dict[str, Any]:
+        job = self._job("signal", code, bars, params, None, seconds, None, label)
+        with metrics.sandbox_job(label):
+            value = await self._run(job)
+            try:
+                return normalise_signal(value)  # the child is untrusted: check again here
+            except InvalidSignal as exc:
+                raise InvalidStrategyOutput(str(exc)) from None
 
     async def run_backtest(
         self,
@@ -542,18 +557,19 @@ class Sandbox:
             options.check()
         except (ValueError, AttributeError) as exc:
             raise BadInput(f"invalid backtest options: {exc}", reason="INVALID_OPTIONS") from None
-        job = self._job("backtest", code, bars, params, options, timeout_seconds, on_progress)
-        value = await self._run(job)
-        if not isinstance(value, dict) or not isinstance(value.get("metrics"), dict):
-            raise InvalidStrategyOutput("the backtest produced no result")
+        job = self._job(
+            "backtest", code, bars, params, options, timeout_seconds, on_progress, "backtest"
+        )
+        with metrics.sandbox_job("backtest"):
+            value = await self._run(job)
+            if not isinstance(value, dict) or not isinstance(value.get("metrics"), dict):
+                raise InvalidStrategyOutput("the backtest produced no result")
         return value
 
     async def smoke_test(self, code: str, bars: Bars, params: dict[str, Any]) -> list[str]:
         """Run the strategy once on sample data; the problems found, [] when it works."""
         try:
-            await self.run_signal(
-                code, bars, params, timeout_seconds=self.settings.smoke_timeout_seconds
-            )
+            await self._signal(code, bars, params, self.settings.smoke_timeout_seconds, "smoke")
         except StrategySandboxError as exc:
             return [exc.message]
         return []
@@ -569,6 +585,7 @@ class Sandbox:
         options: BacktestOptions | None,
         timeout: float,
         on_progress: ProgressCallback | None,
+        label: str,
     ) -> _Job:
         if not isinstance(code, str):
             raise TypeError("code must be a str")
@@ -592,7 +609,9 @@ class Sandbox:
             "progress": on_progress is not None,
             "progress_every": settings.progress_every,
         }
-        return _Job(kind, pickle.dumps(payload, protocol=5), timeout, cpu_seconds, on_progress)
+        return _Job(
+            kind, pickle.dumps(payload, protocol=5), timeout, cpu_seconds, on_progress, label
+        )
 
     async def _run(self, job: _Job) -> Any:
         async with self._slot():
@@ -666,10 +685,34 @@ class Sandbox:
         finally:
             if not exit_future.done():
                 kill()  # cancelled by the caller: the job must not run on
+                metrics.record_sandbox_kill(job.label, "cancelled")
             transport.close()
             self._background.add(writer)
             writer.add_done_callback(self._background.discard)
+        reason = self._kill_reason(job, reader, result, timed_out)
+        if reason is not None:
+            metrics.record_sandbox_kill(job.label, reason)
         return self._outcome(job, reader, result, timed_out)
+
+    def _kill_reason(
+        self, job: _Job, reader: _ResultReader, exit: _Exit, timed_out: bool
+    ) -> str | None:
+        """Why the job's process was killed, by us or by the kernel; None if it just ended."""
+        if timed_out:
+            return "timeout"
+        if reader.overflow:
+            return "output_limit"
+        if reader.violation:
+            return "protocol_violation"
+        if exit.signal is None or exit.error:
+            return None
+        if exit.signal == signal.SIGSYS:
+            return "seccomp"
+        if exit.signal in (signal.SIGXCPU, signal.SIGKILL) and exit.cpu >= job.cpu_seconds - 0.5:
+            return "cpu_limit"
+        if exit.maxrss_kb * 1024 >= self.settings.memory_limit_mb * _MB * 0.9:
+            return "memory_limit"
+        return "signal"
 
     def _outcome(self, job: _Job, reader: _ResultReader, exit: _Exit, timed_out: bool) -> Any:
         """Turn what the job sent and how it ended into a value or a typed error."""

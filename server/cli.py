@@ -1,0 +1,557 @@
+"""The command line, `python -m server [COMMAND]` (no command: serve). See docs/cli.md.
+
+Commands only parse flags, open what they need (database, sandbox, provider) and call the
+services. Exit codes: 0 done, 1 failed (a generation or strategy failed, the host could not
+do it), 2 bad input (unknown user or id, unreadable file, malformed data, bad flags).
+Errors are one line on stderr; a traceback is logged only at LOG_LEVEL=debug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from models.strategy import StrategyType
+from server.logging_setup import configure_logging
+from server.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from models import User
+    from services.execution import BacktestOutcome, BacktestRequest
+    from services.generation import GenerationOutcome
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FAILED, BAD_INPUT = 1, 2  # and 0 when done
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,  # errors are one line (see main)
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def fail(message: str, code: int = BAD_INPUT) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        fail(f"invalid configuration: {problems}")
+
+
+def _database_url(settings: Settings) -> str:
+    from server.db import dialect_of
+
+    try:
+        dialect_of(settings.database_url)
+    except ValueError as exc:
+        fail(f"DATABASE_URL: {exc}")
+    return settings.database_url
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`; the services' errors become one line and an exit code."""
+    from tortoise.exceptions import ConfigurationError, DBConnectionError, OperationalError
+
+    from services.errors import BadInput, NotFound, ServiceError
+    from services.sandbox import StrategySandboxError
+
+    try:
+        return asyncio.run(work)
+    except StrategySandboxError as exc:  # the strategy's own code failed: not bad input here
+        fail(f"the strategy failed: {exc.message}", FAILED)
+    except (BadInput, NotFound) as exc:
+        fail(exc.message, BAD_INPUT)
+    except ServiceError as exc:
+        fail(exc.message, FAILED)
+    except (OperationalError, DBConnectionError, ConfigurationError) as exc:
+        log.debug("database error", exc_info=True)
+        fail(
+            f"database: {exc} (is DATABASE_URL right, and has `python -m server migrate` run?)",
+            FAILED,
+        )
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[None]:
+    from tortoise import Tortoise
+
+    from server.db import tortoise_config
+
+    await Tortoise.init(config=tortoise_config(_database_url(settings)))
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _user_by_email(email: str) -> User:
+    from models import User
+    from services.accounts import normalise_email
+    from services.errors import NotFound
+
+    user = await User.get_or_none(email=normalise_email(email))
+    if user is None:
+        raise NotFound(f"No user with email {email.strip()}")
+    return user
+
+
+def _strategy_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        fail(f"'{text}' is not a strategy id (a UUID)")
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.callback(invoke_without_command=True)
+def root(ctx: typer.Context) -> None:
+    """AI strategy generator: serve the GraphQL API (the default), or work on its database.
+
+    Configured by environment variables and .env, as the server (README.md); see docs/cli.md.
+    """
+    configure_logging(_settings())
+    if ctx.invoked_subcommand is None:
+        serve()
+
+
+@app.command()
+def serve() -> None:
+    """Serve the GraphQL API on HOST:PORT (the default command)."""
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = get_settings()
+    _database_url(settings)
+    metrics_dir = ""
+    if settings.workers > 1:
+        # Made here, once: workers racing to create the dev key would sign with different keys.
+        settings.resolved_secret_key()
+        if not settings.redis_url:
+            log.warning(
+                "WORKERS=%d without REDIS_URL: each worker counts rate limits on its own",
+                settings.workers,
+            )
+        # /metrics sums every worker's values from files there (services/metrics.py); the
+        # variable must be set before a worker imports prometheus_client.
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = tempfile.mkdtemp(prefix="strategies-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    uvicorn.run(
+        create_app(settings) if settings.workers == 1 else "server.cli:worker_app",
+        factory=settings.workers > 1,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,  # logging is configure_logging's
+        access_log=False,  # the app logs its own access lines
+        proxy_headers=True,
+        # In-flight generations get this long to finish; past it they are logged as FAILURE
+        # (uvicorn annotates an int but waits with asyncio, so fractions work).
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]
+    )
+    if metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def worker_app() -> Any:
+    """The app of one worker process (WORKERS > 1): a fresh interpreter, so logging anew."""
+    from server.app import create_app
+
+    configure_logging(get_settings())
+    return create_app(get_settings())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending migrations to DATABASE_URL."""
+    from server.db import migrate as apply
+
+    applied = _run(apply(_database_url(get_settings())))
+    typer.echo(
+        f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")
+    )
+
+
+@app.command()
+def makemigrations(
+    name: Annotated[str, typer.Option(help="Name of the new migration.")] = "update",
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if a migration is missing.")
+    ] = False,
+) -> None:
+    """Write migrations (SQLite and PostgreSQL) for model changes."""
+    from server.db import pending_model_changes, write_migrations
+
+    if check:
+        pending = pending_model_changes()
+        for dialect, changed in pending.items():
+            typer.echo(
+                f"{dialect}: {'MODEL CHANGES WITHOUT A MIGRATION' if changed else 'up to date'}"
+            )
+        if any(pending.values()):
+            raise typer.Exit(FAILED)
+        return
+    for dialect, version in write_migrations(name).items():
+        typer.echo(f"{dialect}: {version or 'no changes'}")
+
+
+@app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="The account's email (its login).")],
+    staff: Annotated[
+        bool, typer.Option("--staff", help="May use the admin view (allUsers).")
+    ] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create an account (e.g. the first staff user); asks for the password."""
+    from services import accounts
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat password: "):
+            fail("the passwords differ")
+    settings = get_settings()
+
+    async def register() -> User:
+        async with _database(settings):
+            return await accounts.register(email, password, is_staff=staff)
+
+    user = _run(register())
+    typer.echo(f"created {'staff ' if user.is_staff else ''}user {user.email} ({user.id})")
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of standard output."),
+    ] = None,
+) -> None:
+    """Print the GraphQL schema (SDL), as in schema.graphql."""
+    from schema import print_schema
+
+    text = print_schema()
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+    typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="The strategy in plain English.")],
+    user: Annotated[str, typer.Option("--user", help="Email of the owner (must exist).")],
+    name: Annotated[
+        str | None, typer.Option(help="Name (default: derived from the prompt).")
+    ] = None,
+    strategy_type: Annotated[
+        StrategyType | None,
+        typer.Option("--type", case_sensitive=False, help="Type (default: from the prompt)."),
+    ] = None,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate/--no-validate",
+            help="With --no-validate, code that fails validation is still a SUCCESS (DRAFT).",
+        ),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Generate a strategy from PROMPT, store it under --user like the API does, print it.
+
+    Uses Gemini when GEMINI_API_KEY is set (GEMINI_BASE_URL honoured), else the built-in
+    template provider. The code goes to stdout; status, ids, tokens and time to stderr.
+    Exit 1 when the generation is PARTIAL or FAILURE.
+    """
+    from server.wiring import build_provider
+    from services.generation import GenerationRequest, Generator
+    from services.providers.base import CodeProvider
+
+    settings = get_settings()
+    request = GenerationRequest(prompt, name, strategy_type, validate)
+
+    async def run(provider: CodeProvider) -> GenerationOutcome:
+        try:
+            async with _database(settings):
+                owner = await _user_by_email(user)
+                return await Generator(provider).generate(owner, request)
+        finally:
+            aclose: Callable[[], Coroutine[Any, Any, None]] | None = getattr(
+                provider, "aclose", None
+            )
+            if aclose is not None:
+                await aclose()
+
+    outcome = _run(run(build_provider(settings)))
+    _report_generation(outcome, as_json)
+
+
+def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
+    from models import GenerationStatus
+
+    entry, strategy = outcome.log, outcome.strategy
+    if as_json:
+        _print_json(
+            {
+                "status": entry.status.name,
+                "strategyId": str(strategy.id) if strategy else None,
+                "logId": str(entry.id),
+                "provider": entry.provider,
+                "model": entry.model,
+                "tokensUsed": entry.tokens_used,
+                "processingTimeSeconds": outcome.processing_time_seconds,
+                "errorMessage": entry.error_message,
+                "strategy": None
+                if strategy is None
+                else {
+                    "name": strategy.name,
+                    "strategyType": strategy.strategy_type.name,
+                    "status": strategy.status.name,
+                    "parameters": strategy.parameters,
+                    "generatedCode": strategy.generated_code,
+                },
+            }
+        )
+    else:
+        if strategy is not None:
+            typer.echo(strategy.generated_code.rstrip("\n"))
+        lines = [f"status: {entry.status.name} ({entry.provider}, {entry.model})"]
+        if strategy is not None:
+            lines.append(
+                f"strategy: {strategy.id} '{strategy.name}' "
+                f"({strategy.strategy_type.name}, {strategy.status.name})"
+            )
+        lines += [
+            f"log: {entry.id}",
+            f"tokens: {entry.tokens_used}",
+            f"time: {outcome.processing_time_seconds:.3f} s",
+        ]
+        typer.echo("\n".join(lines), err=True)
+    if entry.status is not GenerationStatus.SUCCESS:
+        fail(entry.error_message or f"generation {entry.status.name}", FAILED)
+
+
+@app.command()
+def backtest(
+    strategy_id: Annotated[
+        str, typer.Argument(metavar="STRATEGY_ID", help="Id of a stored strategy.")
+    ],
+    csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="OHLCV CSV with a header row: timestamp (or date/time), open, high, low, "
+            "close, volume; as the API's csv input.",
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", help="A built-in sample data set instead, e.g. trending_daily."),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="Only a strategy of this user (email). Without it any user's strategy is "
+            "run, as its owner: this is an operator tool.",
+        ),
+    ] = None,
+    initial_capital: Annotated[
+        float | None, typer.Option(help="Starting cash (default: the API's, 10000).")
+    ] = None,
+    commission: Annotated[
+        float | None,
+        typer.Option(help="Commission, percent of traded value (default: the API's, 0.1)."),
+    ] = None,
+    allow_short: Annotated[
+        bool, typer.Option("--allow-short", help="Let a sell signal open a short when flat.")
+    ] = False,
+    params: Annotated[
+        str | None,
+        typer.Option("--params", help="JSON object overriding the strategy's parameters."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Backtest a stored strategy in the sandbox, with a progress bar; print the metrics.
+
+    The metrics are also stored as the strategy's performanceMetrics, as the API does.
+    Exit 1 when the strategy fails in the sandbox, 2 on bad input.
+    """
+    from services.execution import BacktestRequest
+
+    if (csv is None) == (dataset is None):
+        fail("give exactly one of --csv FILE or --dataset NAME")
+    identifier = _strategy_id(strategy_id)
+    overrides = None
+    if params is not None:
+        try:
+            overrides = json.loads(params)
+        except json.JSONDecodeError as exc:
+            fail(f"--params is not valid JSON: {exc}")
+    options: dict[str, Any] = {"allow_short": allow_short, "parameters": overrides}
+    if initial_capital is not None:
+        options["initial_cash"] = initial_capital
+    if commission is not None:
+        options["commission_pct"] = commission
+    if csv is not None:
+        options["csv"] = _read_csv(csv)
+    request = BacktestRequest(sample=dataset, **options)
+    outcome = _run_backtest(get_settings(), identifier, request, user)
+    _report_backtest(outcome, as_json)
+
+
+def _read_csv(path: Path) -> str:
+    from services.execution import MAX_CSV_BYTES
+
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_CSV_BYTES + 1)
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    if len(raw) > MAX_CSV_BYTES:
+        # Too big: hand it on anyway (no shorter once decoded) so the API's rule says so.
+        return raw.decode("utf-8", "replace")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(f"{path} is not UTF-8 text (byte {exc.start})")
+
+
+def _run_backtest(
+    settings: Settings, strategy_id: uuid.UUID, request: BacktestRequest, email: str | None
+) -> BacktestOutcome:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from server.wiring import build_sandbox
+    from services.execution import StrategyRunner
+
+    runner = StrategyRunner(
+        build_sandbox(settings),
+        signal_timeout_seconds=settings.run_timeout_seconds,
+        backtest_timeout_seconds=settings.backtest_timeout_seconds,
+    )
+    progress = Progress(
+        TextColumn("backtest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("bars"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    task = progress.add_task("backtest", total=None)
+
+    def on_progress(done: int, total: int) -> None:
+        if not progress.live.is_started:  # shown from the first report: bad input shows none
+            progress.start()
+        progress.update(task, completed=done, total=total)
+
+    async def run() -> BacktestOutcome:
+        async with _database(settings):
+            owner = await _user_by_email(email) if email else await _owner_of(strategy_id)
+            async with runner.sandbox:  # started and closed as the server's lifespan does
+                try:
+                    return await runner.backtest(owner, strategy_id, request, on_progress)
+                finally:
+                    if progress.live.is_started:
+                        progress.stop()
+
+    return _run(run())
+
+
+async def _owner_of(strategy_id: uuid.UUID) -> User:
+    from models import GeneratedStrategy
+    from services.errors import NotFound
+
+    strategy = await GeneratedStrategy.get_or_none(id=strategy_id).prefetch_related("user")
+    if strategy is None:
+        raise NotFound(f"Strategy {strategy_id} not found")
+    owner: User = strategy.user
+    return owner
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _report_backtest(outcome: BacktestOutcome, as_json: bool) -> None:
+    result, strategy = outcome.result, outcome.strategy
+    if as_json:
+        _print_json(
+            {
+                "strategyId": str(strategy.id),
+                "bars": result["bars"],
+                "elapsedSeconds": outcome.elapsed_seconds,
+                "metrics": result["metrics"],
+                "trades": result["trades"],
+            }
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{strategy.name} ({strategy.id}): {result['bars']:,} bars, "
+        f"{outcome.elapsed_seconds:.2f} s",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result["metrics"].items():
+        table.add_row(key, _format(value))
+    Console(soft_wrap=True).print(table)
+
+
+def main() -> None:
+    """The entry point: typer handles usage errors; anything unexpected is one line, exit 1."""
+    try:
+        app(prog_name="python -m server")
+    except Exception as exc:
+        log.debug("unexpected error", exc_info=True)
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(FAILED)

@@ -1,0 +1,279 @@
+"""Request ids, HTTP metrics and access logs (one ASGI middleware); /metrics and /readyz.
+
+Pure ASGI rather than BaseHTTPMiddleware: that one buffers nothing but runs the app in
+another task, which breaks context variables, streaming and WebSockets in subtle ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tortoise import connections
+
+from server.settings import Settings
+from server.wiring import Services
+from services import metrics
+from services.sandbox import Sandbox
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("server.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+# What we accept from a client or proxy: bounded, and nothing a log parser could trip on.
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Probes and scrapes come every few seconds: their successes are logged at DEBUG only.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+UNMATCHED_ROUTE = "unmatched"
+DATABASE_CHECK_TIMEOUT_SECONDS = 2.0
+
+_INTERNAL_ERROR_BODY = b"Internal Server Error"
+_INTERNAL_ERROR_START: Message = {
+    "type": "http.response.start",
+    "status": 500,
+    "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
+    ],
+}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served (None outside of one)."""
+    return _request_id.get()
+
+
+def request_id_of(scope: Scope) -> str:
+    """The client's X-Request-ID when it is sane, else a fresh one."""
+    for name, value in scope.get("headers") or ():
+        if name == REQUEST_ID_HEADER:
+            text = value.decode("latin-1")
+            if SAFE_REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+def route_of(scope: Scope) -> str:
+    """The matched route's template (the router puts it into the scope), never the raw path."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+def _client_of(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
+
+
+def _with_header(message: Message, request_id: str) -> Message:
+    headers = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id.encode())]
+    return {**message, "headers": headers}
+
+
+class RequestObservability:
+    """Gives every HTTP request and WebSocket a request id (context variable and response
+    header), records the HTTP metrics and logs one access line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = request_id_of(scope)
+        token = _request_id.set(request_id)
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = _with_header(message, request_id)
+            await send(message)
+
+        started = time.perf_counter()
+        metrics.HTTP_IN_PROGRESS.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error while answering %s %s", scope["method"], scope["path"])
+            if not status:
+                # Answered here rather than by Starlette's error middleware, to carry the id.
+                with contextlib.suppress(Exception):  # the client may be gone
+                    await send_with_id(_INTERNAL_ERROR_START)
+                    await send({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
+                status = 500
+            raise  # as Starlette does: servers and test clients see it too
+        finally:
+            metrics.HTTP_IN_PROGRESS.dec()
+            elapsed = time.perf_counter() - started
+            # No response at all: the client went away first (nginx's 499).
+            status = status or 499
+            route = route_of(scope)
+            metrics.record_http(scope["method"], route, status, elapsed)
+            level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
+            if access_log.isEnabledFor(level):
+                access_log.log(
+                    level,
+                    '%s "%s %s" %d %.1f ms',
+                    _client_of(scope),
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client": _client_of(scope),
+                    },
+                )
+            _request_id.reset(token)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = request_id_of(scope)
+        token = _request_id.set(request_id)
+        accepted = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal accepted
+            if message["type"] == "websocket.accept":
+                accepted = True
+                message = _with_header(message, request_id)
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            access_log.info(
+                '%s "WEBSOCKET %s" %s %.1f ms',
+                _client_of(scope),
+                scope["path"],
+                "closed" if accepted else "rejected",
+                elapsed * 1000,
+                extra={
+                    "method": "WEBSOCKET",
+                    "path": scope["path"],
+                    "route": route_of(scope),
+                    "accepted": accepted,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "client": _client_of(scope),
+                },
+            )
+            _request_id.reset(token)
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+async def database_check() -> dict[str, Any]:
+    """`SELECT 1` on the default connection, bounded in time."""
+    try:
+        async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_SECONDS):
+            await connections.get("default").execute_query("SELECT 1")
+    except TimeoutError:
+        log.warning("readiness: the database gave no answer in %gs", DATABASE_CHECK_TIMEOUT_SECONDS)
+        return {"ok": False, "error": f"no answer within {DATABASE_CHECK_TIMEOUT_SECONDS:g} s"}
+    except Exception as exc:
+        # The class name only: driver messages carry hosts, users and paths.
+        log.warning("readiness: the database is unreachable: %s: %s", type(exc).__name__, exc)
+        return {"ok": False, "error": f"unreachable ({type(exc).__name__})"}
+    return {"ok": True}
+
+
+def sandbox_check(sandbox: Sandbox) -> dict[str, Any]:
+    """Which isolation layers the start-up probe found, or why execution is disabled."""
+    probe = sandbox.probe
+    if sandbox.unavailable is not None or probe is None:
+        reason = (
+            sandbox.unavailable.extensions.get("reason", "UNAVAILABLE")
+            if sandbox.unavailable is not None
+            else "NOT_STARTED"
+        )
+        return {
+            "ok": False,
+            "executionDisabled": True,
+            "reason": reason,
+            "message": "strategy execution is disabled; the server log says why",
+        }
+    return {
+        "ok": True,
+        "isolated": probe.isolated,
+        "layers": list(probe.layers),
+        "networkIsolated": probe.network_isolated,
+        "restarts": sandbox.restarts,
+    }
+
+
+def readiness_endpoint(services: Services) -> Endpoint:
+    async def readyz(_: Request) -> Response:
+        """503 only when the database is unreachable: without a sandbox everything else serves."""
+        database = await database_check()
+        sandbox = sandbox_check(services.runner.sandbox)
+        status = "ok" if sandbox["ok"] else "degraded"
+        if not database["ok"]:
+            status = "unavailable"
+        return JSONResponse(
+            {"status": status, "checks": {"database": database, "sandbox": sandbox}},
+            status_code=200 if database["ok"] else 503,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return readyz
+
+
+def bearer_matches(header: str, token: str) -> bool:
+    scheme, _, given = header.strip().partition(" ")
+    # Compared in constant time, so the answer's timing says nothing about the token.
+    same = hmac.compare_digest(given.strip().encode("utf-8", "replace"), token.encode())
+    return scheme.lower() == "bearer" and same
+
+
+def metrics_endpoint(settings: Settings) -> Endpoint:
+    token = settings.metrics_token
+
+    async def metrics_text(request: Request) -> Response:
+        if token and not bearer_matches(request.headers.get("authorization", ""), token):
+            return JSONResponse(
+                {"error": "UNAUTHENTICATED", "message": "send 'Authorization: Bearer <token>'"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        body, content_type = metrics.exposition()
+        return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
+    return metrics_text
+
+
+def routes(settings: Settings, services: Services) -> list[Route]:
+    """/readyz always; /metrics unless METRICS_ENABLED=false."""
+    found = [Route("/readyz", readiness_endpoint(services), methods=["GET"])]
+    if settings.metrics_enabled:
+        found.append(Route("/metrics", metrics_endpoint(settings), methods=["GET"]))
+    return found
