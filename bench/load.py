@@ -29,7 +29,8 @@ writes, list p99 under 100 ms). Exits 1 when a verdict fails. `--generators 0` g
 same mix without generations, for comparison.
 
 Usage: .venv/bin/python bench/load.py [--seconds 30] [--generators 50] [--burst] [--closed]
-DATABASE_URL may point at PostgreSQL (an existing database; users are fresh per run).
+DATABASE_URL may point at PostgreSQL (an existing database; users are fresh per run);
+WORKERS=N runs N server processes (the CPU figures then add up the workers).
 """
 
 from __future__ import annotations
@@ -258,6 +259,22 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def serving_pids(pid: int) -> list[int]:
+    """The processes that serve requests: the worker children with WORKERS > 1, else `pid`."""
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return workers or [pid]
+
+
+def tree_cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """CPU of the serving processes, and of their event-loop (main) threads."""
+    return sum(cpu_seconds(p) for p in pids), sum(cpu_seconds(p, p) for p in pids)
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -301,7 +318,8 @@ async def drive(base: str, server_pid: int, args: argparse.Namespace) -> tuple[L
         began = time.perf_counter()
         stop_at = began + args.seconds
         # The main thread runs the event loop: at 1.0 every request queues behind another.
-        server_cpu, loop_cpu = cpu_seconds(server_pid), cpu_seconds(server_pid, server_pid)
+        serving = serving_pids(server_pid)
+        server_cpu, loop_cpu = tree_cpu_seconds(serving)
         client_cpu = time.process_time()
         # Generators start spread over one model latency (unless --burst), as real traffic
         # would; started together, their answers keep arriving together, in one burst a second.
@@ -329,9 +347,10 @@ async def drive(base: str, server_pid: int, args: argparse.Namespace) -> tuple[L
                     clients.append(paced(stop_at, count / rate, make(pick(i), i)))
         await asyncio.gather(*clients)
         elapsed = time.perf_counter() - began
+        server_cpu_after, loop_cpu_after = tree_cpu_seconds(serving)
         load.cpu = (
-            (cpu_seconds(server_pid) - server_cpu) / elapsed,
-            (cpu_seconds(server_pid, server_pid) - loop_cpu) / elapsed,
+            (server_cpu_after - server_cpu) / elapsed,
+            (loop_cpu_after - loop_cpu) / elapsed,
             (time.process_time() - client_cpu) / elapsed,
         )
 
@@ -378,8 +397,8 @@ def report(load: Load, elapsed: float, lost: bool) -> bool:
     in_flight = sum(generating) / elapsed
     print(
         f"window {elapsed:.1f} s; mean generations in flight {in_flight:.1f}\n"
-        f"CPU (cores busy, of {os.cpu_count()}): server {load.cpu[0]:.2f}, of which its event "
-        f"loop thread {load.cpu[1]:.2f}; load client {load.cpu[2]:.2f}"
+        f"CPU (cores busy, of {os.cpu_count()}): server {load.cpu[0]:.2f}, of which event "
+        f"loop threads {load.cpu[1]:.2f}; load client {load.cpu[2]:.2f}"
     )
     lists = sorted(load.stats.get("strategies(pageSize: 20)", OpStats()).latencies)
     list_p99 = percentile(lists, 0.99) * 1e3

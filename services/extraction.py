@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import re
 
+from services.code_ast import parse_module
 from services.code_rules import DEFAULT_PARAMS_NAME, ENTRYPOINT
 from services.providers.base import PartKind, ResponsePart
 
@@ -65,7 +66,7 @@ def strip_harness(code: str) -> str:
     function. Code that does not parse is returned as it is, for validation to report.
     """
     try:
-        tree = ast.parse(code)
+        tree = parse_module(code)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return code.strip("\n") + "\n"
     lines = _LINE_BREAK.split(code)  # numbered as the AST numbers them

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from services.code_ast import parse_module
 from services.code_rules import (
     ACTIONS,
     ALLOWED_IMPORTS,
@@ -214,7 +215,7 @@ def validate_code(code: str) -> ValidationReport:
         )
 
     try:
-        tree = ast.parse(code)
+        tree = parse_module(code)
     except SyntaxError as exc:
         location = f" (line {exc.lineno})" if exc.lineno else ""
         findings.error(None, f"Syntax error: {exc.msg}{location}")
@@ -581,7 +582,7 @@ def _check_top_level(tree: ast.Module, findings: _Findings) -> None:
 def extract_default_params(code: str) -> dict[str, Any]:
     """`DEFAULT_PARAMS = {...}` as a JSON-safe dict: it becomes the strategy's parameters."""
     try:
-        tree = ast.parse(code)
+        tree = parse_module(code)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return {}
     for node in tree.body:
@@ -619,7 +620,7 @@ def _finite(value: object) -> bool:
 def extract_description(code: str) -> str:
     """The first paragraph of the entrypoint's (or the module's) docstring."""
     try:
-        tree = ast.parse(code)
+        tree = parse_module(code)
     except (SyntaxError, RecursionError, MemoryError, ValueError):
         return ""
     function = _find_entrypoint(tree)
