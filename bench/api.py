@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.gemini_standin import GeminiStandin  # noqa: E402
+from tests.support.server_process import free_port  # noqa: E402
 
 LIST_QUERY = """query($size: Int) { strategies(pageSize: $size) { items {
   id name strategyType status usageCount codePreview parameters createdAt }
@@ -46,12 +46,6 @@ REGISTER = """mutation { register(email: "bench@example.com", password: "bench-p
 
 def verdict(met: bool) -> str:
     return "MET" if met else "NOT MET"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:

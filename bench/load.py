@@ -41,7 +41,6 @@ import functools
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from services.samples import synthetic_bars  # noqa: E402
 from tests.support.gemini_standin import DEFAULT_CODE  # noqa: E402
+from tests.support.server_process import free_port  # noqa: E402
 
 REGISTER = """mutation($email: String!, $password: String!) {
   register(email: $email, password: $password) { token } }"""
@@ -84,12 +84,6 @@ PROMPTS = [
 ]
 PASSWORD = "load-bench-password"
 LIST_P99_TARGET_MS = 100.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path | None = None) -> None:

@@ -22,7 +22,6 @@ from schema.types import (
     ValidationResult,
 )
 from services import accounts, strategies
-from services.generation import GenerationRequest
 from services.strategies import StrategyChanges, check_code_size
 from services.validation import extract_default_params, validate_code, with_errors
 
@@ -56,12 +55,7 @@ class Mutation:
         user = await info.context.require_user()
         outcome = await info.context.services.generator.generate(
             user,
-            GenerationRequest(
-                prompt=input.prompt,
-                name=input.name,
-                strategy_type=input.strategy_type,
-                validate=input.validate_code is not False,
-            ),
+            input.to_request(),
         )
         return GenerateStrategyPayload.from_outcome(outcome)
 

@@ -17,7 +17,7 @@ from schema.types import (
     GenerateStrategyPayload,
 )
 from services import progress
-from services.generation import GenerationRequest, GenerationStage
+from services.generation import GenerationStage
 
 Info = strawberry.Info[Context, None]
 
@@ -102,12 +102,7 @@ class Subscription:
         events = await progress.watch_generation(
             info.context.services.generator,
             user,
-            GenerationRequest(
-                prompt=input.prompt,
-                name=input.name,
-                strategy_type=input.strategy_type,
-                validate=input.validate_code is not False,
-            ),
+            input.to_request(),
         )
         return _generation_progress(events)
 

@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 import models
 from services.analytics import GenerationStats as Stats
 from services.execution import BacktestOutcome, BacktestRequest, MarketDataColumns
-from services.generation import GenerationOutcome
+from services.generation import GenerationOutcome, GenerationRequest
 from services.strategies import Page, code_preview
 from services.validation import ValidationReport
 
@@ -351,6 +351,14 @@ class GenerateStrategyInput:
     name: str | None = None
     strategy_type: StrategyType | None = None
     validate_code: bool | None = True
+
+    def to_request(self) -> GenerationRequest:
+        return GenerationRequest(
+            prompt=self.prompt,
+            name=self.name,
+            strategy_type=self.strategy_type,
+            validate=self.validate_code is not False,
+        )
 
 
 @strawberry.input

@@ -32,8 +32,9 @@ import pytest
 
 from schema import print_schema
 from server.db import dialect_of
-from tests.support.api import ROOT, GraphQLCall, register_user
+from tests.support.api import GraphQLCall, register_user
 from tests.support.gemini_standin import DEFAULT_CODE, GeminiStandin, code_answer, text_answer
+from tests.support.server_process import server_env
 
 PASSWORD = "a long passphrase for the cli"
 OWNER = "owner@example.com"
@@ -131,13 +132,7 @@ def _own_database(tmp: Path) -> Iterator[str]:
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     workdir = tmp_path_factory.mktemp("cli")
     with _own_database(workdir) as database_url:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("GEMINI_", "DATABASE_", "SECRET_", "LOG_", "RATE_LIMIT_"))
-        }
-        env.update(PYTHONPATH=str(ROOT), DATABASE_URL=database_url, COLUMNS="200")
-        run = Cli(workdir, env, database_url)
+        run = Cli(workdir, server_env(DATABASE_URL=database_url, COLUMNS="200"), database_url)
         migrated = run("migrate")
         assert migrated.returncode == 0, migrated.stderr
         assert re.match(r"applied [1-9]\d* migration\(s\): 0_", migrated.stdout), migrated.stdout

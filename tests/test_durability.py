@@ -12,12 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
-import socket
 import sqlite3
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,8 +29,9 @@ from server.db import dialect_of
 from server.settings import Settings
 from services.generation import SHUTDOWN_MESSAGE, GenerationRequest, Generator
 from services.providers.gemini import GeminiProvider
-from tests.support.api import PASSWORD, REGISTER, ROOT
+from tests.support.api import PASSWORD, REGISTER
 from tests.support.gemini_standin import GeminiStandin, ReceivedRequest, Reply, hang
+from tests.support.server_process import ServerProcess
 
 API_KEY = "durability-key"
 MODEL = "gemini-durability"
@@ -56,94 +54,22 @@ class SlowAnswer:
         return hang(random.uniform(self.low, self.high))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """`python -m server` on a given database; output goes to a file so a pipe never fills."""
-
-    def __init__(self, workdir: Path, database_url: str, gemini_url: str, **extra: str) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "DATABASE_"))}
-        self.env = {
-            **env,
-            "PYTHONPATH": str(ROOT),
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "durability-secret-key-0123456789-0123456789",
-            "GEMINI_API_KEY": API_KEY,
-            "GEMINI_BASE_URL": gemini_url,
-            "GEMINI_MODEL": MODEL,
-            "GEMINI_TIMEOUT_SECONDS": "20",
-            "RATE_LIMIT_GENERATE": "100000/minute",
-            "LOG_LEVEL": "info",
-            **extra,
-        }
-        self.process: asyncio.subprocess.Process | None = None
-        self.log_path = workdir / f"server-{self.port}.log"
-
-    async def start(self) -> ServerProcess:
-        migrate = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "server",
-            "migrate",
-            cwd=self.workdir,
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await migrate.communicate()
-        assert migrate.returncode == 0, output.decode(errors="replace")
-        with self.log_path.open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "server",
-                cwd=self.workdir,
-                env=self.env,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        async with httpx.AsyncClient(timeout=1) as http:
-            while time.monotonic() < deadline:
-                assert self.process.returncode is None, f"server exited:\n{self.output()}"
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get(f"{self.base}/healthz")).status_code == 200:
-                        return self
-                await asyncio.sleep(0.05)
-        await self.stop(signal.SIGKILL)
-        pytest.fail(f"server did not start:\n{self.output()}")
-
-    def send(self, signum: signal.Signals) -> None:
-        assert self.process is not None
-        self.process.send_signal(signum)
-
-    async def exit_code(self, seconds: float) -> int:
-        assert self.process is not None
-        async with asyncio.timeout(seconds):
-            return await self.process.wait()
-
-    async def stop(self, signum: signal.Signals = signal.SIGTERM) -> None:
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.send_signal(signum)
-        try:
-            async with asyncio.timeout(15):
-                await self.process.wait()
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+def server_process(
+    workdir: Path, database_url: str, gemini_url: str, **extra: str
+) -> ServerProcess:
+    """`python -m server` on the given database, talking to the stand-in Gemini."""
+    return ServerProcess(
+        workdir,
+        DATABASE_URL=database_url,
+        SECRET_KEY="durability-secret-key-0123456789-0123456789",
+        GEMINI_API_KEY=API_KEY,
+        GEMINI_BASE_URL=gemini_url,
+        GEMINI_MODEL=MODEL,
+        GEMINI_TIMEOUT_SECONDS="20",
+        RATE_LIMIT_GENERATE="100000/minute",
+        LOG_LEVEL="info",
+        **extra,
+    )
 
 
 @dataclass
@@ -296,7 +222,7 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_generation(
     database: str, tmp_path: Path, gemini_standin: GeminiStandin
 ) -> None:
     gemini_standin.set_default(SlowAnswer(0.3, 0.5))
-    server = await ServerProcess(tmp_path, database, gemini_standin.base_url).start()
+    server = await server_process(tmp_path, database, gemini_standin.base_url).start_async()
     try:
         async with client(server.base) as http:
             tokens = await register(http, 4)
@@ -313,16 +239,16 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_generation(
             await wait_for(lambda: len(burst.succeeded) >= 12, 20, "a third of the burst")
             server.send(signal.SIGKILL)
             await asyncio.gather(*tasks)
-        assert await server.exit_code(10) == -signal.SIGKILL
+        assert await server.wait_async(10) == -signal.SIGKILL
     finally:
-        await server.stop(signal.SIGKILL)
+        await server.stop_async(signal.SIGKILL)
 
     assert len(burst.succeeded) >= 12, burst.failed
     assert burst.failed, "the kill came too late: every request had already been answered"
     in_flight = started_prompts(gemini_standin, prompts) - set(burst.succeeded)
     assert in_flight, "the kill should catch generations waiting on the model"
 
-    restarted = await ServerProcess(tmp_path, database, gemini_standin.base_url).start()
+    restarted = await server_process(tmp_path, database, gemini_standin.base_url).start_async()
     try:
         async with client(restarted.base) as http:
             await assert_visible(http, burst)
@@ -347,14 +273,14 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_generation(
                 total += body["data"]["strategies"]["totalCount"]
             assert total == len(strategies) + 1
     finally:
-        await restarted.stop()
+        await restarted.stop_async()
 
 
 async def sigterm_burst(
     database: str, tmp_path: Path, standin: GeminiStandin, count: int, **env: str
 ) -> tuple[Burst, list[str], set[str], set[str], int]:
     """Start `count` generations, SIGTERM once all reached the model, collect what happened."""
-    server = await ServerProcess(tmp_path, database, standin.base_url, **env).start()
+    server = await server_process(tmp_path, database, standin.base_url, **env).start_async()
     try:
         async with client(server.base) as http:
             tokens = await register(http, 3)
@@ -371,9 +297,9 @@ async def sigterm_burst(
             )
             server.send(signal.SIGTERM)
             await asyncio.gather(*tasks)
-        returncode = await server.exit_code(20)
+        returncode = await server.wait_async(20)
     finally:
-        await server.stop(signal.SIGKILL)
+        await server.stop_async(signal.SIGKILL)
     return burst, prompts, started_prompts(standin, prompts), ids, returncode
 
 
@@ -389,12 +315,12 @@ async def test_sigterm_lets_in_flight_generations_finish(
     assert set(burst.succeeded) == set(prompts), burst.failed
 
     gemini_standin.set_latency(0.0)
-    restarted = await ServerProcess(tmp_path, database, gemini_standin.base_url).start()
+    restarted = await server_process(tmp_path, database, gemini_standin.base_url).start_async()
     try:
         async with client(restarted.base) as http:
             await assert_visible(http, burst)
     finally:
-        await restarted.stop()
+        await restarted.stop_async()
     logs, strategies = await stored(database, ids)
     assert_consistent(logs, strategies)
     assert sorted(log["prompt"] for log in logs) == sorted(prompts)

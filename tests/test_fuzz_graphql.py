@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from schemathesis.graphql import nodes
 from schemathesis.specs.graphql.scalars import CUSTOM_SCALARS
 
 from tests.support.api import PASSWORD, REGISTER, ROOT
-from tests.test_server_process import free_port
+from tests.support.server_process import ServerProcess
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 CONTRACT_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "RATE_LIMITED"}
@@ -45,34 +43,13 @@ SEED = """mutation($prompt: String!) {
 }"""
 
 
-def wait_until_healthy(base: str, process: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    pytest.fail(f"server did not start:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def fuzz_server(
     database_url: str, database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Path]]:
+) -> Iterator[ServerProcess]:
     """`python -m server` on the run's database, in a scratch directory (its ./data)."""
-    workdir = tmp_path_factory.mktemp("fuzz")
-    port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "DATABASE_", "SECRET_"))
-    }
-    env.update(
-        PORT=str(port),
-        HOST="127.0.0.1",
-        PYTHONPATH=str(ROOT),
+    server = ServerProcess(
+        tmp_path_factory.mktemp("fuzz"),
         DATABASE_URL=database_url,
         SECRET_KEY="fuzz-secret-key-with-enough-entropy-0123456789",
         # Limits high enough never to answer RATE_LIMITED, which would hide what lies behind them.
@@ -83,33 +60,9 @@ def fuzz_server(
         BACKTEST_TIMEOUT_SECONDS="10",
         LOG_LEVEL="warning",
     )
-    # The `database` fixture migrated already; this must be a no-op, as on a deployed server.
-    migrate = subprocess.run(
-        [sys.executable, "-m", "server", "migrate"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert migrate.returncode == 0, migrate.stderr
-    log = (workdir / "server.log").open("w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server"],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, process, workdir / "server.log")
-        yield base, workdir
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+    # The `database` fixture migrated already; migrating must be a no-op, as on a deployed server.
+    with server:
+        yield server
 
 
 def json_values() -> st.SearchStrategy[graphql.ValueNode]:
@@ -140,9 +93,9 @@ def json_values() -> st.SearchStrategy[graphql.ValueNode]:
 
 
 @pytest.fixture(scope="module")
-def fuzz_user(fuzz_server: tuple[str, Path]) -> tuple[dict[str, str], list[str]]:
+def fuzz_user(fuzz_server: ServerProcess) -> tuple[dict[str, str], list[str]]:
     """A registered user's auth header, and ids of real rows for UUID arguments to hit."""
-    base, _ = fuzz_server
+    base = fuzz_server.base
     with httpx.Client(base_url=base, timeout=60) as http:
         registered = http.post(
             "/graphql",
@@ -308,9 +261,9 @@ def cases(operation: Any) -> st.SearchStrategy[Any]:
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
 def test_any_input_gets_a_contract_answer(
-    operation: Any, fuzz_server: tuple[str, Path], fuzz_user: tuple[dict[str, str], list[str]]
+    operation: Any, fuzz_server: ServerProcess, fuzz_user: tuple[dict[str, str], list[str]]
 ) -> None:
-    base, workdir = fuzz_server
+    base = fuzz_server.base
     auth, _ = fuzz_user
 
     @settings(
@@ -340,7 +293,7 @@ def test_any_input_gets_a_contract_answer(
             case.body = append_to_a_literal(document, where, hostile)
         headers = {**auth, "Content-Type": "application/json"}
         response = case.call(base_url=f"{base}/graphql", headers=headers, timeout=60)
-        assert_contract(response.status_code, response.text, repr(case.body), workdir)
+        assert_contract(response.status_code, response.text, repr(case.body), fuzz_server)
 
     answers_within_contract()
 
@@ -412,9 +365,9 @@ TEXT_PLACES: dict[str, tuple[str, Variables]] = {
 
 @pytest.fixture(scope="module")
 def own_strategies(
-    fuzz_server: tuple[str, Path], fuzz_user: tuple[dict[str, str], list[str]]
+    fuzz_server: ServerProcess, fuzz_user: tuple[dict[str, str], list[str]]
 ) -> tuple[str, str]:
-    base, _ = fuzz_server
+    base = fuzz_server.base
     made = []
     for prompt in ("RSI scalping", "SMA crossover"):
         body = httpx.post(
@@ -432,14 +385,14 @@ def own_strategies(
 def test_text_no_store_can_hold_gets_a_contract_answer(
     place: str,
     text: str,
-    fuzz_server: tuple[str, Path],
+    fuzz_server: ServerProcess,
     fuzz_user: tuple[dict[str, str], list[str]],
     own_strategies: tuple[str, str],
 ) -> None:
     """Deterministic companion of the fuzzing: JSON carries NUL and unpaired surrogates, which
     PostgreSQL (NUL) and UTF-8 (surrogates) cannot hold; the answer must still be a contract
     one, not INTERNAL. Random fuzzing reaches these places only by luck."""
-    base, workdir = fuzz_server
+    base = fuzz_server.base
     query, variables = TEXT_PLACES[place]
     targets = Targets(f"{place}.{ord(text)}@example.com", *own_strategies)
     payload = json.dumps({"query": query, "variables": variables(text, targets)})  # \\u escapes
@@ -449,15 +402,15 @@ def test_text_no_store_can_hold_gets_a_contract_answer(
         headers={**fuzz_user[0], "Content-Type": "application/json"},
         timeout=60,
     )
-    assert_contract(response.status_code, response.text, payload, workdir)
+    assert_contract(response.status_code, response.text, payload, fuzz_server)
 
 
 @pytest.mark.parametrize("depth", [500, 100_000])
 def test_deeply_nested_json_is_not_a_server_error(
-    depth: int, fuzz_server: tuple[str, Path], fuzz_user: tuple[dict[str, str], list[str]]
+    depth: int, fuzz_server: ServerProcess, fuzz_user: tuple[dict[str, str], list[str]]
 ) -> None:
     """JSON nested past Python's recursion limit must be refused as the client's error."""
-    base, workdir = fuzz_server
+    base = fuzz_server.base
     nested = '{"a":' * depth + "1" + "}" * depth
     payload = '{"query": "mutation($c: String!) { validateCode(code: $c) { valid } }",'
     payload += f'"variables": {{"c": "x", "extra": {nested}}}}}'
@@ -468,16 +421,16 @@ def test_deeply_nested_json_is_not_a_server_error(
         timeout=60,
     )
     assert response.status_code < 500, (response.status_code, response.text[:500])
-    assert not leaked_internals(response.text, workdir), response.text[:2000]
+    assert not leaked_internals(response.text, fuzz_server.workdir), response.text[:2000]
 
 
-def assert_contract(status: int, text: str, request: str, workdir: Path) -> None:
+def assert_contract(status: int, text: str, request: str, server: ServerProcess) -> None:
     """No 5xx, no internals in the body, only the contract's error codes and never INTERNAL."""
     request = request[:3000]
     assert status < 500, (status, text[:2000], request)
-    assert not leaked_internals(text, workdir), (text[:2000], request)
+    assert not leaked_internals(text, server.workdir), (text[:2000], request)
     body = json.loads(text)
     codes = [(e.get("extensions") or {}).get("code") for e in body.get("errors") or []]
-    server_log = (workdir / "server.log").read_text()[-3000:]
+    server_log = server.output()[-3000:]
     assert "INTERNAL" not in codes, (body, request, server_log)
     assert set(codes) <= CONTRACT_CODES, (body, request)

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from services.sandbox import (
 from services.templates import TemplateProvider
 from tests.support.api import ROOT, GraphQLCall, error_codes, make_client, register_user
 from tests.support.gemini_standin import GeminiStandin, code_answer, error, hang
+from tests.support.server_process import ServerProcess
 
 GENERATE = """mutation($p: String!) { generateStrategy(input: {prompt: $p}) {
   strategy { id } generationLog { status provider tokensUsed } } }"""
@@ -545,59 +545,20 @@ def test_configure_logging_routes_uvicorn_and_formats_exceptions() -> None:
 
 # --- the real process ---------------------------------------------------------------------------
 
-SERVE = """
-import uvicorn
-from server.app import create_app
-from server.logging_setup import configure_logging
-from server.settings import get_settings
-
-settings = get_settings()
-configure_logging(settings)
-uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.port, log_config=None,
-            access_log=False)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_served_process_without_database_is_not_ready_and_logs_json(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "DATABASE_", "LOG_"))
-    }
-    env.update(
-        PORT=str(port),
-        PYTHONPATH=str(ROOT),
+    # Not migrated: nothing answers on that database. The log holds what it wrote to stdout
+    # and stderr; its log lines are JSON, the default (LOG_* of this environment not passed on).
+    server = ServerProcess(
+        tmp_path,
         DATABASE_URL=UNREACHABLE_DATABASE,
         SECRET_KEY="observability-test-secret-key-0123456789",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVE],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        response = httpx.get(f"{base}/readyz", headers={"X-Request-ID": "e2e-1"}, timeout=10)
+        server.start(timeout=60, migrate=False)
+        response = httpx.get(f"{server.base}/readyz", headers={"X-Request-ID": "e2e-1"}, timeout=10)
     finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
+        server.stop()
     # Out of process on purpose: initialising Tortoise on another database inside the test
     # session would rebind the models' SQL dialect for every later test.
     assert response.status_code == 503, response.text
@@ -606,7 +567,7 @@ def test_served_process_without_database_is_not_ready_and_logs_json(tmp_path: Pa
     assert body["checks"]["database"]["ok"] is False
     assert "Traceback" not in response.text and "127.0.0.1" not in response.text
     assert response.headers["x-request-id"] == "e2e-1"
-    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # all JSON
+    lines = [json.loads(line) for line in server.output().splitlines() if line.strip()]  # all JSON
     assert any(line["logger"].startswith("uvicorn") for line in lines)
     mine = [line for line in lines if line.get("request_id") == "e2e-1"]
     assert {line["logger"] for line in mine} >= {"server.access", "server.observability"}
