@@ -6,54 +6,27 @@ names an existing database used only to create (and afterwards drop) a database 
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from tortoise import Tortoise
 
-from server.db import dialect_of, migrate, tortoise_config
+from server.db import migrate, tortoise_config
 from server.settings import Settings
 from services.sandbox import Sandbox, SandboxSettings
 from services.templates import TemplateProvider
 from tests.support.api import GraphQLCall, call_graphql, make_client, register_user
+from tests.support.databases import scratch_database
 
 pytest_plugins = ["tests.support.fixtures"]
 
 
-def _with_database(url: str, database: str) -> str:
-    return url.rsplit("/", 1)[0] + "/" + database
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = os.environ.get("TEST_DATABASE_URL", "")
-    if not base:
-        yield f"sqlite://{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
-        return
-    if dialect_of(base) != "postgres":
-        yield base
-        return
-    name = f"sg_test_{uuid.uuid4().hex[:12]}"
-    admin_dsn = base.replace("postgres://", "postgresql://", 1)
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield _with_database(base, name)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(tmp_path_factory.mktemp("db"), "sg_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ import csv
 import io
 import itertools
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -33,6 +32,7 @@ import pytest
 from schema import print_schema
 from server.db import dialect_of
 from tests.support.api import GraphQLCall, register_user
+from tests.support.databases import asyncpg_dsn, scratch_database
 from tests.support.gemini_standin import DEFAULT_CODE, GeminiStandin, code_answer, text_answer
 from tests.support.server_process import server_env
 
@@ -91,7 +91,7 @@ class Cli:
         pg_sql = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
 
         async def fetch() -> list[tuple[Any, ...]]:
-            conn = await asyncpg.connect(_dsn(self.database_url))
+            conn = await asyncpg.connect(asyncpg_dsn(self.database_url))
             try:
                 return [tuple(row) for row in await conn.fetch(pg_sql, *args)]
             finally:
@@ -102,36 +102,10 @@ class Cli:
             return pool.submit(asyncio.run, fetch()).result()
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgres://", "postgresql://", 1)
-
-
-@contextlib.contextmanager
-def _own_database(tmp: Path) -> Iterator[str]:
-    base = os.environ.get("TEST_DATABASE_URL", "")
-    if not base or dialect_of(base) != "postgres":
-        yield f"sqlite://{tmp / 'cli.sqlite3'}"
-        return
-    name = f"sg_cli_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(_dsn(base))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     workdir = tmp_path_factory.mktemp("cli")
-    with _own_database(workdir) as database_url:
+    with scratch_database(workdir, "sg_cli") as database_url:
         run = Cli(workdir, server_env(DATABASE_URL=database_url, COLUMNS="200"), database_url)
         migrated = run("migrate")
         assert migrated.returncode == 0, migrated.stderr
