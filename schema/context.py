@@ -1,4 +1,9 @@
-"""Per-request context: the caller (resolved lazily, once) and request-scoped DataLoaders."""
+"""Per-request context: the caller (resolved lazily) and request-scoped DataLoaders.
+
+Over a WebSocket one context serves the whole connection, which may stay open for hours: it
+remembers nothing there, so each operation checks the token (and the account behind it, at
+most `RecentUsers.ttl_seconds` old) and reads strategies afresh.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 import models
@@ -35,8 +41,12 @@ class Context:
         client = getattr(self.request, "client", None)
         return str(client.host) if client is not None and client.host else "unknown"
 
+    @property
+    def lasts_a_connection(self) -> bool:
+        return isinstance(self.request, WebSocket)
+
     async def require_user(self) -> models.User:
-        if self._user is None:
+        if self._user is None or self.lasts_a_connection:
             header = (self.authorization or "").strip()
             if not header:
                 raise Unauthenticated(
@@ -45,9 +55,12 @@ class Context:
             if not header.lower().startswith(BEARER_PREFIX):
                 raise Unauthenticated("Authorization header must be 'Bearer <token>'")
             token = header[len(BEARER_PREFIX) :].strip()
-            self._user = await accounts.user_for_token(
+            user = await accounts.user_for_token(
                 self.services.signer, token, self.services.recent_users
             )
+            if self.lasts_a_connection:
+                return user
+            self._user = user
         return self._user
 
     def strategy_loader(
@@ -59,5 +72,7 @@ class Context:
             async def load(ids: list[uuid.UUID]) -> list[models.GeneratedStrategy | None]:
                 return await strategies.strategies_by_id(owner_id, ids)
 
-            loader = self._strategy_loaders[owner_id] = DataLoader(load_fn=load)
+            loader = self._strategy_loaders[owner_id] = DataLoader(
+                load_fn=load, cache=not self.lasts_a_connection
+            )
         return loader

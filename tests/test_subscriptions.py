@@ -18,10 +18,11 @@ import httpx
 import pytest
 import uvicorn
 
-from models import GenerationStatus, StrategyGenerationLog
+from models import GenerationStatus, StrategyGenerationLog, User
 from server.app import create_app
 from server.settings import Settings
 from server.wiring import Services, build_services
+from services.accounts import RecentUsers
 from services.generation import SHUTDOWN_MESSAGE, GenerationStage
 from services.progress import Throttle
 from services.sandbox import Sandbox, SandboxSettings
@@ -548,3 +549,23 @@ def test_throttle_drops_reports_that_go_back_or_change_the_total() -> None:
     assert not throttle.admit(500, 1_000)
     assert not throttle.admit(600, 5_000)
     assert throttle.admit(600, 1_000)
+
+
+async def test_an_open_connection_checks_the_account_for_each_operation(
+    database: str, settings: Settings, sandbox: Sandbox
+) -> None:
+    """A WebSocket can stay open for hours: staff rights or the account itself must not be
+    remembered for its whole life, only as long as over HTTP (RecentUsers)."""
+    services = build_services(settings, TemplateProvider(), sandbox)
+    services.recent_users = RecentUsers(ttl_seconds=0.05)
+    async with serve_over_tcp(create_app(settings, services)) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            token, user_id = await register_user(client)
+        async with GraphQLWS.connect(base_url, bearer(token)) as ws:
+            first = await ws.collect(GENERATE_PROGRESS, {"input": {"prompt": PROMPT}})
+            assert first.ended == "complete" and first.codes == [], first
+            await User.filter(id=user_id).delete()
+            await asyncio.sleep(0.1)
+            second = await ws.collect(GENERATE_PROGRESS, {"input": {"prompt": PROMPT}})
+    assert second.ended == "error" and second.codes == ["UNAUTHENTICATED"], second
+    assert "no longer exists" in second.all_errors[0]["message"]
