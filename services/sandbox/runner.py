@@ -58,7 +58,7 @@ class SandboxSettings:
     memory_limit_mb: int = 512  # address space a job may add to the fork server's own
     max_output_bytes: int = 1 * _MB
     recursion_limit: int = 1000
-    progress_every: int = 500
+    progress_every: int = 500  # bars between progress reports at most
     smoke_timeout_seconds: float = 2.0
     start_timeout_seconds: float = 60.0
     namespaces: str = "auto"  # "auto", "bwrap", "unshare" or "none"
@@ -607,7 +607,8 @@ class Sandbox:
             "recursion_limit": settings.recursion_limit,
             "max_output_bytes": settings.max_output_bytes,
             "progress": on_progress is not None,
-            "progress_every": settings.progress_every,
+            # About a hundred reports for a progress bar, however long the data.
+            "progress_every": min(settings.progress_every, max(1, len(bars) // 100)),
         }
         return _Job(
             kind, pickle.dumps(payload, protocol=5), timeout, cpu_seconds, on_progress, label
