@@ -462,14 +462,10 @@ def _run_backtest(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from server.wiring import build_sandbox
-    from services.execution import StrategyRunner
+    from server.wiring import build_runner
 
-    runner = StrategyRunner(
-        build_sandbox(settings),
-        signal_timeout_seconds=settings.run_timeout_seconds,
-        backtest_timeout_seconds=settings.backtest_timeout_seconds,
-    )
+    # No rate limit: the CLI is the operator's.
+    runner = build_runner(settings)
     progress = Progress(
         TextColumn("backtest"),
         BarColumn(),

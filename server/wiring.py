@@ -10,7 +10,7 @@ from services.accounts import RecentUsers, TokenSigner
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.providers.base import CodeProvider
-from services.rate_limits import RateLimits
+from services.rate_limits import RateLimit, RateLimits
 from services.sandbox import Sandbox, SandboxSettings
 
 
@@ -71,6 +71,17 @@ def build_limits(settings: Settings) -> RateLimits:
     )
 
 
+def build_runner(
+    settings: Settings, sandbox: Sandbox | None = None, rate_limit: RateLimit | None = None
+) -> StrategyRunner:
+    return StrategyRunner(
+        sandbox or build_sandbox(settings),
+        signal_timeout_seconds=settings.run_timeout_seconds,
+        backtest_timeout_seconds=settings.backtest_timeout_seconds,
+        rate_limit=rate_limit,
+    )
+
+
 def build_services(
     settings: Settings, provider: CodeProvider | None = None, sandbox: Sandbox | None = None
 ) -> Services:
@@ -82,11 +93,6 @@ def build_services(
             provider or build_provider(settings),
             limits.generate,
         ),
-        runner=StrategyRunner(
-            sandbox or build_sandbox(settings),
-            signal_timeout_seconds=settings.run_timeout_seconds,
-            backtest_timeout_seconds=settings.backtest_timeout_seconds,
-            rate_limit=limits.execute,
-        ),
+        runner=build_runner(settings, sandbox, limits.execute),
         limits=limits,
     )
