@@ -126,7 +126,7 @@ def count_queries_per_list(database_url: str) -> dict[int, int]:
     """Run list requests in-process and count the SQL statements Tortoise sends."""
     from tortoise import Tortoise
 
-    from server.db import tortoise_config
+    from server.db import serving_config
     from server.settings import Settings
     from services.templates import TemplateProvider
     from tests.support.api import call_graphql, make_client, register_user
@@ -140,7 +140,7 @@ def count_queries_per_list(database_url: str) -> dict[int, int]:
     db_logger = logging.getLogger("tortoise.db_client")
 
     async def run() -> dict[int, int]:
-        await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+        await Tortoise.init(config=serving_config(database_url), _enable_global_fallback=True)
         settings = Settings(
             _env_file=None,
             database_url=database_url,  # type: ignore[call-arg]

@@ -23,7 +23,7 @@ from schema import make_schema, schema
 from schema.context import Context
 from server import observability
 from server.body_limit import BodySizeLimit
-from server.db import tortoise_config
+from server.db import serving_config
 from server.graphiql import render_page, static_files_mount
 from server.settings import Settings, get_settings
 from server.wiring import Services, build_services
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+        async with RegisterTortoise(app, config=serving_config(settings.database_url)):
             try:
                 # Probe the isolation layers now, so the log says at start-up what protects us;
                 # without isolation the server still serves everything but execution.

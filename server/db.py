@@ -72,6 +72,31 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
+READER = "reader"
+
+
+class SqliteReader:
+    """Sends reads to a second SQLite connection. In WAL mode readers need not wait for the
+    writer, but one connection runs one statement at a time: under bench/load.py every list
+    waited behind the generations' write transactions."""
+
+    def db_for_read(self, model: type) -> str:
+        return READER
+
+    def db_for_write(self, model: type) -> str:
+        return "default"
+
+
+def serving_config(database_url: str) -> dict[str, Any]:
+    """`tortoise_config` for serving: SQLite files also get a connection for reads."""
+    config = tortoise_config(database_url)
+    path = database_url.split("://", 1)[1].split("?", 1)[0]
+    if dialect_of(database_url) == "sqlite" and path and path != ":memory:":
+        config["connections"][READER] = database_url
+        config["routers"] = [SqliteReader]
+    return config
+
+
 def __getattr__(name: str) -> Any:
     # `TORTOISE_ORM` is read by the aerich CLI (aerich.toml); computed on demand so that
     # importing this module has no side effects.

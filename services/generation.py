@@ -270,8 +270,9 @@ class Generator:
     ) -> GenerationOutcome:
         strategy = None
         verdict = prepared.verdict
-        # Strategy and log land together or not at all.
-        async with in_transaction():
+        # Strategy and log land together or not at all (on the writing connection: on SQLite,
+        # reads have one of their own, server/db.py).
+        async with in_transaction("default"):
             if prepared.strategy_fields is not None:
                 strategy = await GeneratedStrategy.create(
                     user=user, original_prompt=request.prompt, **prepared.strategy_fields

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from tortoise import Tortoise
 
-from server.db import migrate, tortoise_config
+from server.db import migrate, serving_config
 from server.settings import Settings
 from services.sandbox import Sandbox, SandboxSettings
 from services.templates import TemplateProvider
@@ -34,7 +34,7 @@ async def database(database_url: str) -> AsyncIterator[str]:
     """The run's database, migrated from zero with the project's own migrations."""
     applied = await migrate(database_url)
     assert applied, "migrations should run on a fresh database"
-    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+    await Tortoise.init(config=serving_config(database_url), _enable_global_fallback=True)
     yield database_url
     await Tortoise.close_connections()
 
