@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET, UnsetType
@@ -25,6 +26,7 @@ from server import observability
 from server.body_limit import BodySizeLimit
 from server.db import serving_config
 from server.graphiql import render_page, static_files_mount
+from server.request_errors import request_error_response
 from server.settings import Settings, get_settings
 from server.wiring import Services, build_services
 from services.sandbox import SandboxUnavailable
@@ -41,6 +43,18 @@ class GraphQLApp(GraphQL[Context, None]):
             graphql_ide="graphiql" if introspection else None,
         )
         self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As Strawberry's, but a refused request (unknown operation name, body that is not
+        JSON, no query) answers with a JSON BAD_USER_INPUT error rather than plain text."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive=receive))
+        except HTTPException as error:
+            response = request_error_response(error.reason, error.status_code)
+        await response(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: local assets only, under a strict Content-Security-Policy."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.request_errors import request_error_body
 
 
 class _TooLarge(Exception):
@@ -53,17 +53,7 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "data": None,
-                "errors": [
-                    {
-                        "message": f"Request body is larger than {self.max_bytes} bytes",
-                        "extensions": {"code": "BAD_USER_INPUT"},
-                    }
-                ],
-            }
-        ).encode()
+        body = request_error_body(f"Request body is larger than {self.max_bytes} bytes")
         await send(
             {
                 "type": "http.response.start",

@@ -2,8 +2,8 @@
 
 The first tests read the page over HTTP and run everywhere. The browser test drives Debian's
 Chromium (CHROMIUM_PATH, default /usr/bin/chromium) with Playwright against the app on a real
-TCP port: it runs `{ me { email } }` with a bearer token typed into the headers editor, reads
-the result pane, and checks that no request went anywhere but the app. Without Chromium or the
+TCP port: it runs `query Me { me { email } }` with a bearer token typed into the headers editor,
+reads the result pane, and checks that no request went anywhere but the app. Without Chromium or the
 playwright package it skips, saying which is missing (.ci/run installs Chromium with apt-get).
 """
 
@@ -189,11 +189,15 @@ async def test_graphiql_runs_a_query_with_a_token_offline(
             await page.wait_for_function(
                 "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror"
             )
+            # GraphiQL re-reads the operation name a moment after an edit; until then it sends
+            # the welcome query's ("Me"). The same name, so a quick click cannot race it.
             await page.evaluate(
                 "q => document.querySelector('.graphiql-query-editor .CodeMirror')"
                 ".CodeMirror.setValue(q)",
-                "{ me { email } }",
+                "query Me { me { email } }",
             )
+            # index.js's onEditQuery has seen the edit: it puts the query in the address.
+            await async_api.expect(page).to_have_url(re.compile(r"[?&]q=query\+Me\+"))
 
             # The headers pane is open by default (index.js); type into its editor.
             headers_editor = page.locator(".graphiql-editor-tool .CodeMirror").filter(visible=True)

@@ -104,6 +104,27 @@ async def test_request_body_size_is_limited(
         assert fine.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("request_kwargs", "reason"),
+    [
+        ({"json": {"query": "query Me { me { id } }", "operationName": "Other"}}, "Other"),
+        ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, "JSON"),
+        ({"json": {"variables": {}}}, "No GraphQL query"),
+    ],
+    ids=["unknown-operation-name", "body-not-json", "no-query"],
+)
+async def test_refused_requests_answer_with_a_graphql_error(
+    client: httpx.AsyncClient, request_kwargs: dict[str, object], reason: str
+) -> None:
+    """GraphiQL and generated clients parse every answer as JSON; plain text reached users
+    as "Unexpected token ... is not valid JSON" instead of the reason."""
+    response = await client.post("/graphql", **request_kwargs)  # type: ignore[arg-type]
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert error_codes(response.json()) == ["BAD_USER_INPUT"]
+    assert reason in response.json()["errors"][0]["message"]
+
+
 async def limited_client(
     settings: Settings, sandbox: Sandbox, address: str = "127.0.0.1", **limits: str
 ) -> httpx.AsyncClient:
