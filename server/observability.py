@@ -119,13 +119,14 @@ class RequestObservability:
             await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unhandled error while answering %s %s", scope["method"], scope["path"])
-            if not status:
-                # Answered here rather than by Starlette's error middleware, to carry the id.
-                with contextlib.suppress(Exception):  # the client may be gone
-                    await send_with_id(_INTERNAL_ERROR_START)
-                    await send({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
-                status = 500
-            raise  # as Starlette does: servers and test clients see it too
+            if status:
+                raise  # half a response went out: the server must cut the connection
+            # Answered here rather than by Starlette's error middleware, to carry the id; not
+            # raised on, or the server would log the same traceback again without the id.
+            with contextlib.suppress(Exception):  # the client may be gone
+                await send_with_id(_INTERNAL_ERROR_START)
+                await send({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
+            status = 500
         finally:
             metrics.HTTP_IN_PROGRESS.dec()
             elapsed = time.perf_counter() - started

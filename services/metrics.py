@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.gc_collector import GCCollector
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -208,6 +209,33 @@ def exposition() -> tuple[bytes, str]:
     every process' values summed (the process collectors then have nothing to say)."""
     if not MULTIPROCESS_DIR:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    forget_dead_processes(MULTIPROCESS_DIR)
     merged = CollectorRegistry()
     MultiProcessCollector(merged, path=MULTIPROCESS_DIR)
     return generate_latest(merged), CONTENT_TYPE_LATEST
+
+
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*_(\d+)\.db")
+
+
+def forget_dead_processes(directory: str) -> None:
+    """Drops the live gauges (in progress, in flight, running, queued) of workers that are gone,
+    killed ones too, which never got to say so: else they count forever."""
+    pids = {
+        int(match.group(1))
+        for name in os.listdir(directory)
+        if (match := _LIVE_GAUGE_FILE.fullmatch(name))
+    }
+    for pid in pids:
+        if not _is_running(pid):
+            mark_process_dead(pid, directory)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -142,14 +142,19 @@ async def test_a_crash_outside_graphql_is_a_500_with_the_request_id(
 
     observed = [Middleware(RequestObservability)]
     app = Starlette(routes=[Route("/boom", crashing)], middleware=observed)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # Raising app exceptions: the middleware answers and does not raise on, so the server
+    # (uvicorn) does not log the traceback a second time, without the request id.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.get("/boom", headers={"X-Request-ID": "crash-1"})
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "crash-1"
     assert "secret" not in response.text
+    tracebacks = [line for line in log_lines(json_log) if "exception" in line]
+    assert len(tracebacks) == 1
+    assert tracebacks[0]["request_id"] == "crash-1"
+    assert "RuntimeError: secret internals" in tracebacks[0]["exception"]
     lines = [line for line in log_lines(json_log) if line.get("request_id") == "crash-1"]
-    assert "RuntimeError: secret internals" in lines[0]["exception"]
     assert lines[-1]["status"] == 500 and lines[-1]["route"] == "/boom"
 
 
@@ -264,18 +269,38 @@ def test_worker_processes_share_their_metrics_through_the_multiprocess_directory
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     for tokens in ("100", "23"):
         subprocess.run([sys.executable, "-c", RECORD, tokens], env=env, check=True, timeout=60)
+    # A worker still running holds one sandbox job; the two above have exited.
+    running = subprocess.Popen(
+        [sys.executable, "-c", RECORD + "print('ready', flush=True)\nsys.stdin.read()\n", "0"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert running.stdout is not None and running.stdout.readline() == b"ready\n"
+        during = scrape(env)
+    finally:
+        running.communicate(timeout=60)
+    after = scrape(env)
+
+    gemini = (("provider", "gemini"),)
+    assert during[("strategy_generation_tokens_total", gemini)] == 123
+    assert during[("strategy_generation_duration_seconds_count", gemini)] == 3
+    # Live gauges count only processes that are running: not the exited ones, whose files go.
+    assert during[("sandbox_jobs_running", ())] == 1
+    assert after.get(("sandbox_jobs_running", ()), 0) == 0
+    assert after[("strategy_generation_duration_seconds_count", gemini)] == 3, "counters stay"
+
+
+def scrape(env: dict[str, str]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     scraped = subprocess.run(
         [sys.executable, "-c", SCRAPE], env=env, check=True, timeout=60, capture_output=True
     ).stdout.decode()
-    samples = {
+    return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(scraped)
         for sample in family.samples
     }
-    gemini = (("provider", "gemini"),)
-    assert samples[("strategy_generation_tokens_total", gemini)] == 123
-    assert samples[("strategy_generation_duration_seconds_count", gemini)] == 2
-    assert samples[("sandbox_jobs_running", ())] == 2
 
 
 async def test_metrics_token_is_required_when_set(
