@@ -128,6 +128,7 @@ def count_queries_per_list(database_url: str) -> dict[int, int]:
 
     from server.db import serving_config
     from server.settings import Settings
+    from services.sandbox import Sandbox, SandboxSettings
     from services.templates import TemplateProvider
     from tests.support.api import call_graphql, make_client, register_user
 
@@ -146,9 +147,11 @@ def count_queries_per_list(database_url: str) -> dict[int, int]:
             database_url=database_url,  # type: ignore[call-arg]
             secret_key="bench",
             rate_limit_generate="100000/minute",
+            generation_trial_run=False,  # these generations only seed rows to list
         )
         counts = {}
-        async with make_client(settings, TemplateProvider()) as client:
+        sandbox = Sandbox(SandboxSettings())  # never started: no trial runs, no runs
+        async with make_client(settings, TemplateProvider(), sandbox=sandbox) as client:
             token, _ = await register_user(client)
             for _ in range(100):
                 await call_graphql(client, GENERATE, {"prompt": PROMPT}, token)

@@ -69,7 +69,7 @@ async def run_strategy_latency(sandbox: Sandbox, calls: int) -> list[float]:
     data = synthetic_bars("trending", 200, timeframe="1d", seed=3).as_columns()
     latencies = []
     try:
-        async with make_client(settings, TemplateProvider(), sandbox) as client:
+        async with make_client(settings, TemplateProvider(), sandbox=sandbox) as client:
             token, _ = await register_user(client)
             body = await call_graphql(client, GENERATE, None, token)
             strategy_id = body["data"]["generateStrategy"]["strategy"]["id"]

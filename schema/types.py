@@ -350,7 +350,12 @@ class GenerateStrategyInput:
     prompt: str
     name: str | None = None
     strategy_type: StrategyType | None = None
-    validate_code: bool | None = True
+    validate_code: bool | None = strawberry.field(
+        default=True,
+        description="Check the code before storing it: static rules, then one run on sample "
+        "data in the sandbox. Code failing either is stored as ERROR (generation PARTIAL); "
+        "false stores a DRAFT unchecked.",
+    )
 
     def to_request(self) -> GenerationRequest:
         return GenerationRequest(

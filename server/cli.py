@@ -302,19 +302,22 @@ def generate(
     template provider. The code goes to stdout; status, ids, tokens and time to stderr.
     Exit 1 when the generation is PARTIAL or FAILURE.
     """
-    from server.wiring import build_provider
-    from services.generation import GenerationRequest, Generator
+    from server.wiring import build_generator, build_provider, build_runner
+    from services.generation import GenerationRequest
     from services.providers.base import CodeProvider
 
     settings = get_settings()
     request = GenerationRequest(prompt, name, strategy_type, validate)
 
     async def run(provider: CodeProvider) -> GenerationOutcome:
+        runner = build_runner(settings)  # its sandbox starts at the trial run, if any
         try:
             async with _database(settings):
                 owner = await _user_by_email(user)
-                return await Generator(provider).generate(owner, request)
+                generator = build_generator(settings, provider, runner)
+                return await generator.generate(owner, request)
         finally:
+            await runner.sandbox.close()
             aclose: Callable[[], Coroutine[Any, Any, None]] | None = getattr(
                 provider, "aclose", None
             )

@@ -82,17 +82,27 @@ def build_runner(
     )
 
 
+def build_generator(
+    settings: Settings,
+    provider: CodeProvider,
+    runner: StrategyRunner,
+    rate_limit: RateLimit | None = None,
+) -> Generator:
+    trial_run = runner.trial_run if settings.generation_trial_run else None
+    return Generator(provider, rate_limit, trial_run=trial_run)
+
+
 def build_services(
     settings: Settings, provider: CodeProvider | None = None, sandbox: Sandbox | None = None
 ) -> Services:
     limits = build_limits(settings)
+    runner = build_runner(settings, sandbox, limits.execute)
     return Services(
         settings=settings,
         signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
-        generator=Generator(
-            provider or build_provider(settings),
-            limits.generate,
+        generator=build_generator(
+            settings, provider or build_provider(settings), runner, limits.generate
         ),
-        runner=build_runner(settings, sandbox, limits.execute),
+        runner=runner,
         limits=limits,
     )

@@ -221,6 +221,11 @@ class StrategyRunner:
     ) -> list[str]:
         """Runtime problems of `code` on sample data ([] when it runs and returns a signal)."""
         await self._count(user)
+        return await self.trial_run(code, parameters)
+
+    async def trial_run(self, code: str, parameters: Mapping[str, Any] | None = None) -> list[str]:
+        """As `smoke_test`, counted against nobody: a generation's own check of its code.
+        SandboxBusy and SandboxUnavailable pass through: they say nothing about the code."""
         problems = await self.sandbox.smoke_test(
             code, load_sample(SMOKE_SAMPLE), dict(parameters or {})
         )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -31,12 +31,14 @@ from services.extraction import extract_code
 from services.prompt_analysis import analyse_prompt
 from services.providers.base import CodeProvider, ProviderResult
 from services.rate_limits import RateLimit
+from services.sandbox.errors import SandboxBusy, SandboxUnavailable
 from services.strategies import MAX_NAME_LENGTH
 from services.validation import (
     ValidationReport,
     extract_default_params,
     extract_description,
     validate_code,
+    with_errors,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ SHUTDOWN_MESSAGE = "Server shut down before the model answered"
 DRAIN_TIMEOUT_SECONDS = 10.0
 
 T = TypeVar("T")
+
+# Runs generated code once on sample data; the problems found ([] when it works).
+TrialRun = Callable[[str, dict[str, Any]], Awaitable[list[str]]]
 
 
 class GenerationStage(Enum):
@@ -114,8 +119,10 @@ def judge(
         return _Verdict(
             GenerationStatus.FAILURE, None, None, "The response contained no Python code"
         )
-    report = validate_code(code)
-    on_stage(GenerationStage.VALIDATED)
+    return _verdict_on(code, validate_code(code), validate)
+
+
+def _verdict_on(code: str, report: ValidationReport, validate: bool) -> _Verdict:
     if validate and not report.valid:
         message = "Generated code failed validation: " + "; ".join(report.errors)
         return _Verdict(GenerationStatus.PARTIAL, code, report, message)
@@ -159,6 +166,24 @@ def prepare(
     )
 
 
+def with_report(prepared: _Prepared, report: ValidationReport, validate: bool) -> _Prepared:
+    """`prepared` judged again on a report that learnt more (a trial run's errors or notes)."""
+    assert prepared.verdict.code is not None and prepared.strategy_fields is not None
+    verdict = _verdict_on(prepared.verdict.code, report, validate)
+    fields = {
+        **prepared.strategy_fields,
+        "status": strategy_status(verdict, validate),
+        "validation_results": report.as_dict(),
+    }
+    return _Prepared(verdict, fields)
+
+
+def _with_warning(prepared: _Prepared, warning: str, validate: bool) -> _Prepared:
+    assert prepared.verdict.report is not None
+    report = prepared.verdict.report
+    return with_report(prepared, replace(report, warnings=(*report.warnings, warning)), validate)
+
+
 async def _uninterruptible(work: Coroutine[Any, Any, T]) -> T:
     """Run `work` to its end even if the caller is cancelled meanwhile; then re-raise that.
 
@@ -180,10 +205,22 @@ async def _uninterruptible(work: Coroutine[Any, Any, T]) -> T:
     return result
 
 
+TRIAL_INTERRUPTED = "Runtime check skipped: the server shut down"
+
+
 class Generator:
-    def __init__(self, provider: CodeProvider, rate_limit: RateLimit | None = None) -> None:
+    """`trial_run`, when given, runs code that passed the static checks once on sample data
+    (the sandbox) before it is called SUCCESS: code that parses but crashes is PARTIAL."""
+
+    def __init__(
+        self,
+        provider: CodeProvider,
+        rate_limit: RateLimit | None = None,
+        trial_run: TrialRun | None = None,
+    ) -> None:
         self.provider = provider
         self.rate_limit = rate_limit
+        self.trial_run = trial_run
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -240,12 +277,8 @@ class Generator:
             result = ProviderResult(
                 provider=self.provider.name, model=self.provider.model, error=SHUTDOWN_MESSAGE
             )
-            elapsed = time.perf_counter() - started
             prepared = prepare(request, result)  # no code to look at: instant
-            try:
-                await _uninterruptible(self._store(user, request, result, prepared, elapsed))
-            except Exception:
-                log.exception("could not log a generation cancelled at shutdown")
+            await self._store_when_cancelled(user, request, result, prepared, started)
             raise
         except Exception:
             # A bug in a provider must still leave a FAILURE log behind.
@@ -257,8 +290,55 @@ class Generator:
             )
         on_stage(GenerationStage.RECEIVED)
         prepared = prepare(request, result, on_stage)
+        try:
+            prepared = await self._try_out(request, prepared)
+        except asyncio.CancelledError:
+            prepared = _with_warning(prepared, TRIAL_INTERRUPTED, request.validate)
+            await self._store_when_cancelled(user, request, result, prepared, started)
+            raise
+        if prepared.verdict.code is not None:
+            on_stage(GenerationStage.VALIDATED)
         elapsed = time.perf_counter() - started
         return await _uninterruptible(self._store(user, request, result, prepared, elapsed))
+
+    async def _try_out(self, request: GenerationRequest, prepared: _Prepared) -> _Prepared:
+        """The trial run of code the static checks passed; a busy or missing sandbox leaves
+        the verdict as it was, with a warning saying the check was skipped."""
+        verdict = prepared.verdict
+        if (
+            self.trial_run is None
+            or not request.validate
+            or verdict.status is not GenerationStatus.SUCCESS
+            or verdict.code is None
+            or verdict.report is None
+            or prepared.strategy_fields is None
+        ):
+            return prepared
+        try:
+            problems = await self.trial_run(verdict.code, prepared.strategy_fields["parameters"])
+        except (SandboxBusy, SandboxUnavailable) as exc:
+            return _with_warning(prepared, f"Runtime check skipped: {exc.message}", True)
+        except Exception:
+            log.exception("the trial run of generated code failed")
+            return _with_warning(prepared, "Runtime check skipped: internal error", True)
+        if not problems:
+            return prepared
+        return with_report(prepared, with_errors(verdict.report, problems), True)
+
+    async def _store_when_cancelled(
+        self,
+        user: User,
+        request: GenerationRequest,
+        result: ProviderResult,
+        prepared: _Prepared,
+        started: float,
+    ) -> None:
+        """A generation cancelled at shutdown still leaves its log (and strategy) behind."""
+        elapsed = time.perf_counter() - started
+        try:
+            await _uninterruptible(self._store(user, request, result, prepared, elapsed))
+        except Exception:
+            log.exception("could not log a generation cancelled at shutdown")
 
     async def _store(
         self,

@@ -61,7 +61,7 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 async def client(
     database: str, settings: Settings, sandbox: Sandbox
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client(settings, TemplateProvider(), sandbox) as c:
+    async with make_client(settings, TemplateProvider(), sandbox=sandbox) as c:
         yield c
 
 

@@ -8,6 +8,7 @@ import uuid
 
 from models import User
 from server.settings import Settings
+from services.sandbox import Sandbox
 from tests.support.api import ROOT, GraphQLCall, call_graphql, error_codes, make_client
 from tests.support.api import register_user as register
 
@@ -17,9 +18,11 @@ ALL_STRATEGIES = "{ strategies(allUsers: true) { totalCount items { id } } }"
 ALL_LOGS = "{ generationLogs(allUsers: true) { totalCount items { id strategy { id } } } }"
 
 
-async def test_generation_is_rate_limited_per_user(database: str, settings: Settings) -> None:
+async def test_generation_is_rate_limited_per_user(
+    database: str, settings: Settings, sandbox: Sandbox
+) -> None:
     limited = settings.model_copy(update={"rate_limit_generate": "2/minute"})
-    async with make_client(limited) as client:
+    async with make_client(limited, sandbox=sandbox) as client:
         first, _ = await register(client)
         second, _ = await register(client)
         for _ in range(2):

@@ -343,8 +343,15 @@ def test_backtest_dataset_with_options(cli: Cli, sma_strategy: str) -> None:
 def test_backtest_strategy_failing_in_the_sandbox_exits_1(
     cli: Cli, gemini_standin: GeminiStandin
 ) -> None:
-    gemini_standin.script(code_answer(FAILING_CODE))
-    generated = cli("generate", "fragile", "--user", OWNER, "--json", **_gemini(gemini_standin))
+    gemini_standin.script(code_answer(FAILING_CODE), code_answer(FAILING_CODE))
+    checked = cli("generate", "fragile", "--user", OWNER, **_gemini(gemini_standin))
+    assert checked.returncode == 1, "the generation's trial run finds the crash first"
+    assert "error: Generated code failed validation: Runtime check on sample data" in (
+        checked.stderr
+    )
+    generated = cli(
+        "generate", "fragile", "--user", OWNER, "--no-validate", "--json", **_gemini(gemini_standin)
+    )
     assert generated.returncode == 0, generated.stderr
     strategy_id = _generated(generated)["strategyId"]
     result = cli("backtest", strategy_id, "--dataset", "trending_daily")

@@ -14,6 +14,7 @@ import pytest
 
 from server.settings import Settings
 from services.prompting import SYSTEM_INSTRUCTION
+from services.sandbox import Sandbox
 from tests.support.api import call_graphql, make_client, register_user
 from tests.support.gemini_standin import (
     DEFAULT_CODE,
@@ -48,7 +49,7 @@ STRATEGIES = "{ strategies { totalCount } }"
 
 @pytest.fixture
 async def gemini(
-    database: str, settings: Settings, gemini_standin: GeminiStandin
+    database: str, settings: Settings, sandbox: Sandbox, gemini_standin: GeminiStandin
 ) -> AsyncIterator[Any]:
     configured = settings.model_copy(
         update={
@@ -60,7 +61,7 @@ async def gemini(
             "gemini_retry_base_seconds": 0.01,
         }
     )
-    async with make_client(configured) as client:
+    async with make_client(configured, sandbox=sandbox) as client:
         token, _ = await register_user(client)
 
         async def generate(prompt: str = "SMA crossover 5/20", **extra: Any) -> dict[str, Any]:
@@ -177,6 +178,73 @@ async def test_without_validation_invalid_code_is_never_marked_validated(
     assert payload["strategy"]["status"] == "ERROR"
 
 
+RUNTIME_FAILURES = [
+    (  # parses, passes every static check, and needs a parameter nobody gives it
+        "def execute_strategy(market_data, strategy_params):\n"
+        "    period = int(strategy_params['period'])\n"
+        "    return {'action': 'hold', 'confidence': 0.5, 'reason': f'period {period}',"
+        " 'metadata': {}}\n",
+        "KeyError",
+    ),
+    (  # an action only known at run time
+        "def execute_strategy(market_data, strategy_params):\n"
+        "    action = 'mo' + 'on' if strategy_params is not None else 'hold'\n"
+        "    return {'action': action, 'confidence': 0.5, 'reason': 'x', 'metadata': {}}\n",
+        "moon",
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "message"), RUNTIME_FAILURES, ids=["key-error", "bad-action"])
+async def test_code_that_fails_its_trial_run_is_partial(
+    gemini: Any, gemini_standin: GeminiStandin, code: str, message: str
+) -> None:
+    """Statically valid code is run once on sample data before it is called SUCCESS."""
+    gemini_standin.script(code_answer(code, in_="text"))
+    payload = await gemini()
+    log, strategy = payload["generationLog"], payload["strategy"]
+    assert log["status"] == "PARTIAL"
+    assert "Runtime check on sample data" in log["errorMessage"]
+    assert message in log["errorMessage"]
+    assert strategy["status"] == "ERROR"
+    assert strategy["validationResults"]["valid"] is False
+    assert any(message in error for error in strategy["validationResults"]["errors"])
+
+
+async def test_without_validation_there_is_no_trial_run(
+    gemini: Any, gemini_standin: GeminiStandin
+) -> None:
+    code, _ = RUNTIME_FAILURES[0]
+    gemini_standin.script(code_answer(code, in_="text"))
+    payload = await gemini(validateCode=False)
+    assert payload["generationLog"]["status"] == "SUCCESS"
+    assert payload["strategy"]["status"] == "DRAFT"
+    assert payload["strategy"]["validationResults"]["errors"] == []
+
+
+async def test_the_trial_run_can_be_switched_off(
+    database: str, settings: Settings, sandbox: Sandbox, gemini_standin: GeminiStandin
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "gemini_api_key": API_KEY,
+            "gemini_base_url": gemini_standin.base_url,
+            "gemini_model": MODEL,
+            "generation_trial_run": False,
+        }
+    )
+    code, _ = RUNTIME_FAILURES[0]
+    gemini_standin.script(code_answer(code, in_="text"))
+    async with make_client(configured, sandbox=sandbox) as client:
+        token, _ = await register_user(client)
+        body = await call_graphql(
+            client, GENERATE, {"input": {"prompt": "SMA crossover 5/20"}}, token
+        )
+    payload = body["data"]["generateStrategy"]
+    assert payload["generationLog"]["status"] == "SUCCESS"
+    assert payload["strategy"]["status"] == "VALIDATED"
+
+
 async def test_429_then_success_is_retried(gemini: Any, gemini_standin: GeminiStandin) -> None:
     gemini_standin.script(error(429, "Resource has been exhausted"), code_answer())
     log = (await gemini())["generationLog"]
@@ -289,7 +357,7 @@ async def test_unknown_model_is_reported(gemini: Any, gemini_standin: GeminiStan
 
 
 async def test_unreachable_endpoint_is_a_failure_not_an_error(
-    database: str, settings: Settings
+    database: str, settings: Settings, sandbox: Sandbox
 ) -> None:
     configured = settings.model_copy(
         update={
@@ -299,7 +367,7 @@ async def test_unreachable_endpoint_is_a_failure_not_an_error(
             "gemini_retry_base_seconds": 0.01,
         }
     )
-    async with make_client(configured) as client:
+    async with make_client(configured, sandbox=sandbox) as client:
         token, _ = await register_user(client)
         body = await call_graphql(client, GENERATE, {"input": {"prompt": "RSI"}}, token)
     log = body["data"]["generateStrategy"]["generationLog"]

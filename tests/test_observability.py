@@ -307,7 +307,7 @@ async def test_metrics_token_is_required_when_set(
     database: str, settings: Settings, sandbox: Sandbox
 ) -> None:
     guarded = settings.model_copy(update={"metrics_token": "scrape-secret"})
-    async with make_client(guarded, TemplateProvider(), sandbox) as client:
+    async with make_client(guarded, TemplateProvider(), sandbox=sandbox) as client:
         assert (await client.get("/metrics")).status_code == 401
         wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
@@ -317,7 +317,7 @@ async def test_metrics_token_is_required_when_set(
             assert allowed.status_code == 200
             assert "# TYPE http_requests_total counter" in allowed.text
     disabled = settings.model_copy(update={"metrics_enabled": False})
-    async with make_client(disabled, TemplateProvider(), sandbox) as client:
+    async with make_client(disabled, TemplateProvider(), sandbox=sandbox) as client:
         assert (await client.get("/metrics")).status_code == 404
 
 
@@ -351,7 +351,7 @@ async def test_gemini_generations_count_status_tokens_and_in_flight(
     tokens = value("strategy_generation_tokens_total", provider="gemini")
     in_flight = value("strategy_generations_in_flight")
     gemini_standin.script(hang(0.3, code_answer(tokens=(100, 23))), error(400, "bad request"))
-    async with make_client(configured, None, sandbox) as client:
+    async with make_client(configured, sandbox=sandbox) as client:
         token, _ = await register_user(client)
         slow = asyncio.create_task(
             client.post(
@@ -467,7 +467,7 @@ async def test_without_isolation_readyz_is_degraded_and_internal_errors_carry_th
     with pytest.raises(SandboxUnavailable):
         await unisolated.start()
     try:
-        async with make_client(settings, TemplateProvider(), unisolated) as client:
+        async with make_client(settings, TemplateProvider(), sandbox=unisolated) as client:
             response = await client.get("/readyz")
             assert response.status_code == 200
             body = response.json()

@@ -18,6 +18,7 @@ import pytest
 
 from models import GenerationStatus, StrategyGenerationLog, User
 from server.settings import Settings
+from services.sandbox import Sandbox
 from tests.support.api import GraphQLCall, call_graphql, error_codes, make_client, register_user
 from tests.support.gemini_standin import GeminiStandin, code_answer, error
 
@@ -139,7 +140,7 @@ async def register_staff(client: httpx.AsyncClient) -> tuple[str, str]:
 
 @pytest.fixture
 async def gemini_client(
-    database: str, settings: Settings, gemini_standin: GeminiStandin
+    database: str, settings: Settings, sandbox: Sandbox, gemini_standin: GeminiStandin
 ) -> AsyncIterator[httpx.AsyncClient]:
     configured = settings.model_copy(
         update={
@@ -150,7 +151,7 @@ async def gemini_client(
             "gemini_max_attempts": 1,
         }
     )
-    async with make_client(configured) as client:
+    async with make_client(configured, sandbox=sandbox) as client:
         yield client
 
 

@@ -24,9 +24,12 @@ GraphQLCall = Callable[..., Awaitable[dict[str, Any]]]
 def make_client(
     settings: Settings,
     provider: CodeProvider | None = None,
-    sandbox: Sandbox | None = None,
+    *,
+    sandbox: Sandbox,
     client_address: str = "127.0.0.1",
 ) -> httpx.AsyncClient:
+    """The app in-process. `sandbox` is required: the app would otherwise start a fork server
+    of its own at the first job (every generation's trial run) that nothing ever closes."""
     app = create_app(settings, build_services(settings, provider, sandbox))
     transport = httpx.ASGITransport(app=app, client=(client_address, 40000))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)

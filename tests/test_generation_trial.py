@@ -1,0 +1,104 @@
+"""The trial run of generated code when the sandbox cannot take it, on a real one-slot sandbox.
+
+The cases where the code itself fails its trial go through the API in test_gemini_generation.py;
+here the sandbox is saturated by a job that spins, so the trial is refused (busy) or waits in the
+queue until the generation is cancelled as at shutdown. Either way the generation is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from models import GeneratedStrategy, GenerationStatus, StrategyGenerationLog, StrategyStatus
+from services import accounts, metrics
+from services.execution import StrategyRunner
+from services.generation import TRIAL_INTERRUPTED, GenerationRequest, Generator
+from services.samples import load_sample
+from services.sandbox import Sandbox, SandboxSettings
+from services.templates import TemplateProvider
+from tests.support.api import PASSWORD
+
+SPIN = "def execute_strategy(market_data, strategy_params):\n    while True:\n        pass\n"
+
+
+async def occupy(sandbox: Sandbox) -> asyncio.Task[object]:
+    """A job that holds the sandbox's only slot for up to 20 s."""
+    hog = asyncio.create_task(
+        sandbox.run_signal(SPIN, load_sample("trending_daily"), {}, timeout_seconds=20)
+    )
+    await until(lambda: gauge("sandbox_jobs_running") >= 1, "the spinning job to start")
+    return hog
+
+
+def gauge(name: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name) or 0.0
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds}s for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def release(hog: asyncio.Task[object]) -> None:
+    hog.cancel()
+    await asyncio.gather(hog, return_exceptions=True)
+
+
+@pytest.fixture
+async def one_slot() -> AsyncIterator[Sandbox]:
+    async with Sandbox(SandboxSettings(max_concurrent_jobs=1, max_queue=1)) as running:
+        yield running
+
+
+async def new_user() -> accounts.User:
+    return await accounts.register(f"trial-{uuid.uuid4().hex[:10]}@example.com", PASSWORD)
+
+
+async def test_a_busy_sandbox_skips_the_trial_and_says_so(database: str, one_slot: Sandbox) -> None:
+    generator = Generator(TemplateProvider(), trial_run=StrategyRunner(one_slot).trial_run)
+    hog = await occupy(one_slot)
+    waiting = asyncio.create_task(one_slot.run_signal(SPIN, load_sample("trending_daily"), {}))
+    try:
+        await until(lambda: gauge("sandbox_jobs_queued") >= 1, "the queue to fill")
+        outcome = await generator.generate(await new_user(), GenerationRequest("RSI scalping"))
+    finally:
+        await release(waiting)
+        await release(hog)
+    assert outcome.log.status is GenerationStatus.SUCCESS
+    assert outcome.strategy is not None
+    assert outcome.strategy.status is StrategyStatus.VALIDATED
+    report = outcome.strategy.validation_results
+    assert report["valid"] is True
+    skipped = [w for w in report["warnings"] if w.startswith("Runtime check skipped:")]
+    assert skipped and "the sandbox is busy" in skipped[0], report
+
+
+async def test_a_generation_cancelled_during_its_trial_is_still_stored(
+    database: str, one_slot: Sandbox
+) -> None:
+    """What uvicorn does past the grace period: the answer is kept, marked as untried."""
+    generator = Generator(TemplateProvider(), trial_run=StrategyRunner(one_slot).trial_run)
+    user = await new_user()
+    hog = await occupy(one_slot)
+    try:
+        task = asyncio.create_task(generator.generate(user, GenerationRequest("MACD momentum")))
+        await until(lambda: gauge("sandbox_jobs_queued") >= 1, "the trial to queue")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await release(hog)
+    [log] = await StrategyGenerationLog.filter(user=user)
+    [strategy] = await GeneratedStrategy.filter(user=user)
+    assert log.status is GenerationStatus.SUCCESS
+    assert log.strategy_id == strategy.id  # type: ignore[attr-defined]
+    assert TRIAL_INTERRUPTED in strategy.validation_results["warnings"]
+    assert log.processing_time_seconds > 0
