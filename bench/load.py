@@ -26,9 +26,11 @@ generation must be a stored strategy and each answered one a stored log (zero lo
 Prints per operation: count, throughput, p50/p99 latency, errors; the CPU used by the server
 (and its event-loop thread) and by this client; then the verdicts (zero errors, zero lost
 writes, list p99 under 100 ms). Exits 1 when a verdict fails. `--generators 0` gives the
-same mix without generations, for comparison.
+same mix without generations, for comparison; `--trial-run` turns GENERATION_TRIAL_RUN on
+(a sandbox job per generation), to see what it costs.
 
 Usage: .venv/bin/python bench/load.py [--seconds 30] [--generators 50] [--burst] [--closed]
+       [--trial-run]
 DATABASE_URL may point at PostgreSQL (an existing database; users are fresh per run);
 WORKERS=N runs N server processes (the CPU figures then add up the workers).
 """
@@ -432,6 +434,9 @@ def main() -> int:
     )
     parser.add_argument("--sandbox-jobs", type=int, default=2, help="SANDBOX_MAX_CONCURRENT_JOBS")
     parser.add_argument(
+        "--trial-run", action="store_true", help="GENERATION_TRIAL_RUN: a sandbox job each"
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (database, server log)"
     )
     args = parser.parse_args()
@@ -441,7 +446,7 @@ def main() -> int:
     base_env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("GEMINI_", "SANDBOX_", "RATE_", "REDIS_"))
+        if not k.startswith(("GEMINI_", "SANDBOX_", "RATE_", "REDIS_", "GENERATION_"))
     }
     base_env["PYTHONPATH"] = str(ROOT)
 
@@ -450,7 +455,7 @@ def main() -> int:
     standin_argv += ["--port", str(standin_port), "--latency", str(args.latency)]
     standin_url = f"http://127.0.0.1:{standin_port}"
     port = free_port()
-    sandbox_clients = args.validators + args.runners
+    sandbox_clients = args.validators + args.runners + (args.generators if args.trial_run else 0)
     env = {
         **base_env,
         "HOST": "127.0.0.1",
@@ -467,6 +472,7 @@ def main() -> int:
         "RATE_LIMIT_AUTH_BY_ADDRESS": "10000000/minute",
         "SANDBOX_MAX_CONCURRENT_JOBS": str(args.sandbox_jobs),
         "SANDBOX_MAX_QUEUE": str(max(64, 2 * sandbox_clients)),
+        "GENERATION_TRIAL_RUN": "true" if args.trial_run else "false",
         "LOG_LEVEL": "warning",
     }
     migrate = subprocess.run(
@@ -478,7 +484,7 @@ def main() -> int:
     print(
         f"database: {dialect}; model latency {args.latency:g} s; clients: {args.generators} "
         f"generate, {args.listers} list, {args.detailers} detail, {args.validators} validate, "
-        f"{args.runners} run"
+        f"{args.runners} run; trial runs {'on' if args.trial_run else 'off'}"
     )
     with (
         subprocess_server(

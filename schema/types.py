@@ -352,9 +352,9 @@ class GenerateStrategyInput:
     strategy_type: StrategyType | None = None
     validate_code: bool | None = strawberry.field(
         default=True,
-        description="Check the code before storing it: static rules, then one run on sample "
-        "data in the sandbox. Code failing either is stored as ERROR (generation PARTIAL); "
-        "false stores a DRAFT unchecked.",
+        description="Check the code before storing it: static rules, and one run on sample "
+        "data in the sandbox where the server has GENERATION_TRIAL_RUN on. Code failing is "
+        "stored as ERROR (generation PARTIAL); false stores a DRAFT unchecked.",
     )
 
     def to_request(self) -> GenerationRequest:

@@ -46,8 +46,10 @@ class Settings(BaseSettings):
     sandbox_allow_unisolated: bool = False
     run_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
-    # Generated code runs once on sample data before it is called SUCCESS (a sandbox job).
-    generation_trial_run: bool = True
+    # Generated code runs once on sample data before it is called SUCCESS: one sandbox job
+    # (~10 ms of CPU) per generation. Off by default: at bench/load.py's ~40 generations/s
+    # on 2 cores it slows runStrategy and lists (README, Benchmarks).
+    generation_trial_run: bool = False
 
     log_level: str = "info"
     # Server processes; more than one wants REDIS_URL, or each keeps its own rate limits.

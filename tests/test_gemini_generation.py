@@ -59,6 +59,7 @@ async def gemini(
             "gemini_timeout_seconds": 1.0,
             "gemini_max_attempts": 3,
             "gemini_retry_base_seconds": 0.01,
+            "generation_trial_run": True,
         }
     )
     async with make_client(configured, sandbox=sandbox) as client:
