@@ -13,6 +13,7 @@ import builtins
 import inspect
 import json
 import keyword
+import re
 import string
 from typing import Any
 
@@ -155,6 +156,25 @@ def test_trading_keywords_are_known_keywords(code: str) -> None:
     assert set(found) <= set(TRADING_KEYWORDS)
     assert len(found) == len(set(found))
     assert validate_code(code).trading_keywords == found
+
+
+keyword_soup = st.lists(
+    st.one_of(st.sampled_from(TRADING_KEYWORDS), st.sampled_from(["_", " ", "x", "(", "S", "1"])),
+    max_size=30,
+).map("".join)
+
+
+@FAST
+@given(st.one_of(keyword_soup, hostile_text))
+def test_trading_keywords_agree_with_one_search_per_word(code: str) -> None:
+    """The single-pass pattern finds what a separate search for each word finds."""
+    lowered = code.lower()
+    expected = tuple(
+        word
+        for word in TRADING_KEYWORDS
+        if re.search(rf"(?<![a-z]){re.escape(word)}(?![a-z])", lowered)
+    )
+    assert trading_keywords(code) == expected
 
 
 # --- DEFAULT_PARAMS --------------------------------------------------------------------------
