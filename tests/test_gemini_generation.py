@@ -136,24 +136,49 @@ async def test_answer_without_code_fails_and_stores_nothing(
     assert (await gemini.query(LOGS))["generationLogs"]["items"] == [{"status": "FAILURE"}]
 
 
+STATIC_FAILURES = [
+    (
+        "def execute_strategy(market_data, strategy_params):\n    return {'action': 'buy'\n",
+        "Syntax error",
+    ),
+    (
+        "import os\n\ndef execute_strategy(market_data, strategy_params):\n"
+        "    os.system('rm -rf /')\n    return {'action': 'hold', 'confidence': 0.0,"
+        " 'reason': 'x', 'metadata': {}}\n",
+        "'os'",
+    ),
+    (
+        "def execute_strategy(market_data, strategy_params):\n"
+        "    return eval(market_data['close'])\n",
+        "'eval'",
+    ),
+]
+
+RUNTIME_FAILURES = [
+    (  # parses, passes every static check, and needs a parameter nobody gives it
+        "def execute_strategy(market_data, strategy_params):\n"
+        "    period = int(strategy_params['period'])\n"
+        "    return {'action': 'hold', 'confidence': 0.5, 'reason': f'period {period}',"
+        " 'metadata': {}}\n",
+        "Runtime check on sample data: KeyError: 'period' (line 2)",
+    ),
+    (  # an action only known at run time
+        "def execute_strategy(market_data, strategy_params):\n"
+        "    action = 'mo' + 'on' if strategy_params is not None else 'hold'\n"
+        "    return {'action': action, 'confidence': 0.5, 'reason': 'x', 'metadata': {}}\n",
+        "Runtime check on sample data: invalid strategy output: action must be one of buy, "
+        "sell, hold; got 'moon'",
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("code", "message"),
-    [
-        (
-            "def execute_strategy(market_data, strategy_params):\n    return {'action': 'buy'\n",
-            "Syntax error",
-        ),
-        (
-            "import os\n\ndef execute_strategy(market_data, strategy_params):\n"
-            "    os.system('rm -rf /')\n    return {'action': 'hold', 'confidence': 0.0,"
-            " 'reason': 'x', 'metadata': {}}\n",
-            "'os'",
-        ),
-        (
-            "def execute_strategy(market_data, strategy_params):\n"
-            "    return eval(market_data['close'])\n",
-            "'eval'",
-        ),
+    STATIC_FAILURES + RUNTIME_FAILURES,
+    ids=[
+        *(f"static-{n}" for n in range(len(STATIC_FAILURES))),
+        "runtime-key-error",
+        "runtime-action",
     ],
 )
 async def test_invalid_code_is_partial_and_stored_as_error(
@@ -166,6 +191,7 @@ async def test_invalid_code_is_partial_and_stored_as_error(
     assert message in log["errorMessage"]
     assert strategy["status"] == "ERROR"
     assert strategy["validationResults"]["valid"] is False
+    assert any(message in error for error in strategy["validationResults"]["errors"])
     assert log["strategy"]["id"] == strategy["id"]
 
 
@@ -177,39 +203,6 @@ async def test_without_validation_invalid_code_is_never_marked_validated(
     payload = await gemini(validateCode=False)
     assert payload["generationLog"]["status"] == "SUCCESS"
     assert payload["strategy"]["status"] == "ERROR"
-
-
-RUNTIME_FAILURES = [
-    (  # parses, passes every static check, and needs a parameter nobody gives it
-        "def execute_strategy(market_data, strategy_params):\n"
-        "    period = int(strategy_params['period'])\n"
-        "    return {'action': 'hold', 'confidence': 0.5, 'reason': f'period {period}',"
-        " 'metadata': {}}\n",
-        "KeyError",
-    ),
-    (  # an action only known at run time
-        "def execute_strategy(market_data, strategy_params):\n"
-        "    action = 'mo' + 'on' if strategy_params is not None else 'hold'\n"
-        "    return {'action': action, 'confidence': 0.5, 'reason': 'x', 'metadata': {}}\n",
-        "moon",
-    ),
-]
-
-
-@pytest.mark.parametrize(("code", "message"), RUNTIME_FAILURES, ids=["key-error", "bad-action"])
-async def test_code_that_fails_its_trial_run_is_partial(
-    gemini: Any, gemini_standin: GeminiStandin, code: str, message: str
-) -> None:
-    """Statically valid code is run once on sample data before it is called SUCCESS."""
-    gemini_standin.script(code_answer(code, in_="text"))
-    payload = await gemini()
-    log, strategy = payload["generationLog"], payload["strategy"]
-    assert log["status"] == "PARTIAL"
-    assert "Runtime check on sample data" in log["errorMessage"]
-    assert message in log["errorMessage"]
-    assert strategy["status"] == "ERROR"
-    assert strategy["validationResults"]["valid"] is False
-    assert any(message in error for error in strategy["validationResults"]["errors"])
 
 
 async def test_without_validation_there_is_no_trial_run(
