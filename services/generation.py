@@ -1,4 +1,5 @@
-"""The generation pipeline: provider -> extraction -> validation -> storage, one log per request.
+"""The generation pipeline: provider -> extraction -> validation (static, then an optional trial
+run in the sandbox) -> storage, one log per request.
 
 Provider faults are outcomes (a FAILURE log), not exceptions: the caller always gets the log.
 A generation cancelled while waiting for the model (uvicorn's graceful shutdown ran out of
@@ -166,7 +167,7 @@ def prepare(
     )
 
 
-def with_report(prepared: _Prepared, report: ValidationReport, validate: bool) -> _Prepared:
+def _with_report(prepared: _Prepared, report: ValidationReport, validate: bool) -> _Prepared:
     """`prepared` judged again on a report that learnt more (a trial run's errors or notes)."""
     assert prepared.verdict.code is not None and prepared.strategy_fields is not None
     verdict = _verdict_on(prepared.verdict.code, report, validate)
@@ -179,9 +180,10 @@ def with_report(prepared: _Prepared, report: ValidationReport, validate: bool) -
 
 
 def _with_warning(prepared: _Prepared, warning: str, validate: bool) -> _Prepared:
-    assert prepared.verdict.report is not None
     report = prepared.verdict.report
-    return with_report(prepared, replace(report, warnings=(*report.warnings, warning)), validate)
+    if report is None or prepared.strategy_fields is None:  # no code: nothing to warn about
+        return prepared
+    return _with_report(prepared, replace(report, warnings=(*report.warnings, warning)), validate)
 
 
 async def _uninterruptible(work: Coroutine[Any, Any, T]) -> T:
@@ -323,7 +325,7 @@ class Generator:
             return _with_warning(prepared, "Runtime check skipped: internal error", True)
         if not problems:
             return prepared
-        return with_report(prepared, with_errors(verdict.report, problems), True)
+        return _with_report(prepared, with_errors(verdict.report, problems), True)
 
     async def _store_when_cancelled(
         self,
