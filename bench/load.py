@@ -26,11 +26,12 @@ generation must be a stored strategy and each answered one a stored log (zero lo
 Prints per operation: count, throughput, p50/p99 latency, errors; the CPU used by the server
 (and its event-loop thread) and by this client; then the verdicts (zero errors, zero lost
 writes, list p99 under 100 ms). Exits 1 when a verdict fails. `--generators 0` gives the
-same mix without generations, for comparison; `--trial-run` turns GENERATION_TRIAL_RUN on
-(a sandbox job per generation), to see what it costs.
+same mix without generations, for comparison; `--no-trial-run` turns GENERATION_TRIAL_RUN
+off and `--trial-run-limit` sets its budget (default 5/second; "1000/second" is unbounded
+here), to see what the trial runs cost.
 
 Usage: .venv/bin/python bench/load.py [--seconds 30] [--generators 50] [--burst] [--closed]
-       [--trial-run]
+       [--no-trial-run] [--trial-run-limit 5/second]
 DATABASE_URL may point at PostgreSQL (an existing database; users are fresh per run);
 WORKERS=N runs N server processes (the CPU figures then add up the workers).
 """
@@ -434,8 +435,9 @@ def main() -> int:
     )
     parser.add_argument("--sandbox-jobs", type=int, default=2, help="SANDBOX_MAX_CONCURRENT_JOBS")
     parser.add_argument(
-        "--trial-run", action="store_true", help="GENERATION_TRIAL_RUN: a sandbox job each"
+        "--no-trial-run", dest="trial_run", action="store_false", help="GENERATION_TRIAL_RUN off"
     )
+    parser.add_argument("--trial-run-limit", default="5/second", help="GENERATION_TRIAL_RUN_LIMIT")
     parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (database, server log)"
     )
@@ -473,6 +475,7 @@ def main() -> int:
         "SANDBOX_MAX_CONCURRENT_JOBS": str(args.sandbox_jobs),
         "SANDBOX_MAX_QUEUE": str(max(64, 2 * sandbox_clients)),
         "GENERATION_TRIAL_RUN": "true" if args.trial_run else "false",
+        "GENERATION_TRIAL_RUN_LIMIT": args.trial_run_limit,
         "LOG_LEVEL": "warning",
     }
     migrate = subprocess.run(
@@ -484,7 +487,8 @@ def main() -> int:
     print(
         f"database: {dialect}; model latency {args.latency:g} s; clients: {args.generators} "
         f"generate, {args.listers} list, {args.detailers} detail, {args.validators} validate, "
-        f"{args.runners} run; trial runs {'on' if args.trial_run else 'off'}"
+        f"{args.runners} run; trial runs "
+        + (f"at most {args.trial_run_limit}" if args.trial_run else "off")
     )
     with (
         subprocess_server(

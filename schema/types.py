@@ -352,9 +352,10 @@ class GenerateStrategyInput:
     strategy_type: StrategyType | None = None
     validate_code: bool | None = strawberry.field(
         default=True,
-        description="Check the code before storing it: static rules, and one run on sample "
-        "data in the sandbox where the server has GENERATION_TRIAL_RUN on. Code failing is "
-        "stored as ERROR (generation PARTIAL); false stores a DRAFT unchecked.",
+        description="Check the code before storing it: static rules, then one trial run on "
+        "sample data in the sandbox (skipped, with a warning, when the server is too busy). "
+        "Code failing either is stored as ERROR (generation PARTIAL); false stores a DRAFT "
+        "unchecked.",
     )
 
     def to_request(self) -> GenerationRequest:

@@ -47,9 +47,11 @@ class Settings(BaseSettings):
     run_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     # Generated code runs once on sample data before it is called SUCCESS: one sandbox job
-    # (~10 ms of CPU) per generation. Off by default: at bench/load.py's ~40 generations/s
-    # on 2 cores it slows runStrategy and lists (README, Benchmarks).
-    generation_trial_run: bool = False
+    # (~10 ms of CPU) per generation, at most GENERATION_TRIAL_RUN_LIMIT per process; the
+    # generations beyond it are stored untried, with a warning. Unbounded, bench/load.py's
+    # ~40 generations/s on 2 cores slowed runStrategy 2-3x (README, Benchmarks).
+    generation_trial_run: bool = True
+    generation_trial_run_limit: str = "5/second"
 
     log_level: str = "info"
     # Server processes; more than one wants REDIS_URL, or each keeps its own rate limits.
@@ -65,6 +67,7 @@ class Settings(BaseSettings):
         "rate_limit_execute",
         "rate_limit_login",
         "rate_limit_auth_by_address",
+        "generation_trial_run_limit",
     )
     @classmethod
     def _rate_limit_syntax(cls, value: str) -> str:

@@ -88,8 +88,11 @@ def build_generator(
     runner: StrategyRunner,
     rate_limit: RateLimit | None = None,
 ) -> Generator:
-    trial_run = runner.trial_run if settings.generation_trial_run else None
-    return Generator(provider, rate_limit, trial_run=trial_run)
+    if not settings.generation_trial_run:
+        return Generator(provider, rate_limit)
+    # In memory even with REDIS_URL: the budget guards this process' CPU, not a user quota.
+    budget = RateLimit(settings.generation_trial_run_limit, scope="generation trial runs")
+    return Generator(provider, rate_limit, trial_run=runner.trial_run, trial_budget=budget)
 
 
 def build_services(

@@ -27,7 +27,7 @@ from models import (
     User,
 )
 from services import metrics
-from services.errors import BadInput
+from services.errors import BadInput, RateLimited
 from services.extraction import extract_code
 from services.prompt_analysis import analyse_prompt
 from services.providers.base import CodeProvider, ProviderResult
@@ -208,21 +208,27 @@ async def _uninterruptible(work: Coroutine[Any, Any, T]) -> T:
 
 
 TRIAL_INTERRUPTED = "Runtime check skipped: the server shut down"
+TRIAL_OVER_BUDGET = (
+    "Runtime check skipped: too many generations at once; validateCode runs the check"
+)
 
 
 class Generator:
     """`trial_run`, when given, runs code that passed the static checks once on sample data
-    (the sandbox) before it is called SUCCESS: code that parses but crashes is PARTIAL."""
+    (the sandbox) before it is called SUCCESS: code that parses but crashes is PARTIAL.
+    `trial_budget` caps how many do so; the others are stored untried, with a warning."""
 
     def __init__(
         self,
         provider: CodeProvider,
         rate_limit: RateLimit | None = None,
         trial_run: TrialRun | None = None,
+        trial_budget: RateLimit | None = None,
     ) -> None:
         self.provider = provider
         self.rate_limit = rate_limit
         self.trial_run = trial_run
+        self.trial_budget = trial_budget
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -316,6 +322,11 @@ class Generator:
             or prepared.strategy_fields is None
         ):
             return prepared
+        if self.trial_budget is not None:
+            try:
+                await self.trial_budget.hit("server")
+            except RateLimited:
+                return _with_warning(prepared, TRIAL_OVER_BUDGET, True)
         try:
             problems = await self.trial_run(verdict.code, prepared.strategy_fields["parameters"])
         except (SandboxBusy, SandboxUnavailable) as exc:

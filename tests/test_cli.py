@@ -344,14 +344,7 @@ def test_backtest_strategy_failing_in_the_sandbox_exits_1(
     cli: Cli, gemini_standin: GeminiStandin
 ) -> None:
     gemini_standin.script(code_answer(FAILING_CODE), code_answer(FAILING_CODE))
-    checked = cli(
-        "generate",
-        "fragile",
-        "--user",
-        OWNER,
-        GENERATION_TRIAL_RUN="true",
-        **_gemini(gemini_standin),
-    )
+    checked = cli("generate", "fragile", "--user", OWNER, **_gemini(gemini_standin))
     assert checked.returncode == 1, "the generation's trial run finds the crash first"
     assert "error: Generated code failed validation: Runtime check on sample data" in (
         checked.stderr

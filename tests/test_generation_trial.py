@@ -1,8 +1,9 @@
-"""The trial run of generated code when the sandbox cannot take it, on a real one-slot sandbox.
+"""The trial run of generated code when it cannot or may not run, on real sandboxes.
 
-The cases where the code itself fails its trial go through the API in test_gemini_generation.py;
-here the sandbox is saturated by a job that spins, so the trial is refused (busy) or waits in the
-queue until the generation is cancelled as at shutdown. Either way the generation is stored.
+The cases where the code itself fails its trial go through the API in test_gemini_generation.py.
+Here: the budget of trial runs is spent; a one-slot sandbox is saturated by a job that spins, so
+the trial is refused (busy) or waits in the queue until the generation is cancelled as at
+shutdown. In every case the generation is stored, with a warning saying why it went untried.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import pytest
 from models import GeneratedStrategy, GenerationStatus, StrategyGenerationLog, StrategyStatus
 from services import accounts, metrics
 from services.execution import StrategyRunner
-from services.generation import TRIAL_INTERRUPTED, GenerationRequest, Generator
+from services.generation import (
+    TRIAL_INTERRUPTED,
+    TRIAL_OVER_BUDGET,
+    GenerationRequest,
+    Generator,
+)
+from services.rate_limits import RateLimit
 from services.samples import load_sample
 from services.sandbox import Sandbox, SandboxSettings
 from services.templates import TemplateProvider
@@ -60,6 +67,30 @@ async def one_slot() -> AsyncIterator[Sandbox]:
 
 async def new_user() -> accounts.User:
     return await accounts.register(f"trial-{uuid.uuid4().hex[:10]}@example.com", PASSWORD)
+
+
+async def test_generations_past_the_budget_go_untried_with_a_warning(
+    database: str, sandbox: Sandbox
+) -> None:
+    tried: list[str] = []
+    runner = StrategyRunner(sandbox)
+
+    async def trial_run(code: str, parameters: dict[str, object]) -> list[str]:
+        tried.append(code)
+        return await runner.trial_run(code, parameters)
+
+    budget = RateLimit("2/minute", scope="generation trial runs")
+    generator = Generator(TemplateProvider(), trial_run=trial_run, trial_budget=budget)
+    user = await new_user()
+    outcomes = [
+        await generator.generate(user, GenerationRequest(f"RSI scalping {n}")) for n in range(3)
+    ]
+    assert len(tried) == 2
+    strategies = [outcome.strategy for outcome in outcomes if outcome.strategy is not None]
+    assert [outcome.log.status for outcome in outcomes] == [GenerationStatus.SUCCESS] * 3
+    assert [strategy.status for strategy in strategies] == [StrategyStatus.VALIDATED] * 3
+    untried = [TRIAL_OVER_BUDGET in s.validation_results["warnings"] for s in strategies]
+    assert untried == [False, False, True]
 
 
 async def test_a_busy_sandbox_skips_the_trial_and_says_so(database: str, one_slot: Sandbox) -> None:
