@@ -29,8 +29,7 @@ from services.samples import load_sample
 from services.sandbox import Sandbox, SandboxSettings
 from services.templates import TemplateProvider
 from tests.support.api import PASSWORD
-
-SPIN = "def execute_strategy(market_data, strategy_params):\n    while True:\n        pass\n"
+from tests.support.strategy_code import SPIN
 
 
 async def occupy(sandbox: Sandbox) -> asyncio.Task[object]:

@@ -43,6 +43,7 @@ from services.templates import TemplateProvider
 from tests.support.api import ROOT, GraphQLCall, error_codes, make_client, register_user
 from tests.support.gemini_standin import GeminiStandin, code_answer, error, hang
 from tests.support.server_process import ServerProcess
+from tests.support.strategy_code import SPIN
 
 GENERATE = """mutation($p: String!) { generateStrategy(input: {prompt: $p}) {
   strategy { id } generationLog { status provider tokensUsed } } }"""
@@ -55,11 +56,6 @@ VALIDATE = """mutation($code: String!) { validateCode(code: $code, smokeTest: tr
 CRASHING = """
 def execute_strategy(market_data, strategy_params):
     return 1 / 0
-"""
-SPIN = """
-def execute_strategy(market_data, strategy_params):
-    while True:
-        pass
 """
 MEMORY_BOMB = """
 def execute_strategy(market_data, strategy_params):

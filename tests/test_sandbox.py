@@ -29,6 +29,7 @@ from services.sandbox import (
     StrategyRuntimeError,
 )
 from services.sandbox.warmup import sample_bars
+from tests.support.strategy_code import SPIN
 
 BARS = sample_bars(200)
 LONG_BARS = sample_bars(2000)
@@ -67,12 +68,6 @@ def execute_strategy(market_data, strategy_params):
     if len(market_data["close"]) > 30:
         return {"action": "buy", "confidence": 2.0}
     return {"action": "hold", "confidence": 0.0}
-"""
-
-SPIN = """
-def execute_strategy(market_data, strategy_params):
-    while True:
-        pass
 """
 
 BUSY_LOOP = """
