@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET, UnsetType
 from tortoise.contrib.starlette import RegisterTortoise
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schema import make_schema, schema
 from schema.context import Context
@@ -130,6 +131,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ],
         lifespan=lifespan,
         middleware=[
+            # Before anything reads the client address: forwarded headers only from the
+            # proxies the operator lists (TRUSTED_PROXIES), never from anyone by default.
+            *(
+                [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)]
+                if settings.trusted_proxies
+                else []
+            ),
             # Outermost of ours: refused bodies get a request id and an access line too.
             Middleware(observability.RequestObservability),
             Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),

@@ -175,7 +175,7 @@ def serve() -> None:
         log_level=settings.log_level,
         log_config=None,  # logging is configure_logging's
         access_log=False,  # the app logs its own access lines
-        proxy_headers=True,
+        proxy_headers=False,  # the app applies TRUSTED_PROXIES itself (server/app.py)
         # In-flight generations get this long to finish; past it they are logged as FAILURE
         # (uvicorn annotates an int but waits with asyncio, so fractions work).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]
