@@ -149,9 +149,15 @@ def serve() -> None:
     import uvicorn
 
     from server.app import create_app
+    from server.db import MigrationsPending, prepare_database
 
     settings = get_settings()
     _database_url(settings)
+    try:
+        # Here once, before any worker starts: each worker's start-up then finds nothing to do.
+        _run(prepare_database(settings.database_url, settings.migrate_on_start))
+    except MigrationsPending as exc:
+        fail(f"not serving: {exc}", FAILED)
     metrics_dir = ""
     if settings.workers > 1:
         # Made here, once: workers racing to create the dev key would sign with different keys.

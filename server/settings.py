@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"
     rate_limit_auth_by_address: str = "30/minute"
     redis_url: str = ""
+    # Unset: SQLite applies pending migrations at start-up, PostgreSQL refuses to start
+    # until `python -m server migrate` has run (or this is true).
+    migrate_on_start: bool | None = None
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR networks,
     # comma-separated). Empty: nobody's, so a client cannot pick the address it is limited by.
     trusted_proxies: str = ""

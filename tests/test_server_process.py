@@ -62,7 +62,8 @@ def child_pids(pid: int) -> set[int]:
 
 
 def test_several_workers_share_the_database_and_the_signing_key(tmp_path: Path) -> None:
-    with ServerProcess(tmp_path, WORKERS="2") as server:
+    # Not migrated beforehand: the server migrates its new SQLite file once, workers or not.
+    with ServerProcess(tmp_path, WORKERS="2", migrate_first=False) as server:
         base = server.base
         workers = {
             pid
