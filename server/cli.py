@@ -133,12 +133,24 @@ def _print_json(data: Any) -> None:
 
 
 @app.callback(invoke_without_command=True)
-def root(ctx: typer.Context) -> None:
+def root(
+    ctx: typer.Context,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log lines too (always when serving).")
+    ] = False,
+) -> None:
     """AI strategy generator: serve the GraphQL API (the default), or work on its database.
 
     Configured by environment variables and .env, as the server (README.md); see docs/cli.md.
     """
-    configure_logging(_settings())
+    settings = _settings()
+    serving = ctx.invoked_subcommand in (None, "serve")
+    if serving or verbose or "log_level" in settings.model_fields_set:
+        configure_logging(settings)
+    else:
+        # A command's output is for a person: only warnings and errors, as plain text.
+        quiet = {"log_format": "text", "log_level": "warning"}
+        configure_logging(settings.model_copy(update=quiet))
     if ctx.invoked_subcommand is None:
         serve()
 
@@ -311,16 +323,22 @@ def generate(
     from server.wiring import build_generator, build_provider, build_runner
     from services.generation import GenerationRequest
     from services.providers.base import CodeProvider
+    from services.sandbox import SandboxUnavailable
 
     settings = get_settings()
     request = GenerationRequest(prompt, name, strategy_type, validate)
 
     async def run(provider: CodeProvider) -> GenerationOutcome:
-        runner = build_runner(settings)  # its sandbox starts at the trial run, if any
+        runner = build_runner(settings)
         try:
             async with _database(settings):
                 owner = await _user_by_email(user)
                 generator = build_generator(settings, provider, runner)
+                if settings.generation_trial_run and validate:
+                    # Started before the clock runs, as the server's is at start-up, so the
+                    # logged processing time is the generation's alone.
+                    with contextlib.suppress(SandboxUnavailable):
+                        await runner.sandbox.start()
                 return await generator.generate(owner, request)
         finally:
             await runner.sandbox.close()

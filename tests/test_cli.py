@@ -439,3 +439,21 @@ def test_export_schema_to_a_file_matches_schema_graphql(cli: Cli, tmp_path: Path
     assert written.stdout == ""
     missing_dir = cli("export-schema", "--output", str(tmp_path / "no" / "such" / "dir.graphql"))
     assert missing_dir.returncode == 2 and "error: cannot write" in missing_dir.stderr
+
+
+def test_output_is_for_people_and_generation_time_excludes_sandbox_start(cli: Cli) -> None:
+    """Log lines only when asked; the logged time is the generation's, as through the API
+    (whose sandbox starts with the server), not the sandbox's start-up."""
+    quiet = cli("generate", SMA_PROMPT, "--user", OWNER, "--json")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.strip() == "", quiet.stderr
+
+    verbose = cli("--verbose", "generate", SMA_PROMPT, "--user", OWNER, "--json")
+    assert verbose.returncode == 0, verbose.stderr
+    started = re.search(r"sandbox started: .*fork_server_ms=(\d+)", verbose.stderr)
+    assert started, verbose.stderr
+    seconds = _generated(verbose)["processingTimeSeconds"]
+    assert seconds * 1000 < int(started.group(1)), (seconds, started.group(0))
+
+    asked = cli("generate", SMA_PROMPT, "--user", OWNER, "--json", LOG_LEVEL="info")
+    assert "Tortoise-ORM shutdown" in asked.stderr
