@@ -15,8 +15,8 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 import models
-from server.wiring import Services
 from services import accounts, strategies
+from services.container import Services
 from services.errors import Unauthenticated
 
 BEARER_PREFIX = "bearer "

@@ -13,9 +13,9 @@ from typing import Any
 import strawberry
 from graphql.error import GraphQLError
 
-from server.observability import current_request_id
 from services import metrics
 from services.errors import ServiceError
+from services.request_ids import current_request_id
 
 log = logging.getLogger("server.errors")
 

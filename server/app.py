@@ -29,15 +29,15 @@ from server.db import MigrationsPending, prepare_database, serving_config
 from server.graphiql import render_page, static_files_mount
 from server.request_errors import request_error_response
 from server.settings import Settings, get_settings
-from server.wiring import Services, build_services
+from server.wiring import build_services
+from services.container import Services
 from services.sandbox import SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, services: Services) -> None:
-        introspection = services.settings.graphql_introspection
+    def __init__(self, services: Services, introspection: bool) -> None:
         # GraphiQL needs introspection: without it, the playground goes too.
         super().__init__(
             schema if introspection else make_schema(introspection=False),
@@ -94,7 +94,7 @@ class GraphQLApp(GraphQL[Context, None]):
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     settings = settings or get_settings()
     services = services or build_services(settings)
-    graphql_app = GraphQLApp(services)
+    graphql_app = GraphQLApp(services, settings.graphql_introspection)
 
     async def root(_: Request) -> Response:
         return RedirectResponse("/graphql")

@@ -13,8 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from server.observability import current_request_id
 from server.settings import Settings
+from services.request_ids import current_request_id
 
 # Attributes every LogRecord has; anything else came in through `extra=` and is a field.
 _STANDARD = frozenset(

@@ -14,7 +14,6 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any
 
 from starlette.requests import Request
@@ -25,8 +24,9 @@ from tortoise import connections
 
 from server.db import applied_migrations, migration_files
 from server.settings import Settings
-from server.wiring import Services
 from services import metrics
+from services.container import Services
+from services.request_ids import REQUEST_ID
 from services.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,6 @@ _INTERNAL_ERROR_START: Message = {
 }
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being served (None outside of one)."""
-    return _request_id.get()
 
 
 def request_id_of(scope: Scope) -> str:
@@ -104,7 +97,7 @@ class RequestObservability:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_of(scope)
-        token = _request_id.set(request_id)
+        token = REQUEST_ID.set(request_id)
         status = 0
 
         async def send_with_id(message: Message) -> None:
@@ -154,11 +147,11 @@ class RequestObservability:
                         "client": _client_of(scope),
                     },
                 )
-            _request_id.reset(token)
+            REQUEST_ID.reset(token)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = request_id_of(scope)
-        token = _request_id.set(request_id)
+        token = REQUEST_ID.set(request_id)
         accepted = False
 
         async def send_with_id(message: Message) -> None:
@@ -188,7 +181,7 @@ class RequestObservability:
                     "client": _client_of(scope),
                 },
             )
-            _request_id.reset(token)
+            REQUEST_ID.reset(token)
 
 
 # --- endpoints ------------------------------------------------------------------------------

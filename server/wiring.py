@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from server.settings import Settings
-from services.accounts import RecentUsers, TokenSigner
+from services.accounts import TokenSigner
+from services.container import Services
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.providers.base import CodeProvider
 from services.rate_limits import RateLimit, RateLimits
 from services.sandbox import Sandbox, SandboxSettings
-
-
-@dataclass
-class Services:
-    settings: Settings
-    signer: TokenSigner
-    generator: Generator
-    runner: StrategyRunner
-    limits: RateLimits
-    recent_users: RecentUsers = field(default_factory=RecentUsers)
-
-    async def aclose(self) -> None:
-        # Cancelled generations are still writing their FAILURE logs: let them, while the
-        # database is open.
-        await self.generator.drain()
-        aclose: Any = getattr(self.generator.provider, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        await self.runner.sandbox.close()
 
 
 def build_provider(settings: Settings) -> CodeProvider:
@@ -101,7 +80,6 @@ def build_services(
     limits = build_limits(settings)
     runner = build_runner(settings, sandbox, limits.execute)
     return Services(
-        settings=settings,
         signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
         generator=build_generator(
             settings, provider or build_provider(settings), runner, limits.generate

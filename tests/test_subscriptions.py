@@ -21,8 +21,9 @@ import uvicorn
 from models import GenerationStatus, StrategyGenerationLog, User
 from server.app import create_app
 from server.settings import Settings
-from server.wiring import Services, build_services
+from server.wiring import build_services
 from services.accounts import RecentUsers
+from services.container import Services
 from services.generation import SHUTDOWN_MESSAGE, GenerationStage
 from services.progress import Throttle
 from services.sandbox import Sandbox, SandboxSettings

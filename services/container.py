@@ -1,0 +1,33 @@
+"""The long-lived service objects of one process, as the API and the CLI use them.
+
+Built from settings by `server.wiring`; the schema reaches them through its context. Nothing
+here knows about settings, HTTP or GraphQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.accounts import RecentUsers, TokenSigner
+from services.execution import StrategyRunner
+from services.generation import Generator
+from services.rate_limits import RateLimits
+
+
+@dataclass
+class Services:
+    signer: TokenSigner
+    generator: Generator
+    runner: StrategyRunner
+    limits: RateLimits
+    recent_users: RecentUsers = field(default_factory=RecentUsers)
+
+    async def aclose(self) -> None:
+        # Cancelled generations are still writing their FAILURE logs: let them, while the
+        # database is open.
+        await self.generator.drain()
+        aclose: Any = getattr(self.generator.provider, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        await self.runner.sandbox.close()
