@@ -28,6 +28,10 @@ from services.validation import extract_default_params, validate_code, with_erro
 Info = strawberry.Info[Context, None]
 
 
+def _auth_attempt(info: Info) -> accounts.AuthAttempt:
+    return accounts.AuthAttempt(info.context.services.limits, info.context.client_address)
+
+
 def _auth_payload(info: Info, user: accounts.User) -> AuthPayload:
     return AuthPayload(
         token=info.context.services.signer.issue(user.id), user=User.from_model(user)
@@ -38,15 +42,13 @@ def _auth_payload(info: Info, user: accounts.User) -> AuthPayload:
 class Mutation:
     @strawberry.mutation
     async def register(self, info: Info, email: str, password: str) -> AuthPayload:
-        await info.context.services.limits.auth_by_address.hit(info.context.client_address)
-        return _auth_payload(info, await accounts.register(email, password))
+        user = await accounts.register(email, password, attempt=_auth_attempt(info))
+        return _auth_payload(info, user)
 
     @strawberry.mutation
     async def login(self, info: Info, email: str, password: str) -> AuthPayload:
-        limits = info.context.services.limits
-        await limits.auth_by_address.hit(info.context.client_address)
-        await limits.login.hit(accounts.login_key(email))
-        return _auth_payload(info, await accounts.authenticate(email, password))
+        user = await accounts.authenticate(email, password, _auth_attempt(info))
+        return _auth_payload(info, user)
 
     @strawberry.mutation
     async def generate_strategy(

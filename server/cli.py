@@ -110,17 +110,6 @@ async def _database(settings: Settings) -> AsyncIterator[None]:
         await Tortoise.close_connections()
 
 
-async def _user_by_email(email: str) -> User:
-    from models import User
-    from services.accounts import normalise_email
-    from services.errors import NotFound
-
-    user = await User.get_or_none(email=normalise_email(email))
-    if user is None:
-        raise NotFound(f"No user with email {email.strip()}")
-    return user
-
-
 def _strategy_id(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
@@ -321,6 +310,7 @@ def generate(
     Exit 1 when the generation is PARTIAL or FAILURE.
     """
     from server.wiring import build_generator, build_provider, build_runner
+    from services import accounts
     from services.generation import GenerationRequest
     from services.providers.base import CodeProvider
     from services.sandbox import SandboxUnavailable
@@ -332,7 +322,7 @@ def generate(
         runner = build_runner(settings)
         try:
             async with _database(settings):
-                owner = await _user_by_email(user)
+                owner = await accounts.user_by_email(user)
                 generator = build_generator(settings, provider, runner)
                 if settings.generation_trial_run and validate:
                     # Started before the clock runs, as the server's is at start-up, so the
@@ -490,6 +480,7 @@ def _run_backtest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from server.wiring import build_runner
+    from services import accounts, strategies
 
     # No rate limit: the CLI is the operator's.
     runner = build_runner(settings)
@@ -510,7 +501,11 @@ def _run_backtest(
 
     async def run() -> BacktestOutcome:
         async with _database(settings):
-            owner = await _user_by_email(email) if email else await _owner_of(strategy_id)
+            owner = (
+                await accounts.user_by_email(email)
+                if email
+                else await strategies.owner_of(strategy_id)
+            )
             async with runner.sandbox:  # started and closed as the server's lifespan does
                 try:
                     return await runner.backtest(owner, strategy_id, request, on_progress)
@@ -519,17 +514,6 @@ def _run_backtest(
                         progress.stop()
 
     return _run(run())
-
-
-async def _owner_of(strategy_id: uuid.UUID) -> User:
-    from models import GeneratedStrategy
-    from services.errors import NotFound
-
-    strategy = await GeneratedStrategy.get_or_none(id=strategy_id).prefetch_related("user")
-    if strategy is None:
-        raise NotFound(f"Strategy {strategy_id} not found")
-    owner: User = strategy.user
-    return owner
 
 
 def _format(value: Any) -> str:

@@ -14,7 +14,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 
 from models import User
-from services.errors import BadInput, Unauthenticated
+from services.errors import BadInput, NotFound, Unauthenticated
+from services.rate_limits import RateLimits
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MAX_EMAIL_LENGTH = 254
@@ -81,7 +82,20 @@ async def _verify(password_hash: str, password: str) -> bool:
     return await asyncio.to_thread(verify)
 
 
-async def register(email: str, password: str, *, is_staff: bool = False) -> User:
+@dataclass(frozen=True)
+class AuthAttempt:
+    """Where a register or login over the API comes from: its rate limits apply to it.
+    The operator's CLI makes none."""
+
+    limits: RateLimits
+    client_address: str
+
+
+async def register(
+    email: str, password: str, *, is_staff: bool = False, attempt: AuthAttempt | None = None
+) -> User:
+    if attempt is not None:
+        await attempt.limits.auth_by_address.hit(attempt.client_address)
     email = normalise_email(email)
     check_password_rules(password)
     # Hashed before the lookup, taken or not: an early "already exists" answered in
@@ -95,12 +109,23 @@ async def register(email: str, password: str, *, is_staff: bool = False) -> User
         raise BadInput("An account with this email already exists") from None
 
 
+async def user_by_email(email: str) -> User:
+    """The account for an operator naming it (the CLI's --user); NotFound if there is none."""
+    user = await User.get_or_none(email=normalise_email(email))
+    if user is None:
+        raise NotFound(f"No user with email {email.strip()}")
+    return user
+
+
 def login_key(email: str) -> str:
     """What login attempts are counted by: the account they aim at, however spelled."""
     return " ".join(email.split()).lower()[:MAX_EMAIL_LENGTH]
 
 
-async def authenticate(email: str, password: str) -> User:
+async def authenticate(email: str, password: str, attempt: AuthAttempt | None = None) -> User:
+    if attempt is not None:
+        await attempt.limits.auth_by_address.hit(attempt.client_address)
+        await attempt.limits.login.hit(login_key(email))
     failure = Unauthenticated("Wrong email or password")
     try:
         email = normalise_email(email)

@@ -123,6 +123,15 @@ async def require_strategy(
     return strategy
 
 
+async def owner_of(strategy_id: uuid.UUID) -> User:
+    """Whose strategy this is, for an operator who names only the strategy (the CLI)."""
+    strategy = await GeneratedStrategy.get_or_none(id=strategy_id).prefetch_related("user")
+    if strategy is None:
+        raise NotFound(f"Strategy {strategy_id} not found")
+    owner: User = strategy.user
+    return owner
+
+
 def check_parameters(parameters: Any) -> dict[str, Any]:
     if not isinstance(parameters, dict):
         raise BadInput("parameters must be a JSON object")
