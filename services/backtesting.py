@@ -333,7 +333,8 @@ def simulate(
             price = opens[i]
             if pending == _CLOSE:
                 close_position(i, price, "signal: " + pending_signal["reason"])
-            elif cash > 0:
+            elif cash > 0 and 0.0 < cash / (price * (1.0 + fee)) * price < math.inf:
+                # (the second test: no position so small or large that its value is 0 or inf)
                 side = pending
                 units = cash / (price * (1.0 + fee))
                 entry_fee = units * price * fee
@@ -455,6 +456,15 @@ def _finite(value: float | np.floating | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _power(base: float, exponent: float) -> float:
+    """base ** exponent for a positive base; inf where Python's float power would raise
+    OverflowError (a 2% gain over one hour of minute bars, annualised)."""
+    try:
+        return base**exponent
+    except OverflowError:
+        return math.inf
+
+
 def _geometric_mean(returns: np.ndarray) -> float:
     """backtesting.py's: compounded mean return; 0 when any period loses everything."""
     if len(returns) == 0:
@@ -468,7 +478,8 @@ def _geometric_mean(returns: np.ndarray) -> float:
 def compute_metrics(
     equity: list[float], trades: list[dict[str, Any]], bars: Bars, initial_cash: float
 ) -> dict[str, Any]:
-    """Statistics with backtesting.py's definitions; undefined values are None.
+    """Statistics with backtesting.py's definitions; undefined or non-finite values are None
+    (backtesting.py shows NaN or inf there, which JSON cannot carry).
 
     Differences, all deliberate: returns are per bar (backtesting.py resamples intraday data
     to days first); drawdowns are negative percentages as there; profitFactor is, as there,
@@ -487,10 +498,12 @@ def compute_metrics(
     gmean = _geometric_mean(rets)
     if len(rets) >= 1:
         with np.errstate(over="ignore", invalid="ignore"):
-            annual_return = _finite((1.0 + gmean) ** periods - 1.0)
+            annual_return = _finite(_power(1.0 + gmean, periods) - 1.0)
             if len(rets) >= 2:
                 var = float(rets.var(ddof=1))
-                spread = (var + (1.0 + gmean) ** 2) ** periods - (1.0 + gmean) ** (2 * periods)
+                spread = _power(var + (1.0 + gmean) ** 2, periods) - _power(
+                    1.0 + gmean, 2 * periods
+                )
                 volatility = _finite(math.sqrt(max(spread, 0.0)))
             downside = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2)) * math.sqrt(periods))
         if annual_return is not None:
@@ -524,7 +537,9 @@ def compute_metrics(
         years = (n - 1) / periods
     cagr = None
     if years > 0:
-        cagr = -100.0 if final <= 0 else _finite(((final / initial_cash) ** (1 / years) - 1) * 100)
+        cagr = (
+            -100.0 if final <= 0 else _finite((_power(final / initial_cash, 1 / years) - 1) * 100)
+        )
 
     count = len(trades)
     exposure = 0.0
@@ -567,7 +582,7 @@ def compute_metrics(
             "maxTradeDurationBars": int(durations.max()),
         }
 
-    return {
+    metrics = {
         "startEquity": initial_cash,
         "finalEquity": final,
         "equityPeak": float(peak.max()),
@@ -591,4 +606,8 @@ def compute_metrics(
         "barSpacingSeconds": spacing,
         "annualisation": basis,
         "years": years,
+    }
+    # Extreme inputs (prices or cash near the float range) can still overflow a ratio.
+    return {
+        key: _finite(value) if isinstance(value, float) else value for key, value in metrics.items()
     }
