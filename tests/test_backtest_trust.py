@@ -21,7 +21,14 @@ from models import GeneratedStrategy, StrategyStatus, User
 from server.db import dialect_of
 from server.settings import Settings
 from services.backtesting import BacktestOptions, run_backtest
-from services.execution import OHLCV, BacktestRequest, MarketDataColumns, StrategyRunner
+from services.execution import (
+    MAX_BACKTEST_BARS,
+    OHLCV,
+    BacktestRequest,
+    MarketDataColumns,
+    StrategyRunner,
+)
+from services.samples import synthetic_bars
 from services.sandbox import (
     InvalidStrategyOutput,
     Sandbox,
@@ -176,6 +183,25 @@ async def test_stored_metrics_are_the_servers_own(database: str, unguarded: Sand
     stored = recomputed.performance_metrics
     assert {key: stored[key] for key in honest_metrics} == json.loads(json.dumps(honest_metrics))
     assert outcome.result["metrics"] == honest_metrics
+
+
+CHEAP_ROUND_TRIPS = """
+def execute_strategy(market_data, strategy_params):
+    bar = len(market_data["close"])
+    action = {1: "buy", 500: "sell"}.get(bar % 1000, "hold")
+    return {"action": action, "confidence": 0.5, "reason": f"{action} at {bar}"}
+"""
+
+
+async def test_a_100k_bar_backtest_fits_the_output_cap(sandbox: Sandbox) -> None:
+    """The result (equity curve and trades) no longer crosses the pipe, only the signals: the
+    longest backtest the API accepts stays well inside the default cap."""
+    bars = synthetic_bars("trending", MAX_BACKTEST_BARS, timeframe="1h", seed=5)
+    result = await sandbox.run_backtest(CHEAP_ROUND_TRIPS, bars, {}, OPTIONS, timeout_seconds=120)
+    assert result["bars"] == MAX_BACKTEST_BARS
+    assert len(result["equityCurve"]) == MAX_BACKTEST_BARS
+    assert result["metrics"]["numTrades"] == 100
+    json.dumps(result, allow_nan=False)
 
 
 # --- the last line: stored and served JSON ----------------------------------------------------
