@@ -108,7 +108,9 @@ async def run_strategy_latency(sandbox: Sandbox, calls: int) -> list[float]:
     url = f"sqlite://{tempfile.mkdtemp(prefix='bench-run-')}/bench.sqlite3"
     await migrate(url)
     await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
-    settings = Settings(_env_file=None, database_url=url, secret_key="b" * 40)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=url, secret_key="b" * 40, rate_limit_execute="100000/minute"
+    )
     data = synthetic_bars("trending", 200, timeframe="1d", seed=3).as_columns()
     latencies = []
     try:
