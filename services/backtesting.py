@@ -1,8 +1,10 @@
 """The backtest engine: one strategy, one instrument, bar by bar, no look-ahead.
 
-Runs inside the sandbox's child process, so it is pure Python + numpy, deterministic, and
-does no I/O. The strategy at bar i sees read-only views `arr[: i + 1]` (nothing to copy, and
-nothing later to peek at); its order fills at bar i + 1's open. Statistics follow
+Two halves: `collect_signals` calls the strategy (in the sandbox's job process, so this module
+is pure Python + numpy and does no I/O) and `simulate`, the engine, runs in the server on
+signals it has checked itself (`unpack_signals`), so no number we store comes from the
+strategy's process. The strategy at bar i sees read-only views `arr[: i + 1]` (nothing to
+copy, and nothing later to peek at); its order fills at bar i + 1's open. Statistics follow
 backtesting.py's definitions (see `compute_metrics`), so results can be cross-checked.
 
 Position rules, kept deliberately simple:

@@ -1,8 +1,9 @@
 """The server side of the sandbox: probe the host, keep a fork server, run jobs through it.
 
 Nothing here executes strategy code. A job's result is read from a pipe as size-capped JSON
-and re-validated; a job that overruns is SIGKILLed by the fork server, and a fork server
-that misbehaves is killed with its whole process tree and started again.
+and re-validated (a backtest's job sends only signals: the engine runs here, on them); a job
+that overruns is SIGKILLed by the fork server, and a fork server that misbehaves is killed
+with its whole process tree and started again.
 """
 
 from __future__ import annotations
