@@ -9,8 +9,9 @@ ratio of medians (target: at most 3x).
 
 Then the event loop during a long backtest (issue 10, item 3: the engine runs in the server
 now, off the loop): a 1 ms ticker's lateness while idle and while a `--lag-bars` backtest
-runs, side by side. Then `runStrategy` latency on the fast path, through the GraphQL API
-in-process (auth, database, sandbox round trip; target p50 under 20 ms).
+runs, and during the server's half of it alone (the check of the signals and the engine,
+in a worker thread), side by side. Then `runStrategy` latency on the fast path, through the
+GraphQL API in-process (auth, database, sandbox round trip; target p50 under 20 ms).
 
 Usage: .venv/bin/python bench/backtest.py [--bars 10000] [--rounds 5] [--lag-bars 100000]
        [--calls 200]
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import json
 import statistics
 import sys
 import tempfile
@@ -39,10 +41,12 @@ from bench.backtest_engine import (  # noqa: E402
     execute_strategy,
     run_backtesting_py,
 )
-from services.backtesting import BacktestOptions  # noqa: E402
+from services.backtesting import BacktestOptions, collect_signals, pack_signals  # noqa: E402
 from services.market_data import Bars  # noqa: E402
+from services.offload import run_off_loop  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
 from services.sandbox import Sandbox  # noqa: E402
+from services.sandbox.runner import backtest_from_stream  # noqa: E402
 
 RUN = """mutation($id: UUID!, $data: MarketDataInput!) {
   runStrategy(id: $id, marketData: $data) { action confidence } }"""
@@ -82,13 +86,28 @@ def lag_summary(lateness: list[float]) -> str:
     return f"p50 {p50:5.1f} ms  p99 {p99:5.1f} ms  max {lateness[-1] * 1e3:5.1f} ms"
 
 
-async def loop_lag(sandbox: Sandbox, bars: Bars) -> tuple[list[float], list[float], float]:
-    """Ticker lateness idle and during one backtest over `bars`, and that backtest's time."""
+async def loop_lag(
+    sandbox: Sandbox, bars: Bars
+) -> tuple[list[float], list[float], list[float], float, float]:
+    """Ticker lateness idle, during one sandboxed backtest over `bars`, and during the server's
+    half alone (check of the signal stream and engine, in the worker thread; five runs), with
+    the times of the backtest and of one server half."""
     job = asyncio.ensure_future(sandboxed_backtest(sandbox, bars))
     busy = await ticker_lateness(job, 0)
     elapsed, _ = await job
+    params = {"fast": FAST, "slow": SLOW}
+    packed = json.loads(json.dumps(pack_signals(collect_signals(execute_strategy, bars, params))))
+    options = BacktestOptions(initial_cash=CASH, commission_pct=COMMISSION * 100)
+    engine: list[float] = []
+    engine_s = []
+    for _ in range(5):
+        started = time.perf_counter()
+        half = asyncio.ensure_future(run_off_loop(backtest_from_stream, bars, packed, options))
+        engine += await ticker_lateness(half, 0)
+        await half
+        engine_s.append(time.perf_counter() - started)
     idle = await ticker_lateness(None, min(elapsed, 3.0))
-    return idle, busy, elapsed
+    return idle, busy, sorted(engine), elapsed, statistics.median(engine_s)
 
 
 def spread(times: list[float]) -> str:
@@ -150,7 +169,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     started = time.perf_counter()
                     their_trades, their_final = run_backtesting_py(bars)
                     theirs_s.append(time.perf_counter() - started)
-        idle, busy, long_s = await loop_lag(sandbox, long_bars)
+        idle, busy, engine, long_s, engine_s = await loop_lag(sandbox, long_bars)
         latencies = await run_strategy_latency(sandbox, args.calls)
 
     our_trades, our_final = ours["metrics"]["numTrades"], ours["metrics"]["finalEquity"]
@@ -165,6 +184,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"\nevent loop, 1 ms ticker's lateness ({args.lag_bars} bars took {long_s:.2f} s):")
     print(f"  idle                      {lag_summary(idle)}")
     print(f"  during the backtest       {lag_summary(busy)}")
+    print(f"  during the server's half  {lag_summary(engine)}  ({engine_s * 1e3:.0f} ms each)")
     p50 = statistics.median(latencies) * 1e3
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1e3
     print(f"\nrunStrategy through the API, {args.calls} calls on 200 bars:")
