@@ -220,6 +220,9 @@ async def test_stored_json_never_holds_a_non_finite_number(database: str) -> Non
     stored = await GeneratedStrategy.get(id=strategy.id)
     assert stored.performance_metrics == {"sharpeRatio": None, "curve": [1.0, None, None]}
     assert stored.parameters == {"nested": {"x": None}, "ok": 1.5}
+    # The path a backtest stores its summary by.
+    await GeneratedStrategy.filter(id=strategy.id).update(performance_metrics={"p": -math.inf})
+    assert (await GeneratedStrategy.get(id=strategy.id)).performance_metrics == {"p": None}
 
 
 STRATEGIES = "{ strategies { items { id performanceMetrics } } }"
