@@ -13,8 +13,9 @@ R = TypeVar("R")
 async def run_off_loop(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run trusted `function` away from the event loop and await its result.
 
-    A worker thread: the loop thread gets the GIL back every switch interval (5 ms), which
-    bench/backtest.py measures as loop lag during a 100,000-bar backtest. The one place to
-    change if this work should move to a process pool.
+    A worker thread: the loop thread gets the GIL back at least every switch interval (5 ms;
+    the backtest engine also hands it over every 1,024 bars), which bench/backtest.py
+    measures as loop lateness during a 100,000-bar backtest. The one place to change if this
+    work should move to a process pool.
     """
     return await asyncio.to_thread(function, *args, **kwargs)
