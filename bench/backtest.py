@@ -1,13 +1,20 @@
 """Backtest benchmark (issue 3): this service's sandboxed backtest against backtesting.py.
 
-The same SMA crossover over the same 10,000 bars, one run each after an untimed warm-up:
-ours as an `execute_strategy` source string run by `Sandbox.run_backtest` (fork server,
-seccomp, rlimits, namespaces: everything a user's backtest goes through), backtesting.py
-idiomatically. Prints wall time, trade count (they must agree), final equity and the ratio
-(target: at most 3x). Then `runStrategy` latency on the fast path, through the GraphQL API
-in-process (auth, database, sandbox round trip; target p50 under 20 ms).
+The same SMA crossover over the same 10,000 bars, after an untimed warm-up, `--rounds` runs
+each, alternated: ours as an `execute_strategy` source string run by `Sandbox.run_backtest`
+(fork server, seccomp, rlimits, namespaces, then the server's own check of every signal and
+its engine: everything a user's backtest goes through), backtesting.py idiomatically. Prints
+median and spread of the wall times, trade count (they must agree), final equity and the
+ratio of medians (target: at most 3x).
 
-Usage: .venv/bin/python bench/backtest.py [--bars 10000] [--calls 200]
+Then the event loop during a long backtest (issue 10, item 3: the engine runs in the server
+now, off the loop): a 1 ms ticker's lateness while idle and while a `--lag-bars` backtest
+runs, and during the server's half of it alone (the check of the signals and the engine,
+in a worker thread), side by side. Then `runStrategy` latency on the fast path, through the
+GraphQL API in-process (auth, database, sandbox round trip; target p50 under 20 ms).
+
+Usage: .venv/bin/python bench/backtest.py [--bars 10000] [--rounds 5] [--lag-bars 100000]
+       [--calls 200]
 Exits 1 when the trade counts differ.
 """
 
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import json
 import statistics
 import sys
 import tempfile
@@ -33,10 +41,12 @@ from bench.backtest_engine import (  # noqa: E402
     execute_strategy,
     run_backtesting_py,
 )
-from services.backtesting import BacktestOptions  # noqa: E402
+from services.backtesting import BacktestOptions, collect_signals, pack_signals  # noqa: E402
 from services.market_data import Bars  # noqa: E402
+from services.offload import run_off_loop  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
 from services.sandbox import Sandbox  # noqa: E402
+from services.sandbox.runner import backtest_from_stream  # noqa: E402
 
 RUN = """mutation($id: UUID!, $data: MarketDataInput!) {
   runStrategy(id: $id, marketData: $data) { action confidence } }"""
@@ -44,14 +54,66 @@ GENERATE = """mutation { generateStrategy(input: {prompt: "SMA 20/50 crossover"}
   strategy { id } } }"""
 
 
+def strategy_code() -> str:
+    return "from typing import Any\n\n" + inspect.getsource(execute_strategy)
+
+
 async def sandboxed_backtest(sandbox: Sandbox, bars: Bars) -> tuple[float, dict]:
-    code = "from typing import Any\n\n" + inspect.getsource(execute_strategy)
     options = BacktestOptions(initial_cash=CASH, commission_pct=COMMISSION * 100)
     params = {"fast": FAST, "slow": SLOW}
-    await sandbox.run_backtest(code, bars, params, options, timeout_seconds=120)  # warm-up
     started = time.perf_counter()
-    result = await sandbox.run_backtest(code, bars, params, options, timeout_seconds=120)
+    result = await sandbox.run_backtest(strategy_code(), bars, params, options, timeout_seconds=300)
     return time.perf_counter() - started, result
+
+
+async def ticker_lateness(until: asyncio.Future[object] | None, seconds: float) -> list[float]:
+    """How late a 1 ms sleep wakes up, again and again, until `until` is done (or for
+    `seconds` when there is nothing to wait for)."""
+    lateness = []
+    deadline = time.perf_counter() + seconds
+    while (until is not None and not until.done()) or (
+        until is None and time.perf_counter() < deadline
+    ):
+        started = time.perf_counter()
+        await asyncio.sleep(0.001)
+        lateness.append(time.perf_counter() - started - 0.001)
+    return sorted(lateness)
+
+
+def lag_summary(lateness: list[float]) -> str:
+    p50 = statistics.median(lateness) * 1e3
+    p99 = lateness[max(0, int(len(lateness) * 0.99) - 1)] * 1e3
+    return f"p50 {p50:5.1f} ms  p99 {p99:5.1f} ms  max {lateness[-1] * 1e3:5.1f} ms"
+
+
+async def loop_lag(
+    sandbox: Sandbox, bars: Bars
+) -> tuple[list[float], list[float], list[float], float, float]:
+    """Ticker lateness idle, during one sandboxed backtest over `bars`, and during the server's
+    half alone (check of the signal stream and engine, in the worker thread; five runs), with
+    the times of the backtest and of one server half."""
+    job = asyncio.ensure_future(sandboxed_backtest(sandbox, bars))
+    busy = await ticker_lateness(job, 0)
+    elapsed, _ = await job
+    params = {"fast": FAST, "slow": SLOW}
+    packed = json.loads(json.dumps(pack_signals(collect_signals(execute_strategy, bars, params))))
+    options = BacktestOptions(initial_cash=CASH, commission_pct=COMMISSION * 100)
+    engine: list[float] = []
+    engine_s = []
+    for _ in range(5):
+        started = time.perf_counter()
+        half = asyncio.ensure_future(run_off_loop(backtest_from_stream, bars, packed, options))
+        engine += await ticker_lateness(half, 0)
+        await half
+        engine_s.append(time.perf_counter() - started)
+    idle = await ticker_lateness(None, min(elapsed, 3.0))
+    return idle, busy, sorted(engine), elapsed, statistics.median(engine_s)
+
+
+def spread(times: list[float]) -> str:
+    return (
+        f"{statistics.median(times) * 1e3:8.1f} ms [{min(times) * 1e3:.0f}-{max(times) * 1e3:.0f}]"
+    )
 
 
 async def run_strategy_latency(sandbox: Sandbox, calls: int) -> list[float]:
@@ -65,7 +127,9 @@ async def run_strategy_latency(sandbox: Sandbox, calls: int) -> list[float]:
     url = f"sqlite://{tempfile.mkdtemp(prefix='bench-run-')}/bench.sqlite3"
     await migrate(url)
     await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
-    settings = Settings(_env_file=None, database_url=url, secret_key="b" * 40)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=url, secret_key="b" * 40, rate_limit_execute="100000/minute"
+    )
     data = synthetic_bars("trending", 200, timeframe="1d", seed=3).as_columns()
     latencies = []
     try:
@@ -88,24 +152,39 @@ async def run_strategy_latency(sandbox: Sandbox, calls: int) -> list[float]:
 
 async def main_async(args: argparse.Namespace) -> int:
     bars = synthetic_bars("trending", args.bars, timeframe="1d", seed=7)
+    long_bars = synthetic_bars("trending", args.lag_bars, timeframe="1d", seed=11)
+    ours_s: list[float] = []
+    theirs_s: list[float] = []
     async with Sandbox() as sandbox:
         assert sandbox.probe is not None
         print(f"sandbox layers: {sandbox.probe.summary()}")
-        ours_s, ours = await sandboxed_backtest(sandbox, bars)
+        await sandboxed_backtest(sandbox, bars)  # warm-up
         run_backtesting_py(bars)  # warm-up: backtesting.py's first run initialises lazily
-        started = time.perf_counter()
-        their_trades, their_final = run_backtesting_py(bars)
-        theirs_s = time.perf_counter() - started
+        for round_ in range(args.rounds):
+            for ours_first in (True, False) if round_ % 2 == 0 else (False, True):
+                if ours_first:
+                    elapsed, ours = await sandboxed_backtest(sandbox, bars)
+                    ours_s.append(elapsed)
+                else:
+                    started = time.perf_counter()
+                    their_trades, their_final = run_backtesting_py(bars)
+                    theirs_s.append(time.perf_counter() - started)
+        idle, busy, engine, long_s, engine_s = await loop_lag(sandbox, long_bars)
         latencies = await run_strategy_latency(sandbox, args.calls)
 
     our_trades, our_final = ours["metrics"]["numTrades"], ours["metrics"]["finalEquity"]
-    ratio = ours_s / theirs_s
+    ratio = statistics.median(ours_s) / statistics.median(theirs_s)
     print(f"\n{args.bars} bars, SMA({FAST}/{SLOW}) crossover, {COMMISSION:.2%} commission")
-    print(f"{'':30}{'this service':>16}{'backtesting.py':>16}")
-    print(f"{'wall time (sandbox included)':30}{ours_s * 1e3:>13.1f} ms{theirs_s * 1e3:>13.1f} ms")
-    print(f"{'trades':30}{our_trades:>16}{their_trades:>16}")
-    print(f"{'final equity':30}{our_final:>16.2f}{their_final:>16.2f}")
+    print(f"{args.rounds} runs each, alternated; median [min-max]")
+    print(f"{'':30}{'this service':>24}{'backtesting.py':>24}")
+    print(f"{'wall time (sandbox included)':30}{spread(ours_s):>24}{spread(theirs_s):>24}")
+    print(f"{'trades':30}{our_trades:>24}{their_trades:>24}")
+    print(f"{'final equity':30}{our_final:>24.2f}{their_final:>24.2f}")
     print(f"ratio {ratio:.2f}x (target <= 3x -> {'MET' if ratio <= 3 else 'NOT MET'})")
+    print(f"\nevent loop, 1 ms ticker's lateness ({args.lag_bars} bars took {long_s:.2f} s):")
+    print(f"  idle                      {lag_summary(idle)}")
+    print(f"  during the backtest       {lag_summary(busy)}")
+    print(f"  during the server's half  {lag_summary(engine)}  ({engine_s * 1e3:.0f} ms each)")
     p50 = statistics.median(latencies) * 1e3
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1e3
     print(f"\nrunStrategy through the API, {args.calls} calls on 200 bars:")
@@ -122,6 +201,8 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--lag-bars", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=200)
     return asyncio.run(main_async(parser.parse_args()))
 

@@ -5,7 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from models.fields import DatetimeField
+from models.fields import DatetimeField, JSONField
 
 
 class StrategyStatus(StrEnum):
@@ -44,9 +44,9 @@ class GeneratedStrategy(Model):
     generated_code = fields.TextField()
     strategy_type = fields.CharEnumField(StrategyType, max_length=32, default=StrategyType.CUSTOM)
     status = fields.CharEnumField(StrategyStatus, max_length=16, default=StrategyStatus.DRAFT)
-    validation_results: dict | None = fields.JSONField(null=True)
-    parameters: dict = fields.JSONField(default=dict)
-    performance_metrics: dict = fields.JSONField(default=dict)
+    validation_results: dict | None = JSONField(null=True)
+    parameters: dict = JSONField(default=dict)
+    performance_metrics: dict = JSONField(default=dict)
     usage_count = fields.IntField(default=0)
     created_at = DatetimeField(auto_now_add=True)
     updated_at = DatetimeField(auto_now=True)
@@ -85,7 +85,7 @@ class StrategyGenerationLog(Model):
     error_message = fields.TextField(null=True)
     processing_time_seconds = fields.FloatField(default=0.0)
     tokens_used = fields.IntField(default=0)
-    attempts: list = fields.JSONField(default=list)
+    attempts: list = JSONField(default=list)
     created_at = DatetimeField(auto_now_add=True)
 
     user_id: str

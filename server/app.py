@@ -21,6 +21,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from tortoise.contrib.starlette import RegisterTortoise
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from models.fields import dumps_finite_json
 from schema import make_schema, schema
 from schema.context import Context
 from server import observability
@@ -60,6 +61,11 @@ class GraphQLApp(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: local assets only, under a strict Content-Security-Policy."""
         return render_page(request)
+
+    def encode_json(self, data: object) -> str:
+        """Every response and subscription message: NaN and Infinity, which are not JSON
+        and break a browser's JSON.parse, go out as null."""
+        return dumps_finite_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
         """A body nested past the decoder's recursion limit is the client's error, not a 500."""

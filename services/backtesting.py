@@ -1,8 +1,10 @@
 """The backtest engine: one strategy, one instrument, bar by bar, no look-ahead.
 
-Runs inside the sandbox's child process, so it is pure Python + numpy, deterministic, and
-does no I/O. The strategy at bar i sees read-only views `arr[: i + 1]` (nothing to copy, and
-nothing later to peek at); its order fills at bar i + 1's open. Statistics follow
+Two halves: `collect_signals` calls the strategy (in the sandbox's job process, so this module
+is pure Python + numpy and does no I/O) and `simulate`, the engine, runs in the server on
+signals it has checked itself (`unpack_signals`), so no number we store comes from the
+strategy's process. The strategy at bar i sees read-only views `arr[: i + 1]` (nothing to
+copy, and nothing later to peek at); its order fills at bar i + 1's open. Statistics follow
 backtesting.py's definitions (see `compute_metrics`), so results can be cross-checked.
 
 Position rules, kept deliberately simple:
@@ -22,6 +24,7 @@ Position rules, kept deliberately simple:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -94,9 +97,33 @@ def run_backtest(
 ) -> dict[str, Any]:
     """Simulate `strategy` over `bars`; return JSON-safe metrics, equity curve and trades.
 
+    In one process: `collect_signals` then `simulate`. The sandbox splits the two, the
+    first in the untrusted job process and the second in the server (see
+    services/sandbox/runner.py), so nothing a strategy computes becomes a number we store.
     Raises StrategyFailure (with bar index and cause) when the strategy raises or returns an
     invalid value, ValueError for bad options. Exceptions from `on_progress` pass through
     untouched, so a caller can use it to cancel.
+    """
+    options.check()
+    signals = collect_signals(
+        strategy, bars, params, on_progress=on_progress, progress_every=progress_every
+    )
+    return simulate(bars, signals, options)
+
+
+def collect_signals(
+    strategy: Strategy,
+    bars: Bars,
+    params: Mapping[str, Any],
+    *,
+    on_progress: ProgressCallback | None = None,
+    progress_every: int = 500,
+) -> list[dict[str, Any] | None]:
+    """Call `strategy` once per bar on the prefix it may see; its normalised signals, None
+    for a hold (a hold's confidence, reason and metadata change nothing in a backtest).
+
+    The only part of a backtest that runs the strategy's code: the sandbox's job process
+    does this and sends `pack_signals` of the result.
     """
     if not callable(strategy):
         raise TypeError(f"strategy must be callable; got {type(strategy).__name__}")
@@ -104,24 +131,160 @@ def run_backtest(
         raise TypeError(f"bars must be Bars; got {type(bars).__name__}")
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a dict; got {type(params).__name__}")
-    options.check()
     if isinstance(progress_every, bool) or not isinstance(progress_every, int):
         raise ValueError("progress_every must be a positive integer")
     if progress_every < 1:
         raise ValueError(f"progress_every must be a positive integer; got {progress_every}")
-
     n = len(bars)
     if n == 0:
         raise ValueError("bars is empty: at least 1 bar is needed")
-    last = n - 1
     base_params = dict(params)
-    fee = float(options.commission_pct) / 100.0
-    allow_short = options.allow_short
     ts_arr = bars.timestamp
     o_arr, h_arr, l_arr, c_arr, v_arr = bars.open, bars.high, bars.low, bars.close, bars.volume
     symbol, timeframe = bars.symbol, bars.timeframe
+    signals: list[dict[str, Any] | None] = [None] * n
+    next_progress = progress_every
+    for i in range(n):
+        end = i + 1
+        market_data: dict[str, Any] = {
+            "open": o_arr[:end],
+            "high": h_arr[:end],
+            "low": l_arr[:end],
+            "close": c_arr[:end],
+            "volume": v_arr[:end],
+            "symbol": symbol,
+            "timeframe": timeframe,
+        }
+        if ts_arr is not None:
+            market_data["timestamp"] = ts_arr[:end]
+        try:
+            signal = normalise_signal(strategy(market_data, dict(base_params)))
+        except (Exception, SystemExit) as exc:  # sys.exit() in a strategy is its bug too
+            raise StrategyFailure(i, exc) from exc
+        if signal["action"] != "hold":
+            signals[i] = signal
+        if end == next_progress:
+            next_progress += progress_every
+            if on_progress is not None:
+                on_progress(end, n)
+    if on_progress is not None and n % progress_every:
+        on_progress(n, n)
+    return signals
+
+
+# A signal stream travels from the job process as one action letter per bar plus, for each
+# buy or sell, an index into a table of the distinct [confidence, reason, stop, target].
+_LETTER_OF = {"hold": "h", "buy": "b", "sell": "s"}
+_ACTION_OF_LETTER = {letter: action for action, letter in _LETTER_OF.items()}
+# What a stream may cost per bar on top of the sandbox's output cap: the letter and an index
+# (at most 7 characters) always fit; the rest is room for varying reasons.
+STREAM_BYTES_PER_BAR = 64
+
+
+def pack_signals(signals: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """The compact, JSON-safe form of `collect_signals`' output (see `unpack_signals`)."""
+    letters: list[str] = []
+    details: list[int] = []
+    table: list[list[Any]] = []
+    index_of: dict[tuple[Any, ...], int] = {}
+    for signal in signals:
+        if signal is None:
+            letters.append("h")
+            continue
+        letters.append(_LETTER_OF[signal["action"]])
+        meta = signal["metadata"]
+        row = (
+            signal["confidence"],
+            signal["reason"],
+            meta.get("stop_loss_price"),
+            meta.get("take_profit_price"),
+        )
+        index = index_of.get(row)
+        if index is None:
+            index = index_of[row] = len(table)
+            table.append(list(row))
+        details.append(index)
+    return {"actions": "".join(letters), "details": details, "table": table}
+
+
+class MalformedSignalStream(ValueError):
+    """A packed signal stream that no honest job process sends."""
+
+
+def unpack_signals(packed: object, bar_count: int) -> list[dict[str, Any] | None]:
+    """Check a packed stream from the untrusted job process and return one signal per bar.
+
+    Every buy or sell goes through `normalise_signal` again, here in the server, so the
+    engine only ever sees signals that obey the contract: a bad one raises StrategyFailure
+    naming its bar, a stream of the wrong shape MalformedSignalStream.
+    """
+    if not isinstance(packed, dict):
+        raise MalformedSignalStream("the signal stream is not an object")
+    actions, details, table = packed.get("actions"), packed.get("details"), packed.get("table")
+    if type(actions) is not str or len(actions) != bar_count:
+        raise MalformedSignalStream(f"the signal stream does not have {bar_count} actions")
+    if type(details) is not list or type(table) is not list:
+        raise MalformedSignalStream("the signal stream has no details or no table")
+    signals: list[dict[str, Any] | None] = [None] * bar_count
+    checked: dict[tuple[str, int], dict[str, Any]] = {}
+    rows = len(table)
+    position = 0
+    for bar, letter in enumerate(actions):
+        if letter == "h":
+            continue
+        action = _ACTION_OF_LETTER.get(letter)
+        if action is None:
+            raise MalformedSignalStream(f"unknown action {letter!r} at bar {bar}")
+        if position >= len(details):
+            raise MalformedSignalStream("the signal stream has fewer details than signals")
+        index = details[position]
+        position += 1
+        if type(index) is not int or not 0 <= index < rows:
+            raise MalformedSignalStream(f"bad table index at bar {bar}")
+        key = (action, index)
+        signal = checked.get(key)
+        if signal is None:
+            signal = checked[key] = _checked_row(action, table[index], bar)
+        signals[bar] = signal
+    if position != len(details):
+        raise MalformedSignalStream("the signal stream has more details than signals")
+    return signals
+
+
+def _checked_row(action: str, row: object, bar: int) -> dict[str, Any]:
+    if type(row) is not list or len(row) != 4:
+        raise MalformedSignalStream(f"bad table row for bar {bar}")
+    confidence, reason, stop, target = row
+    raw = {
+        "action": action,
+        "confidence": confidence,
+        "reason": reason,
+        "metadata": {"stop_loss_price": stop, "take_profit_price": target},
+    }
+    try:
+        return normalise_signal(raw)
+    except InvalidSignal as exc:
+        raise StrategyFailure(bar, exc) from exc
+
+
+def simulate(
+    bars: Bars, signals: list[dict[str, Any] | None], options: BacktestOptions
+) -> dict[str, Any]:
+    """The engine: fills, stops, trades, equity and metrics from checked signals (one per
+    bar, None for hold). Trusted code only; every number it returns is computed here."""
+    options.check()
+    n = len(bars)
+    if n == 0:
+        raise ValueError("bars is empty: at least 1 bar is needed")
+    if len(signals) != n:
+        raise ValueError(f"{len(signals)} signals for {n} bars")
+    last = n - 1
+    fee = float(options.commission_pct) / 100.0
+    allow_short = options.allow_short
+    ts_arr = bars.timestamp
     # Python floats for the scalar work: indexing a list is several times cheaper than numpy.
-    opens, highs, lows, closes = o_arr.tolist(), h_arr.tolist(), l_arr.tolist(), c_arr.tolist()
+    opens, highs, lows = bars.open.tolist(), bars.high.tolist(), bars.low.tolist()
+    closes = bars.close.tolist()
     times: list[float] | None = ts_arr.tolist() if ts_arr is not None else None
 
     cash = float(options.initial_cash)
@@ -135,7 +298,6 @@ def run_backtest(
     target: float | None = None
     pending = 0
     pending_signal: dict[str, Any] = {}
-    next_progress = progress_every
     bankrupt_at = -1
 
     def close_position(bar: int, price: float, reason: str) -> None:
@@ -170,11 +332,14 @@ def run_backtest(
         side = _FLAT
 
     for i in range(n):
+        if not i & 1023:
+            time.sleep(0)  # hand the GIL over: the server's event loop runs beside the engine
         if pending:
             price = opens[i]
             if pending == _CLOSE:
                 close_position(i, price, "signal: " + pending_signal["reason"])
-            elif cash > 0:
+            elif cash > 0 and 0.0 < cash / (price * (1.0 + fee)) * price < math.inf:
+                # (the second test: no position so small or large that its value is 0 or inf)
                 side = pending
                 units = cash / (price * (1.0 + fee))
                 entry_fee = units * price * fee
@@ -218,23 +383,9 @@ def run_backtest(
             bankrupt_at = i
             break
 
-        end = i + 1
-        market_data: dict[str, Any] = {
-            "open": o_arr[:end],
-            "high": h_arr[:end],
-            "low": l_arr[:end],
-            "close": c_arr[:end],
-            "volume": v_arr[:end],
-            "symbol": symbol,
-            "timeframe": timeframe,
-        }
-        if ts_arr is not None:
-            market_data["timestamp"] = ts_arr[:end]
-        try:
-            signal = normalise_signal(strategy(market_data, dict(base_params)))
-        except (Exception, SystemExit) as exc:  # sys.exit() in a strategy is its bug too
-            raise StrategyFailure(i, exc) from exc
-
+        signal = signals[i]
+        if signal is None:
+            continue
         action = signal["action"]
         if action != "hold" and i != last:
             if side == _FLAT:
@@ -249,16 +400,9 @@ def run_backtest(
                 if pending != _CLOSE:
                     _check_levels(i, pending, signal["metadata"], closes[i])
 
-        if end == next_progress:
-            next_progress += progress_every
-            if on_progress is not None:
-                on_progress(end, n)
-
     if bankrupt_at >= 0:
         for j in range(bankrupt_at + 1, n):
             equity[j] = cash
-    if on_progress is not None and (bankrupt_at >= 0 or n % progress_every):
-        on_progress(n, n)
 
     metrics = compute_metrics(equity, trades, bars, float(options.initial_cash))
     return {"metrics": metrics, "equityCurve": equity, "trades": trades, "bars": n}
@@ -317,6 +461,15 @@ def _finite(value: float | np.floating | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _power(base: float, exponent: float) -> float:
+    """base ** exponent for a positive base; inf where Python's float power would raise
+    OverflowError (a 2% gain over one hour of minute bars, annualised)."""
+    try:
+        return base**exponent
+    except OverflowError:
+        return math.inf
+
+
 def _geometric_mean(returns: np.ndarray) -> float:
     """backtesting.py's: compounded mean return; 0 when any period loses everything."""
     if len(returns) == 0:
@@ -330,7 +483,8 @@ def _geometric_mean(returns: np.ndarray) -> float:
 def compute_metrics(
     equity: list[float], trades: list[dict[str, Any]], bars: Bars, initial_cash: float
 ) -> dict[str, Any]:
-    """Statistics with backtesting.py's definitions; undefined values are None.
+    """Statistics with backtesting.py's definitions; undefined or non-finite values are None
+    (backtesting.py shows NaN or inf there, which JSON cannot carry).
 
     Differences, all deliberate: returns are per bar (backtesting.py resamples intraday data
     to days first); drawdowns are negative percentages as there; profitFactor is, as there,
@@ -349,10 +503,12 @@ def compute_metrics(
     gmean = _geometric_mean(rets)
     if len(rets) >= 1:
         with np.errstate(over="ignore", invalid="ignore"):
-            annual_return = _finite((1.0 + gmean) ** periods - 1.0)
+            annual_return = _finite(_power(1.0 + gmean, periods) - 1.0)
             if len(rets) >= 2:
                 var = float(rets.var(ddof=1))
-                spread = (var + (1.0 + gmean) ** 2) ** periods - (1.0 + gmean) ** (2 * periods)
+                spread = _power(var + (1.0 + gmean) ** 2, periods) - _power(
+                    1.0 + gmean, 2 * periods
+                )
                 volatility = _finite(math.sqrt(max(spread, 0.0)))
             downside = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2)) * math.sqrt(periods))
         if annual_return is not None:
@@ -386,7 +542,9 @@ def compute_metrics(
         years = (n - 1) / periods
     cagr = None
     if years > 0:
-        cagr = -100.0 if final <= 0 else _finite(((final / initial_cash) ** (1 / years) - 1) * 100)
+        cagr = (
+            -100.0 if final <= 0 else _finite((_power(final / initial_cash, 1 / years) - 1) * 100)
+        )
 
     count = len(trades)
     exposure = 0.0
@@ -429,7 +587,7 @@ def compute_metrics(
             "maxTradeDurationBars": int(durations.max()),
         }
 
-    return {
+    metrics = {
         "startEquity": initial_cash,
         "finalEquity": final,
         "equityPeak": float(peak.max()),
@@ -453,4 +611,8 @@ def compute_metrics(
         "barSpacingSeconds": spacing,
         "annualisation": basis,
         "years": years,
+    }
+    # Extreme inputs (prices or cash near the float range) can still overflow a ratio.
+    return {
+        key: _finite(value) if isinstance(value, float) else value for key, value in metrics.items()
     }

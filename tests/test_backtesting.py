@@ -588,3 +588,53 @@ def test_matches_backtesting_py_on_an_sma_crossover() -> None:
         ]:
             assert m[our_key] == pytest.approx(float(stats[theirs_key]), rel=1e-6), our_key
         assert m["maxDrawdownDurationBars"] == stats["Max. Drawdown Duration"].days
+
+
+# --- issue 10, item 3: every number the engine returns is finite ------------------------------
+
+
+def strict_json(value: object) -> None:
+    json.dumps(value, allow_nan=False)
+
+
+def test_a_big_intraday_gain_annualises_to_none_not_an_overflow() -> None:
+    """A 25% gain over one hour of minute bars compounds past the float range per year."""
+    n = 60
+    close = [100.0 * 1.25 ** (i / (n - 1)) for i in range(n)]
+    bars = bars_from_columns(
+        {
+            "timestamp": [1_704_067_200.0 + 60.0 * i for i in range(n)],
+            "open": close,
+            "high": close,
+            "low": close,
+            "close": close,
+            "volume": [1.0] * n,
+        }
+    )
+    result = run_backtest(scripted({0: "buy"}), bars, {}, NO_FEES)
+    metrics = result["metrics"]
+    strict_json(result)
+    assert metrics["totalReturnPct"] > 20
+    assert metrics["cagrPct"] is None  # (1.25 ** 8,900 per year)
+
+
+def test_a_position_too_small_to_hold_is_not_opened() -> None:
+    """Cash so small beside the price that the position would be worth exactly 0."""
+    rows = [(1e200, 1e200, 1e200, 1e200)] * 4
+    result = run_backtest(
+        scripted({0: "buy", 2: "sell"}), make_bars(rows), {}, BacktestOptions(initial_cash=1e-300)
+    )
+    strict_json(result)
+    assert result["trades"] == []
+    assert result["metrics"]["finalEquity"] == 1e-300
+
+
+def test_flat_curves_and_losing_free_trades_have_finite_or_null_metrics() -> None:
+    flat = make_bars([(100.0, 100.0, 100.0, 100.0)] * 10)
+    metrics = run_backtest(scripted({1: "buy", 5: "sell"}), flat, {}, NO_FEES)["metrics"]
+    strict_json(metrics)
+    assert metrics["sharpeRatio"] is None and metrics["sortinoRatio"] is None
+    assert metrics["volatilityPct"] == 0.0
+    winners = run({0: "buy", 2: "sell"})["metrics"]
+    assert winners["numTrades"] == 1 and winners["profitFactor"] is None
+    strict_json(winners)

@@ -242,11 +242,21 @@ async def test_backtest_timeout_and_bad_options(sandbox: Sandbox) -> None:
     assert caught.value.extensions["reason"] == "INVALID_OPTIONS"
 
 
+LONG_REASONS = """
+def execute_strategy(market_data, strategy_params):
+    return {"action": "buy", "confidence": 1.0, "reason": str(len(market_data["close"])) * 300}
+"""
+
+
 async def test_result_bytes_are_capped() -> None:
+    """A backtest's cap grows with the bars (its signal stream does), by a fixed amount."""
     async with Sandbox(SandboxSettings(max_output_bytes=4096)) as box:
+        result = await box.run_backtest(CROSSOVER, LONG_BARS, {}, BacktestOptions())
+        assert result["metrics"]["numTrades"] > 0
         with pytest.raises(OutputTooLarge) as caught:
-            await box.run_backtest(CROSSOVER, LONG_BARS, {}, BacktestOptions())
+            await box.run_backtest(LONG_REASONS, LONG_BARS, {}, BacktestOptions())
         assert caught.value.extensions["reason"] == "OUTPUT_TOO_LARGE"
+        assert f"the limit is {4096 + 64 * len(LONG_BARS)}" in caught.value.message
         assert (await box.run_signal(CROSSOVER, BARS, {}))["action"] in ("buy", "sell")
 
 

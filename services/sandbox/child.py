@@ -2,7 +2,8 @@
 
 Runs in a fresh process forked from the fork server. Everything before `seal()` (the seccomp
 filter) is trusted; from the moment the strategy's module body runs, the process may be
-hostile, so the report it sends is only data for the parent to re-check, and the process
+hostile, so the report it sends is only data for the parent to re-check (a signal, or a
+backtest's signals: never a backtest's numbers, which the parent computes), and the process
 never returns (it `_exit`s) to the fork server's code.
 """
 
@@ -111,7 +112,7 @@ def _classify(exc: BaseException, bar_index: int | None = None) -> dict[str, Any
 
 
 def _classify_failure(exc: BaseException) -> dict[str, Any]:
-    """Unwrap the backtest engine's StrategyFailure to the strategy's own exception."""
+    """Unwrap collect_signals' StrategyFailure to the strategy's own exception."""
     from services.backtesting import StrategyFailure
 
     if isinstance(exc, StrategyFailure):
@@ -195,18 +196,21 @@ def run_job(
             raw = entry(market_data_of(bars), params)
             value: Any = normalise_signal(raw)
         else:
-            from services.backtesting import run_backtest
+            # Only the strategy's signals leave this process: the server checks them and
+            # runs the engine itself, so no number we store comes from here.
+            from services.backtesting import collect_signals, pack_signals
 
             def progress(done: int, total: int) -> None:
                 send({"t": protocol.PROGRESS, "done": int(done), "total": int(total)})
 
-            value = run_backtest(
-                entry,
-                bars,
-                params,
-                job["options"],
-                on_progress=progress if job["progress"] else None,
-                progress_every=int(job["progress_every"]),
+            value = pack_signals(
+                collect_signals(
+                    entry,
+                    bars,
+                    params,
+                    on_progress=progress if job["progress"] else None,
+                    progress_every=int(job["progress_every"]),
+                )
             )
         return _encode_result(value, max_bytes)
     except BaseException as exc:  # everything the strategy can raise, SystemExit included

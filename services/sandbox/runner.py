@@ -1,8 +1,9 @@
 """The server side of the sandbox: probe the host, keep a fork server, run jobs through it.
 
 Nothing here executes strategy code. A job's result is read from a pipe as size-capped JSON
-and re-validated; a job that overruns is SIGKILLed by the fork server, and a fork server
-that misbehaves is killed with its whole process tree and started again.
+and re-validated (a backtest's job sends only signals: the engine runs here, on them); a job
+that overruns is SIGKILLed by the fork server, and a fork server that misbehaves is killed
+with its whole process tree and started again.
 """
 
 from __future__ import annotations
@@ -23,9 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services import metrics
-from services.backtesting import BacktestOptions
+from services.backtesting import (
+    STREAM_BYTES_PER_BAR,
+    BacktestOptions,
+    MalformedSignalStream,
+    StrategyFailure,
+    simulate,
+    unpack_signals,
+)
 from services.errors import BadInput, ServiceError
 from services.market_data import Bars
+from services.offload import run_off_loop
 from services.sandbox import launcher, protocol
 from services.sandbox.child import EXIT_SETUP_FAILED
 from services.sandbox.errors import (
@@ -369,6 +378,7 @@ class _Job:
     cpu_seconds: int
     on_progress: ProgressCallback | None
     label: str  # run, backtest or smoke: the metrics' kind
+    max_output_bytes: int  # cap on the final frame
 
 
 class Sandbox:
@@ -534,7 +544,7 @@ class Sandbox:
     async def _signal(
         self, code: str, bars: Bars, params: dict[str, Any], seconds: float, label: str
     ) -> dict[str, Any]:
-        job = self._job("signal", code, bars, params, None, seconds, None, label)
+        job = self._job("signal", code, bars, params, seconds, None, label)
         with metrics.sandbox_job(label):
             value = await self._run(job)
             try:
@@ -552,19 +562,17 @@ class Sandbox:
         timeout_seconds: float = 30.0,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
-        """The whole backtest loop in one job; returns the engine's result dict."""
+        """A backtest in two halves: the job process only calls the strategy bar by bar and
+        streams its signals back; here, off the event loop, every signal is checked again and
+        the engine derives fills, trades, equity and metrics. Returns the engine's result."""
         try:
             options.check()
         except (ValueError, AttributeError) as exc:
             raise BadInput(f"invalid backtest options: {exc}", reason="INVALID_OPTIONS") from None
-        job = self._job(
-            "backtest", code, bars, params, options, timeout_seconds, on_progress, "backtest"
-        )
+        job = self._job("backtest", code, bars, params, timeout_seconds, on_progress, "backtest")
         with metrics.sandbox_job("backtest"):
-            value = await self._run(job)
-            if not isinstance(value, dict) or not isinstance(value.get("metrics"), dict):
-                raise InvalidStrategyOutput("the backtest produced no result")
-        return value
+            packed = await self._run(job)
+            return await run_off_loop(backtest_from_stream, bars, packed, options)
 
     async def smoke_test(self, code: str, bars: Bars, params: dict[str, Any]) -> list[str]:
         """Run the strategy once on sample data; the problems found, [] when it works."""
@@ -582,7 +590,6 @@ class Sandbox:
         code: str,
         bars: Bars,
         params: dict[str, Any],
-        options: BacktestOptions | None,
         timeout: float,
         on_progress: ProgressCallback | None,
         label: str,
@@ -595,23 +602,31 @@ class Sandbox:
             raise ValueError("timeout_seconds must be in (0, 3600]")
         settings = self.settings
         cpu_seconds = math.ceil(timeout) + 1  # a backstop: the wall clock is the real limit
+        max_output = settings.max_output_bytes
+        if kind == "backtest":  # a signal stream grows with the bars
+            max_output += STREAM_BYTES_PER_BAR * len(bars)
         payload = {
             "kind": kind,
             "code": code,
             "bars": bars.to_bytes(),
             "params": dict(params or {}),
-            "options": options,
             "guards": settings.python_guards,
             "cpu_seconds": cpu_seconds,
             "memory_bytes": settings.memory_limit_mb * _MB,
             "recursion_limit": settings.recursion_limit,
-            "max_output_bytes": settings.max_output_bytes,
+            "max_output_bytes": max_output,
             "progress": on_progress is not None,
             # About a hundred reports for a progress bar, however long the data.
             "progress_every": min(settings.progress_every, max(1, len(bars) // 100)),
         }
         return _Job(
-            kind, pickle.dumps(payload, protocol=5), timeout, cpu_seconds, on_progress, label
+            kind,
+            pickle.dumps(payload, protocol=5),
+            timeout,
+            cpu_seconds,
+            on_progress,
+            label,
+            max_output,
         )
 
     async def _run(self, job: _Job) -> Any:
@@ -646,7 +661,7 @@ class Sandbox:
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
 
-        reader = _ResultReader(self.settings.max_output_bytes, job.on_progress, kill)
+        reader = _ResultReader(job.max_output_bytes, job.on_progress, kill)
         try:
             await zygote.send({"op": "run", "job": job_id}, (in_r, out_w))
         except BaseException:
@@ -730,8 +745,8 @@ class Sandbox:
             )
         if reader.overflow:
             raise OutputTooLarge(
-                f"the strategy's result exceeded {self.settings.max_output_bytes} bytes",
-                limitBytes=self.settings.max_output_bytes,
+                f"the strategy's result exceeded {job.max_output_bytes} bytes",
+                limitBytes=job.max_output_bytes,
             )
         if exit.signal == signal.SIGSYS:
             raise SandboxViolation(
@@ -770,6 +785,24 @@ class Sandbox:
             f"the strategy process exited (code {exit.code}) without a result",
             reason="NO_RESULT",
         )
+
+
+def backtest_from_stream(bars: Bars, packed: object, options: BacktestOptions) -> dict[str, Any]:
+    """Check a job's packed signal stream and run the engine on it (trusted, CPU-bound)."""
+    try:
+        return simulate(bars, unpack_signals(packed, len(bars)), options)
+    except StrategyFailure as failure:
+        bar = failure.bar_index
+        raise InvalidStrategyOutput(
+            f"invalid strategy output: {failure.original} (bar {bar})",
+            exceptionType=type(failure.original).__name__,
+            line=None,
+            barIndex=bar,
+        ) from None
+    except MalformedSignalStream as exc:
+        raise SandboxViolation(
+            f"the strategy process broke the result protocol ({exc})", layer="protocol"
+        ) from None
 
 
 def _error_of(frame: dict[str, Any], limits: dict[str, Any]) -> ServiceError:

@@ -185,14 +185,11 @@ def sample_bars(n: int = 300) -> Any:
 
 
 def _job(kind: str, code: str, bars: Any) -> dict[str, Any]:
-    from services.backtesting import BacktestOptions
-
     return {
         "kind": kind,
         "code": code,
         "bars": bars.to_bytes(),
         "params": {},
-        "options": BacktestOptions(),
         "guards": True,
         "max_output_bytes": 1 << 22,
         "progress": True,
