@@ -16,13 +16,14 @@ import os
 import shutil
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from server.settings import Settings
-from services.sandbox import Sandbox, SandboxSettings, launcher, oslayers
+from services.sandbox import Sandbox, SandboxSettings, SandboxUnavailable, launcher, oslayers
 from tests.test_sandbox import _descendants
 from tests.test_sandbox_hostile import BARS
 
@@ -217,3 +218,35 @@ def test_host_uid_setting_defaults_to_a_dedicated_uid_and_refuses_root() -> None
         Settings(sandbox_host_uid=0)
     with pytest.raises(ValueError):
         SandboxSettings(host_uid=0)
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+
+def test_no_bwrap_method_as_root_without_setpriv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        pytest.skip("bubblewrap is not installed")
+    (tmp_path / "bwrap").symlink_to(bwrap)
+    monkeypatch.setenv("PATH", str(tmp_path))  # bwrap, but no setpriv
+    assert launcher.bwrap_argv(sys.executable, user_namespace=True) is not None
+    assert launcher.bwrap_argv(sys.executable, user_namespace=True, drop_to=HOST_UID) is None
+
+
+async def test_a_fork_server_that_would_be_host_root_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if os.geteuid() != 0 or shutil.which("bwrap") is None:
+        pytest.skip("needs root and bubblewrap")
+    # Yesterday's launch: root's bwrap with a user namespace maps uid 65534 to host root.
+    argv = launcher.bwrap_argv(sys.executable, user_namespace=True)
+    assert argv is not None
+    as_root = launcher.Launch("bwrap", tuple(argv), launcher.zygote_env())
+    monkeypatch.setattr(launcher, "candidates", lambda *args: [as_root])
+    box = Sandbox(SandboxSettings(namespaces="bwrap", host_uid=HOST_UID))
+    with pytest.raises(SandboxUnavailable) as caught:
+        await box.start()
+    assert f"runs as host uid 0, not {HOST_UID}" in caught.value.message
+    assert box.fork_server_pid is None
