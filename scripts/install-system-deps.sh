@@ -3,11 +3,13 @@
 #   bubblewrap   - the `bwrap` binary: user/pid/net/ipc/uts namespaces and a read-only
 #                  filesystem view for the fork server;
 #   libseccomp2  - the C library the `pyseccomp` wheel loads to build the syscall filter.
+#   util-linux   - `setpriv`, which a root server's sandbox uses to drop to SANDBOX_HOST_UID
+#                  before bwrap makes the namespaces, and `unshare` (essential on Debian).
 # Idempotent and quiet: installs only what is missing; prints nothing when all is present.
 # Debian/Ubuntu (apt). Needs root or sudo.
 set -euo pipefail
 
-packages=(bubblewrap libseccomp2)
+packages=(bubblewrap libseccomp2 util-linux)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     sandbox_max_queue: int = Field(default=32, ge=0, le=10_000)
     sandbox_memory_mb: int = Field(default=512, ge=64, le=65_536)
     sandbox_allow_unisolated: bool = False
+    # Host uid (and gid) of the sandbox when the server runs as root; never 0. The default
+    # is services.sandbox.launcher.DEFAULT_HOST_UID (tests/test_sandbox_privileges.py).
+    sandbox_host_uid: int = Field(default=2_000_000_000, ge=1, le=4_294_967_294)
     run_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     # Generated code runs once on sample data before it is called SUCCESS: one sandbox job

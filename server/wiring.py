@@ -36,6 +36,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
             max_queue=settings.sandbox_max_queue,
             memory_limit_mb=settings.sandbox_memory_mb,
             allow_unisolated=settings.sandbox_allow_unisolated,
+            host_uid=settings.sandbox_host_uid,
         )
     )
 

@@ -73,6 +73,90 @@ SECCOMP_ALLOWED = (
     "times",
 )
 
+# The fork server's own filter, looser than a job's (it must fork, wait, kill its jobs and
+# talk over the socket it holds) but with what turns a foothold into more taken away:
+# starting programs, tracing or reading other processes, mounts and namespaces, new
+# sockets, changing ids, kernel modules, keys, BPF, io_uring. Jobs inherit it under their own.
+FORK_SERVER_DENIED = (
+    "execve",
+    "execveat",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pidfd_getfd",
+    "kcmp",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "unshare",
+    "setns",
+    "socket",
+    "socketpair",
+    "connect",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "setfsuid",
+    "setfsgid",
+    "capset",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "quotactl",
+    "syslog",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "sethostname",
+    "setdomainname",
+    "iopl",
+    "ioperm",
+)
+# clone() flags that make namespaces; a plain fork() passes none of them.
+_CLONE_NAMESPACE_FLAGS = (
+    0x00020000,  # CLONE_NEWNS
+    0x02000000,  # CLONE_NEWCGROUP
+    0x04000000,  # CLONE_NEWUTS
+    0x08000000,  # CLONE_NEWIPC
+    0x10000000,  # CLONE_NEWUSER
+    0x20000000,  # CLONE_NEWPID
+    0x40000000,  # CLONE_NEWNET
+)
+
 # Linux ABI numbers, stable across architectures that have the generic syscall table.
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
@@ -85,6 +169,13 @@ _LANDLOCK_NET_ALL = 0b11  # bind and connect TCP (ABI 4+)
 _LANDLOCK_SCOPE_ALL = 0b11  # abstract unix sockets and signals (ABI 6+)
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def set_no_new_privs() -> None:
+    """No exec can ever grant privileges again (setuid bits, file capabilities)."""
+    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"PR_SET_NO_NEW_PRIVS: {os.strerror(err)}")
 
 
 def set_parent_death_signal() -> None:
@@ -140,6 +231,27 @@ def build_seccomp_filter() -> Any:
     # pandas asks the terminal size when printing frames: answer "not a terminal" rather
     # than kill. No request (TIOCSTI included) does anything.
     flt.add_rule(pyseccomp.ERRNO(errno.ENOTTY), "ioctl")
+    return flt
+
+
+def build_fork_server_filter() -> Any:
+    """Build (do not load) the fork server's deny-list filter: default allow, kill on the
+    calls of FORK_SERVER_DENIED and on clone() with a namespace flag. clone3 (whose flags
+    sit in memory a filter cannot read) answers ENOSYS, so libc falls back to clone()."""
+    import pyseccomp
+
+    kill = pyseccomp.KILL_PROCESS
+    flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    flt.set_attr(pyseccomp.Attr.ACT_BADARCH, kill)
+    for name in FORK_SERVER_DENIED:
+        try:
+            flt.add_rule(kill, name)
+        except OSError as exc:  # a name this architecture does not have (e.g. "iopl")
+            if exc.errno not in (errno.EINVAL, errno.EFAULT, errno.EDOM):
+                raise
+    for flag in _CLONE_NAMESPACE_FLAGS:
+        flt.add_rule(kill, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+    flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
     return flt
 
 
@@ -208,9 +320,7 @@ def apply_landlock(abi: int) -> None:
         err = ctypes.get_errno()
         raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
     try:
-        if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"PR_SET_NO_NEW_PRIVS: {os.strerror(err)}")
+        set_no_new_privs()
         if _libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, fd, 0) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"landlock_restrict_self: {os.strerror(err)}")
@@ -218,15 +328,16 @@ def apply_landlock(abi: int) -> None:
         os.close(fd)
 
 
-def drop_root() -> bool:
-    """Become nobody when running as real root (no user namespace): gives up every
-    capability and makes RLIMIT_NPROC and signal permission checks bind. Best effort."""
+def drop_root(host_uid: int) -> bool:
+    """Become `host_uid` (as uid and gid, no groups) when running as real root with no
+    user namespace (the unshare and bare methods): gives up every capability and makes
+    RLIMIT_NPROC and signal permission checks bind. Best effort."""
     if os.getuid() != 0:
         return False
     try:
         os.setgroups([])
-        os.setgid(65534)
-        os.setuid(65534)
+        os.setresgid(host_uid, host_uid, host_uid)
+        os.setresuid(host_uid, host_uid, host_uid)
     except OSError:
         return False
     return True

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from services import metrics
@@ -76,6 +77,8 @@ class SandboxSettings:
     allow_unisolated: bool = False  # run with neither seccomp nor namespaces (dev only)
     python_guards: bool = True  # False only in tests that prove the OS layers alone hold
     python: str = field(default_factory=lambda: sys.executable)
+    # The host uid (and gid) of the fork server and jobs when the server runs as root.
+    host_uid: int = launcher.DEFAULT_HOST_UID
 
     def __post_init__(self) -> None:
         if self.namespaces not in ("auto", "bwrap", "unshare", "none"):
@@ -85,6 +88,8 @@ class SandboxSettings:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_queue < 0 or self.recursion_limit < 50 or self.progress_every < 1:
             raise ValueError("max_queue >= 0, recursion_limit >= 50 and progress_every >= 1")
+        if not 0 < self.host_uid < 2**32 - 1:
+            raise ValueError(f"host_uid must be in [1, 4294967294]: {self.host_uid}")
 
 
 @dataclass(frozen=True)
@@ -98,9 +103,11 @@ class ProbeResult:
     python_guards: bool
     network_isolated: bool
     user_id: int  # the fork server's uid as it sees itself
+    host_uid: int  # the fork server's uid on the host, read from /proc (-1: unknown)
     fork_server_ms: float  # spawn to ready, warm-up included
     warmup_ms: float
     problems: tuple[str, ...] = ()
+    fork_server_seccomp: bool = False  # the fork server's own filter (jobs add theirs)
 
     @property
     def isolated(self) -> bool:
@@ -125,7 +132,9 @@ class ProbeResult:
     def summary(self) -> str:
         text = (
             f"layers={','.join(self.layers)} network_isolated={self.network_isolated} "
-            f"uid={self.user_id} fork_server_ms={self.fork_server_ms:.0f} "
+            f"uid={self.user_id} host_uid={self.host_uid} "
+            f"fork_server_seccomp={self.fork_server_seccomp} "
+            f"fork_server_ms={self.fork_server_ms:.0f} "
             f"warmup_ms={self.warmup_ms:.0f}"
         )
         if self.problems:
@@ -156,6 +165,7 @@ class _Zygote:
         self.sock = sock
         self.method = method
         self.ready: dict[str, Any] = {}
+        self.host_uid = -1
         self.dead = False
         self._waiters: dict[int, asyncio.Future[_Exit]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -170,7 +180,7 @@ class _Zygote:
                 "ctl_fd": child_sock.fileno(),
                 "seccomp": settings.seccomp,
                 "landlock": settings.landlock,
-                "drop_root": True,
+                "host_uid": settings.host_uid,
             }
         )
         argv = [*launch.argv, *launcher.python_argv(settings.python, config)]
@@ -205,6 +215,7 @@ class _Zygote:
             tail = " | ".join(zygote._stderr_tail[-5:]) or "no output"
             raise OSError(f"{launch.method}: fork server did not start ({tail})")
         zygote.ready = ready
+        zygote.host_uid = _host_uid(process.pid, int(ready.get("pid", -1)))
         zygote._reader = asyncio.create_task(zygote._read_events())
         return zygote
 
@@ -426,7 +437,10 @@ class Sandbox:
                 return self.probe
             self._closed = False
             problems: list[str] = []
-            for launch in launcher.candidates(self.settings.namespaces, self.settings.python):
+            settings = self.settings
+            for launch in launcher.candidates(
+                settings.namespaces, settings.python, settings.host_uid
+            ):
                 began = time.perf_counter()
                 try:
                     zygote = await _Zygote.spawn(launch, self.settings)
@@ -434,6 +448,14 @@ class Sandbox:
                     problems.append(str(exc))
                     continue
                 probe = self._probe_of(zygote, time.perf_counter() - began, problems)
+                wanted = launcher.privilege_drop(self.settings.host_uid)
+                if wanted is not None and probe.host_uid != wanted:
+                    await zygote.close()
+                    problems.append(
+                        f"{launch.method}: the fork server runs as host uid {probe.host_uid}, "
+                        f"not {wanted}"
+                    )
+                    continue
                 if not probe.isolated and not self.settings.allow_unisolated:
                     await zygote.close()
                     problems.append(f"{launch.method}: no seccomp and no namespaces")
@@ -458,6 +480,8 @@ class Sandbox:
         for key in ("seccomp_error", "landlock_error", "warmup_error"):
             if ready.get(key):
                 notes.append(f"{key.split('_')[0]}: {ready[key]}")
+        if ready.get("fork_server_seccomp_error"):
+            notes.append(f"fork server seccomp: {ready['fork_server_seccomp_error']}")
         return ProbeResult(
             namespaces=zygote.method,
             seccomp=bool(ready.get("seccomp")),
@@ -466,9 +490,11 @@ class Sandbox:
             python_guards=self.settings.python_guards,
             network_isolated=bool(ready.get("network_isolated")),
             user_id=int(ready.get("uid", -1)),
+            host_uid=zygote.host_uid,
             fork_server_ms=round(elapsed * 1000, 1),
             warmup_ms=float(ready.get("warmup_ms") or 0.0),
             problems=tuple(notes),
+            fork_server_seccomp=bool(ready.get("fork_server_seccomp")),
         )
 
     async def close(self) -> None:
@@ -501,7 +527,11 @@ class Sandbox:
                     f"the sandbox's fork server could not be restarted: {exc}",
                     reason="RESTART_FAILED",
                 ) from exc
-            if bool(fresh.ready.get("seccomp")) != self.probe.seccomp:
+            if (
+                bool(fresh.ready.get("seccomp")) != self.probe.seccomp
+                or bool(fresh.ready.get("fork_server_seccomp")) != self.probe.fork_server_seccomp
+                or fresh.host_uid != self.probe.host_uid
+            ):
                 await fresh.close()
                 raise SandboxUnavailable(
                     "the restarted fork server lost a layer", reason="RESTART_FAILED"
@@ -846,6 +876,30 @@ def _error_of(frame: dict[str, Any], limits: dict[str, Any]) -> ServiceError:
         return StrategyRuntimeError(f"{exc_type}: {message}{where}", **details)
     log.error("sandbox job failed internally: %s", message)
     return SandboxUnavailable(f"the sandbox failed internally: {message}", reason="INTERNAL")
+
+
+def _host_uid(root_pid: int, inner_pid: int) -> int:
+    """The real uid, on the host, of the fork server: the process at or below `root_pid`
+    (bwrap/unshare or python) whose innermost pid is `inner_pid`. The fork server cannot
+    tell itself: bwrap nests two user namespaces, so its uid_map names the outer one's uid."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    todo = [root_pid]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            status = dict(
+                line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            )
+            ns_pids = status["NSpid"].split()
+            if int(ns_pids[-1]) == inner_pid and (len(ns_pids) > 1 or pid == inner_pid):
+                return int(status["Uid"].split()[0])
+    return -1
 
 
 def _field(value: object, limit: int) -> str:

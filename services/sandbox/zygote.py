@@ -1,10 +1,11 @@
 """The fork server ("zygote"): a trusted, long-lived child with numpy and pandas loaded.
 
 Started once by `Sandbox.start()` (inside bubblewrap or unshare when the host allows), it
-imports and warms up everything a strategy may use, locks itself down (Landlock, no root),
-then forks one job process per request. Jobs inherit its namespaces and its warm memory, so
-a job costs a fork, not an interpreter start. It talks to the server over one SEQPACKET
-socket: requests carry the job's two pipe fds, replies are small JSON events.
+imports and warms up everything a strategy may use, locks itself down (no root, Landlock,
+no_new_privs and a seccomp filter of its own), then forks one job process per request. Jobs
+inherit its namespaces and its warm memory, so a job costs a fork, not an interpreter start.
+It talks to the server over one SEQPACKET socket: requests carry the job's two pipe fds,
+replies are small JSON events.
 """
 
 from __future__ import annotations
@@ -163,6 +164,25 @@ def _set_oom_score() -> None:
         pass
 
 
+def _lock_down_fork_server(seccomp: bool) -> dict[str, Any]:
+    """no_new_privs always; the fork server's own seccomp filter unless seccomp is off."""
+    report: dict[str, Any] = {"fork_server_seccomp": False}
+    try:
+        oslayers.set_no_new_privs()
+    except OSError as exc:
+        report["fork_server_seccomp_error"] = str(exc)
+        return report
+    if not seccomp:
+        return report
+    try:
+        oslayers.build_fork_server_filter().load()
+    except (ImportError, OSError, RuntimeError) as exc:
+        report["fork_server_seccomp_error"] = f"{type(exc).__name__}: {exc}"
+    else:
+        report["fork_server_seccomp"] = True
+    return report
+
+
 def main(argv: list[str]) -> None:
     started = time.perf_counter()
     config = json.loads(argv[1])
@@ -194,8 +214,7 @@ def main(argv: list[str]) -> None:
     _set_oom_score()
     devnull_fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     statm_fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
-    if config.get("drop_root", True):
-        report["dropped_root"] = oslayers.drop_root()
+    report["dropped_root"] = oslayers.drop_root(int(config["host_uid"]))
 
     landlock_abi = 0
     if config.get("landlock", True):
@@ -212,6 +231,8 @@ def main(argv: list[str]) -> None:
     report["seccomp"] = seccomp_filter is not None
     report["landlock_abi"] = landlock_abi
     report["vm_bytes"] = oslayers.virtual_memory_bytes(statm_fd)
+    # Last, once nothing but serving is left: the socket() of _inside_view included.
+    report.update(_lock_down_fork_server(bool(config.get("seccomp", True))))
     report["startup_ms"] = round((time.perf_counter() - started) * 1000, 1)
     state = child.ZygoteState(
         zygote_pid=os.getpid(),
