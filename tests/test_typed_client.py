@@ -13,6 +13,7 @@ cache directory, once. ARIADNE_CODEGEN=/path/to/ariadne-codegen uses an existing
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import importlib
 import inspect
@@ -433,7 +434,9 @@ async def test_statistics_and_the_staff_view_through_the_typed_client(
     async with _client(api, live_url, await _register(api, url, staff=True)) as staff:
         everyone = (await staff.generation_stats(all_users=True)).generation_stats
         assert everyone.all_users is True and everyone.total_generations >= 1
-        assert isinstance(everyone.tokens_used, int)
+        assert isinstance(everyone.tokens_used, int)  # BigInt
+        assert isinstance(everyone.since, datetime.datetime)
+        assert everyone.daily and all(isinstance(d.day, datetime.date) for d in everyone.daily)
 
         listed = (await staff.admin_strategies(page_size=100)).strategies.items
         assert strategy_id in {item.id for item in listed}

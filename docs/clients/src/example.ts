@@ -1,7 +1,8 @@
 // The main flows through the typed client, against a running server:
 //   npm run build && node dist/example.js http://127.0.0.1:8000/graphql
 // It registers a new user (a random address), generates a strategy, lists strategies, checks
-// code, backtests over a subscription, and prints a JSON summary; any failed check throws.
+// code, backtests over a subscription, reads error codes, and prints a JSON summary; any failed
+// check throws.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import WebSocket from "ws";
@@ -93,6 +94,20 @@ async function main(): Promise<void> {
     await client.dispose();
   }
   assert.ok(bars > 0, "the last event carries the result");
+
+  const elsewhere = subscriptionClient(url.replace(/^http/, "ws"), token, WebSocket);
+  try {
+    const missing = subscribe(elsewhere, BacktestStrategyProgressDocument, {
+      id: randomUUID(),
+      input: { sample: "trending_daily" },
+    });
+    await assert.rejects(
+      missing.next(),
+      (error: unknown) => error instanceof ApiError && error.code === "NOT_FOUND",
+    );
+  } finally {
+    await elsewhere.dispose();
+  }
 
   console.log(JSON.stringify({ email, strategyId: strategy.id, events, bars }));
 }
