@@ -302,7 +302,7 @@ def generate(
     template provider. The code goes to stdout; status, ids, tokens and time to stderr.
     Exit 1 when the generation is PARTIAL or FAILURE.
     """
-    from server.wiring import build_generator, build_provider, build_runner
+    from server.wiring import build_analyser, build_generator, build_provider, build_runner
     from services.generation import GenerationRequest
     from services.providers.base import CodeProvider
 
@@ -311,13 +311,15 @@ def generate(
 
     async def run(provider: CodeProvider) -> GenerationOutcome:
         runner = build_runner(settings)  # its sandbox starts at the trial run, if any
+        analyser = build_analyser(settings)  # its workers check the model's answer
         try:
             async with _database(settings):
                 owner = await _user_by_email(user)
-                generator = build_generator(settings, provider, runner)
+                generator = build_generator(settings, provider, runner, analyser)
                 return await generator.generate(owner, request)
         finally:
             await runner.sandbox.close()
+            await analyser.close()
             aclose: Callable[[], Coroutine[Any, Any, None]] | None = getattr(
                 provider, "aclose", None
             )
