@@ -236,7 +236,7 @@ def report(label: str, phases: list[Phase]) -> bool:
         met = statistics.median(on) < target
         ok &= met
         print(
-            f"  {name:<20}{summary(off):>28}{summary(on):>30}   < {target:.0f} ms "
+            f"  {name:<20}{summary(off):>28}  {summary(on):>30}   < {target:.0f} ms "
             f"{'met' if met else 'MISSED'}"
         )
     return ok and not any(ph.errors for ph in phases)

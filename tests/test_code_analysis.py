@@ -13,14 +13,15 @@ from typing import Any
 import httpx
 import pytest
 
-from models import GenerationStatus
+from models import GenerationStatus, StrategyGenerationLog
 from server.settings import Settings
 from services import accounts
 from services.code_analysis import WORKER_NICENESS, AnalysisBusy, CodeAnalyser
-from services.generation import GenerationRequest, Generator
+from services.generation import UNCHECKED_AT_SHUTDOWN, GenerationRequest, Generator
 from services.providers.base import PartKind, ProviderResult, ResponsePart
 from services.sandbox import Sandbox
 from tests.support.api import PASSWORD, call_graphql, error_codes, make_client, register_user
+from tests.test_generation_trial import until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 # The probe's source: a chained comparison just under the 64 KiB code limit. Validating one
@@ -222,3 +223,22 @@ async def test_a_full_queue_is_refused(own_analyser: list[CodeAnalyser]) -> None
     assert refused.value.retry_after_seconds == 1
     assert (await busy).report.valid is False
     assert (await analyser.analyse(VALID)).report.valid, "free again once the queue drains"
+
+
+async def test_a_generation_cancelled_while_its_answer_is_analysed_is_still_logged(
+    database: str, own_analyser: list[CodeAnalyser]
+) -> None:
+    """What uvicorn does past the grace period, during the analysis: a FAILURE log stays."""
+    analyser = CodeAnalyser(workers=1, timeout_seconds=30)
+    own_analyser.append(analyser)
+    user = await accounts.register(f"cut-{uuid.uuid4().hex[:10]}@example.com", PASSWORD)
+    prompt = f"SMA crossover {uuid.uuid4().hex[:8]}"
+    generator = Generator(_AnswersWith(PATHOLOGICAL), analyser)
+    task = asyncio.create_task(generator.generate(user, GenerationRequest(prompt)))
+    await until(lambda: analyser._pending > 0, "the analysis to start")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    log = await StrategyGenerationLog.get(user_id=user.id, prompt=prompt)
+    assert log.status is GenerationStatus.FAILURE
+    assert log.error_message == UNCHECKED_AT_SHUTDOWN
