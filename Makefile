@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	@bash scripts/install-system-deps.sh || echo "warning: bubblewrap/libseccomp not installed; the sandbox will use the layers it finds (docs/sandbox.md)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@# PYTHONWARNINGS reaches the build backend: setuptools' notice about editable installs is noise.
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 migrate: install
@@ -23,6 +24,7 @@ serve: install migrate
 
 # pytest exits 5 when it collected no test: that is not a failure of the suite.
 test: install
+	@test -x "$${CHROMIUM_PATH:-/usr/bin/chromium}" || echo "note: the GraphiQL browser test will skip: install Chromium (apt-get install chromium) or set CHROMIUM_PATH"
 	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
 
 lint: install

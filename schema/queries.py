@@ -91,7 +91,8 @@ class Query:
 
     @strawberry.field(
         description="Success rate, processing times, tokens and popular strategy types over "
-        "[since, until) (default: the last 30 days; at most 366 days; offsets required)."
+        "[since, until) (default: the last 30 days; at most 366 days). A date alone, "
+        'e.g. "2026-11-01", means midnight UTC; a time of day needs an offset.'
     )
     async def generation_stats(
         self,

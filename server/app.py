@@ -19,12 +19,13 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET, UnsetType
 from tortoise.contrib.starlette import RegisterTortoise
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schema import make_schema, schema
 from schema.context import Context
 from server import observability
 from server.body_limit import BodySizeLimit
-from server.db import serving_config
+from server.db import MigrationsPending, prepare_database, serving_config
 from server.graphiql import render_page, static_files_mount
 from server.request_errors import request_error_response
 from server.settings import Settings, get_settings
@@ -103,6 +104,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await prepare_database(settings.database_url, settings.migrate_on_start)
+        except MigrationsPending as exc:
+            log.error("not serving: %s", exc)
+            raise
         async with RegisterTortoise(app, config=serving_config(settings.database_url)):
             try:
                 # Probe the isolation layers now, so the log says at start-up what protects us;
@@ -131,6 +137,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ],
         lifespan=lifespan,
         middleware=[
+            # Before anything reads the client address: forwarded headers only from the
+            # proxies the operator lists (TRUSTED_PROXIES), never from anyone by default.
+            *(
+                [Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)]
+                if settings.trusted_proxies
+                else []
+            ),
             # Outermost of ours: refused bodies get a request id and an access line too.
             Middleware(observability.RequestObservability),
             Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),

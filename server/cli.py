@@ -149,9 +149,15 @@ def serve() -> None:
     import uvicorn
 
     from server.app import create_app
+    from server.db import MigrationsPending, prepare_database
 
     settings = get_settings()
     _database_url(settings)
+    try:
+        # Here once, before any worker starts: each worker's start-up then finds nothing to do.
+        _run(prepare_database(settings.database_url, settings.migrate_on_start))
+    except MigrationsPending as exc:
+        fail(f"not serving: {exc}", FAILED)
     metrics_dir = ""
     if settings.workers > 1:
         # Made here, once: workers racing to create the dev key would sign with different keys.
@@ -175,7 +181,7 @@ def serve() -> None:
         log_level=settings.log_level,
         log_config=None,  # logging is configure_logging's
         access_log=False,  # the app logs its own access lines
-        proxy_headers=True,
+        proxy_headers=False,  # the app applies TRUSTED_PROXIES itself (server/app.py)
         # In-flight generations get this long to finish; past it they are logged as FAILURE
         # (uvicorn annotates an int but waits with asyncio, so fractions work).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]

@@ -7,16 +7,21 @@ aerich writes SQL for one dialect, so each dialect keeps its own migrations fold
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import multiprocessing
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aerich import Command
 from tortoise import Tortoise
+from tortoise.exceptions import DBConnectionError, OperationalError
 
 from server.settings import get_settings
 
@@ -117,6 +122,112 @@ async def migrate(database_url: str) -> list[str]:
         await Tortoise.close_connections()
     for version in applied:
         log.info("applied migration %s", version)
+    return applied
+
+
+class MigrationsPending(Exception):
+    """The database lacks migrations and this process may not apply them (PostgreSQL
+    without MIGRATE_ON_START): serving would answer every request with an error."""
+
+    def __init__(self, pending: list[str]) -> None:
+        self.pending = pending
+        super().__init__(
+            f"the database lacks {len(pending)} migration(s): {', '.join(pending)}. Apply them "
+            "with `python -m server migrate` (or `make migrate`), or set MIGRATE_ON_START=true"
+        )
+
+
+def migration_files(database_url: str) -> list[str]:
+    """The migrations this code expects, in order (aerich's version names)."""
+    folder = Path(migrations_location(database_url)) / "models"
+    return sorted(
+        (path.name for path in folder.glob("*.py") if path.name[0].isdigit()),
+        key=lambda name: int(name.split("_", 1)[0]),
+    )
+
+
+async def applied_migrations(connection: Any) -> set[str] | None:
+    """Versions recorded in aerich's table on an open Tortoise connection; None without it."""
+    try:
+        _, rows = await connection.execute_query("SELECT version FROM aerich WHERE app = 'models'")
+    except OperationalError as exc:  # "no such table" (SQLite), "does not exist" (PostgreSQL)
+        text = str(exc).lower()
+        if "aerich" in text and ("no such table" in text or "does not exist" in text):
+            return None
+        raise
+    return {row["version"] for row in rows}
+
+
+async def pending_migrations(database_url: str) -> list[str]:
+    """Migrations not yet applied to the database at `database_url`."""
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        applied = await applied_migrations(Tortoise.get_connection("default"))
+    finally:
+        await Tortoise.close_connections()
+    return [name for name in migration_files(database_url) if name not in (applied or set())]
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(database_url: str) -> AsyncIterator[None]:
+    """One migrating process at a time, however many start together (workers, replicas)."""
+    if dialect_of(database_url) == "postgres":
+        conn = await asyncpg.connect(
+            database_url.replace("postgres://", "postgresql://", 1).partition("?")[0]
+        )
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1)", _PG_MIGRATION_LOCK)
+            yield
+        finally:
+            await conn.close()  # releases the lock too
+        return
+    path = database_url.split("://", 1)[1].split("?", 1)[0]
+    if not path or path == ":memory:":
+        yield
+        return
+    lock_path = Path(path + ".migrate-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = await asyncio.to_thread(lock_path.open, "a")
+    try:
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+START_CHECK_TIMEOUT_SECONDS = 60.0
+_PG_MIGRATION_LOCK = 0x5747_4D49  # any constant; the same in every process of this service
+
+
+def migrates_on_start(database_url: str, migrate_on_start: bool | None) -> bool:
+    """Unset: the embedded SQLite migrates itself; a shared server waits for the operator."""
+    if migrate_on_start is not None:
+        return migrate_on_start
+    return dialect_of(database_url) == "sqlite"
+
+
+async def prepare_database(database_url: str, migrate_on_start: bool | None) -> list[str]:
+    """Start-up: apply pending migrations where allowed (returns them), else refuse to serve
+    (MigrationsPending). Safe when several processes start at once. A database that cannot
+    be reached now is not a reason to stay down: the server starts, /readyz says 503 (and
+    names pending migrations once it can see them)."""
+    try:
+        async with asyncio.timeout(START_CHECK_TIMEOUT_SECONDS):
+            if not migrates_on_start(database_url, migrate_on_start):
+                pending = await pending_migrations(database_url)
+                if pending:
+                    raise MigrationsPending(pending)
+                return []
+            async with _migration_lock(database_url):
+                applied = await migrate(database_url)
+    except (OSError, TimeoutError, DBConnectionError) as exc:
+        log.warning(
+            "database unreachable at start-up (%s); migrations not checked, /readyz reports",
+            type(exc).__name__,
+        )
+        return []
+    if applied:
+        log.info("applied %d migration(s) at start-up: %s", len(applied), ", ".join(applied))
     return applied
 
 

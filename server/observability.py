@@ -23,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise import connections
 
+from server.db import applied_migrations, migration_files
 from server.settings import Settings
 from server.wiring import Services
 from services import metrics
@@ -193,11 +194,12 @@ class RequestObservability:
 # --- endpoints ------------------------------------------------------------------------------
 
 
-async def database_check() -> dict[str, Any]:
-    """`SELECT 1` on the default connection, bounded in time."""
+async def database_check(expected_migrations: list[str]) -> dict[str, Any]:
+    """Reachable (bounded in time) and migrated: a database without this code's tables
+    would fail every request."""
     try:
         async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_SECONDS):
-            await connections.get("default").execute_query("SELECT 1")
+            applied = await applied_migrations(connections.get("default"))
     except TimeoutError:
         log.warning("readiness: the database gave no answer in %gs", DATABASE_CHECK_TIMEOUT_SECONDS)
         return {"ok": False, "error": f"no answer within {DATABASE_CHECK_TIMEOUT_SECONDS:g} s"}
@@ -205,6 +207,9 @@ async def database_check() -> dict[str, Any]:
         # The class name only: driver messages carry hosts, users and paths.
         log.warning("readiness: the database is unreachable: %s: %s", type(exc).__name__, exc)
         return {"ok": False, "error": f"unreachable ({type(exc).__name__})"}
+    pending = [name for name in expected_migrations if name not in (applied or set())]
+    if pending:
+        return {"ok": False, "error": "migrations pending", "pendingMigrations": pending}
     return {"ok": True}
 
 
@@ -232,10 +237,13 @@ def sandbox_check(sandbox: Sandbox) -> dict[str, Any]:
     }
 
 
-def readiness_endpoint(services: Services) -> Endpoint:
+def readiness_endpoint(settings: Settings, services: Services) -> Endpoint:
+    expected_migrations = migration_files(settings.database_url)
+
     async def readyz(_: Request) -> Response:
-        """503 only when the database is unreachable: without a sandbox everything else serves."""
-        database = await database_check()
+        """503 only when the database is unreachable or not migrated: without a sandbox
+        everything else serves."""
+        database = await database_check(expected_migrations)
         sandbox = sandbox_check(services.runner.sandbox)
         status = "ok" if sandbox["ok"] else "degraded"
         if not database["ok"]:
@@ -274,7 +282,7 @@ def metrics_endpoint(settings: Settings) -> Endpoint:
 
 def routes(settings: Settings, services: Services) -> list[Route]:
     """/readyz always; /metrics unless METRICS_ENABLED=false."""
-    found = [Route("/readyz", readiness_endpoint(services), methods=["GET"])]
+    found = [Route("/readyz", readiness_endpoint(settings, services), methods=["GET"])]
     if settings.metrics_enabled:
         found.append(Route("/metrics", metrics_endpoint(settings), methods=["GET"]))
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from functools import lru_cache
@@ -36,6 +37,12 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"
     rate_limit_auth_by_address: str = "30/minute"
     redis_url: str = ""
+    # Unset: SQLite applies pending migrations at start-up, PostgreSQL refuses to start
+    # until `python -m server migrate` has run (or this is true).
+    migrate_on_start: bool | None = None
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR networks,
+    # comma-separated). Empty: nobody's, so a client cannot pick the address it is limited by.
+    trusted_proxies: str = ""
     # Static checks of code a user sends (validateCode, updateStrategy): a budget per user in
     # KiB of code per minute, and a cap on the code one request carries over all its fields.
     code_validation_kib_per_minute: int = Field(default=1024, ge=64, le=1_000_000)
@@ -83,6 +90,19 @@ class Settings(BaseSettings):
         if not RATE_LIMIT_PATTERN.match(value):
             raise ValueError("expected '<count>/<period>', e.g. '10/minute' or '100/hour'")
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_list(cls, value: str) -> str:
+        entries = [item.strip() for item in value.split(",") if item.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return ",".join(entries)
 
     @field_validator("gemini_base_url")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pypika_tortoise import SqlContext
@@ -102,8 +102,15 @@ class GenerationStats:
 
 
 def _aware_utc(name: str, value: datetime) -> datetime:
+    """A date alone ("2026-11-01", parsed as a naive midnight) is midnight UTC, as people type
+    it; a time of day without an offset is ambiguous and refused."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise BadInput(f"{name} needs a time zone offset, e.g. 2025-01-31T00:00:00Z")
+        if value.time() == time(0):
+            return value.replace(tzinfo=UTC)
+        raise BadInput(
+            f"{name} needs a time zone offset when it has a time of day, e.g. "
+            "2025-01-31T09:30:00Z (a date alone, 2025-01-31, means midnight UTC)"
+        )
     try:
         return value.astimezone(UTC)
     except OverflowError:

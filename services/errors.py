@@ -29,6 +29,13 @@ class BadInput(ServiceError):
     code = "BAD_USER_INPUT"
 
 
+class StrategyError(ServiceError):
+    """The strategy's own code failed when run: neither a bad argument nor our bug.
+    `extensions.reason` says how (RUNTIME_ERROR, TIMEOUT, MEMORY_LIMIT, ...)."""
+
+    code = "STRATEGY_ERROR"
+
+
 class RateLimited(ServiceError):
     code = "RATE_LIMITED"
 

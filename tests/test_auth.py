@@ -127,3 +127,38 @@ def test_recent_users_stay_bounded() -> None:
     assert len(recent._entries) <= 10
     assert recent.get(users[-1].id) is users[-1], "the newest stay"
     assert recent.get(users[0].id) is None, "the oldest went first"
+
+
+class _CountingHasher(accounts.PasswordHasher):
+    """The real hasher, counting its work: timing leaks are the absence of that work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hashes = 0
+        self.verifies = 0
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        self.hashes += 1
+        return super().hash(password, salt=salt)
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.verifies += 1
+        return super().verify(hash, password)
+
+
+async def test_password_work_is_the_same_whether_or_not_the_account_exists(
+    gql: GraphQLCall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers that skip the ~100 ms of argon2 tell, by their speed, who has an account."""
+    hasher = _CountingHasher()
+    monkeypatch.setattr(accounts, "_hasher", hasher)
+    email = fresh_email()
+    for attempt in ("new", "taken"):
+        before = hasher.hashes
+        await gql(REGISTER, {"email": email, "password": PASSWORD})
+        assert hasher.hashes - before == 1, f"register of a {attempt} address"
+    for who in (email, fresh_email()):
+        before = hasher.verifies
+        body = await gql(LOGIN, {"email": who, "password": "wrong password!"})
+        assert error_codes(body) == ["UNAUTHENTICATED"]
+        assert hasher.verifies - before == 1, f"login as {who}"

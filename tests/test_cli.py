@@ -418,8 +418,9 @@ def test_another_users_strategy_is_not_found_with_user(cli: Cli, sma_strategy: s
     [
         ({"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL: Unsupported DATABASE_URL scheme"),
         ({"PORT": "not-a-port"}, "invalid configuration: PORT:"),
+        ({"TRUSTED_PROXIES": "10.0.0.1, proxy"}, "invalid configuration: TRUSTED_PROXIES:"),
     ],
-    ids=["database-url", "port"],
+    ids=["database-url", "port", "trusted-proxies"],
 )
 def test_bad_configuration_exits_2(cli: Cli, env: dict[str, str], message: str) -> None:
     result = cli("migrate", **env)

@@ -2,7 +2,8 @@
 
 Whatever the input, the server must answer within the error contract: no 5xx, nothing of its
 internals (tracebacks, file paths) in a body, every error coded UNAUTHENTICATED, FORBIDDEN,
-NOT_FOUND, BAD_USER_INPUT or RATE_LIMITED. INTERNAL is in the contract but always a bug.
+NOT_FOUND, BAD_USER_INPUT, RATE_LIMITED or STRATEGY_ERROR. INTERNAL is in the contract but
+always a bug.
 
 Schemathesis writes each operation's queries; the test also sends them with their arguments
 as variables, and with hostile text appended to one string. Random inputs reach a given place
@@ -37,7 +38,14 @@ from tests.support.api import PASSWORD, REGISTER, ROOT
 from tests.support.server_process import ServerProcess
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
-CONTRACT_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "RATE_LIMITED"}
+CONTRACT_CODES = {
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "BAD_USER_INPUT",
+    "RATE_LIMITED",
+    "STRATEGY_ERROR",
+}
 SEED = """mutation($prompt: String!) {
   generateStrategy(input: {prompt: $prompt}) { strategy { id } generationLog { id } }
 }"""

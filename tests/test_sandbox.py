@@ -197,7 +197,7 @@ async def test_runtime_error_names_type_message_and_line(sandbox: Sandbox) -> No
         await sandbox.run_signal(code, BARS, {})
     assert caught.value.message == "KeyError: 'missing' (line 3)"
     assert caught.value.extensions["exceptionType"] == "KeyError"
-    assert caught.value.extensions["code"] == "BAD_USER_INPUT"
+    assert caught.value.extensions["code"] == "STRATEGY_ERROR"
 
 
 # --- backtests ------------------------------------------------------------------------------

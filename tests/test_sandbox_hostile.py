@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from services.errors import BadInput
+from services.errors import StrategyError
 from services.sandbox import (
     ExecutionTimeout,
     InvalidStrategyOutput,
@@ -155,7 +155,7 @@ async def test_cpu_burners_are_killed_on_the_wall_clock(
 ) -> None:
     with pytest.raises(ExecutionTimeout) as caught:
         await run(sandbox, code, marker, limit=1.0)
-    assert caught.value.extensions["code"] == "BAD_USER_INPUT"
+    assert caught.value.extensions["code"] == "STRATEGY_ERROR"
     assert caught.value.extensions["reason"] == "TIMEOUT"
 
 
@@ -606,5 +606,5 @@ async def test_bad_return_values_are_invalid_output(
     code = f"def execute_strategy(market_data, strategy_params):\n    return {returned}\n"
     with pytest.raises(InvalidStrategyOutput) as caught:
         await run(sandbox, code, marker)
-    assert isinstance(caught.value, BadInput)
+    assert isinstance(caught.value, StrategyError)
     assert caught.value.extensions["reason"] == "INVALID_OUTPUT"

@@ -62,7 +62,8 @@ def child_pids(pid: int) -> set[int]:
 
 
 def test_several_workers_share_the_database_and_the_signing_key(tmp_path: Path) -> None:
-    with ServerProcess(tmp_path, WORKERS="2") as server:
+    # Not migrated beforehand: the server migrates its new SQLite file once, workers or not.
+    with ServerProcess(tmp_path, WORKERS="2", migrate_first=False) as server:
         base = server.base
         workers = {
             pid
@@ -106,3 +107,37 @@ def test_several_workers_share_the_database_and_the_signing_key(tmp_path: Path) 
         )
         assert served == 6 + 18 + 1, "/metrics adds up every worker's requests"
     assert len((tmp_path / "data" / "secret_key").read_text().strip()) > 40
+
+
+def _register_as(http: httpx.Client, forwarded_for: str) -> dict[str, object]:
+    email = f"spoof-{forwarded_for.replace('.', '-')}@example.com"
+    response = http.post(
+        "/graphql",
+        headers={"X-Forwarded-For": forwarded_for},
+        json={"query": REGISTER, "variables": {"email": email, "password": PASSWORD}},
+    )
+    body: dict[str, object] = response.json()
+    return body
+
+
+@pytest.mark.parametrize(
+    ("trusted_proxies", "limited"), [("", True), ("127.0.0.1", False)], ids=["default", "listed"]
+)
+def test_forwarded_addresses_count_only_from_listed_proxies(
+    tmp_path: Path, trusted_proxies: str, limited: bool
+) -> None:
+    """A client choosing its own X-Forwarded-For must not escape the per-address limit."""
+    settings = {"RATE_LIMIT_AUTH_BY_ADDRESS": "2/minute", "TRUSTED_PROXIES": trusted_proxies}
+    with (
+        ServerProcess(tmp_path, **settings) as running,
+        httpx.Client(base_url=running.base, timeout=30) as http,
+    ):
+        bodies = [_register_as(http, f"203.0.113.{i}") for i in range(1, 5)]
+    codes = [
+        [e["extensions"]["code"] for e in body.get("errors", [])]  # type: ignore[attr-defined]
+        for body in bodies
+    ]
+    if limited:
+        assert codes == [[], [], ["RATE_LIMITED"], ["RATE_LIMITED"]]
+    else:
+        assert codes == [[], [], [], []]

@@ -277,6 +277,14 @@ async def test_offsets_are_normalised_to_utc(gql: GraphQLCall, token: str) -> No
     assert [d["day"] for d in got["daily"]] == ["2020-01-02"]
 
 
+async def test_a_date_alone_is_midnight_utc(gql: GraphQLCall, token: str) -> None:
+    """What people type: `since: "2026-11-01"`."""
+    got = await stats(gql, token, "2020-01-01", until="2020-01-03")
+    assert datetime.fromisoformat(got["since"]) == datetime(2020, 1, 1, tzinfo=UTC)
+    assert datetime.fromisoformat(got["until"]) == datetime(2020, 1, 3, tzinfo=UTC)
+    assert [d["day"] for d in got["daily"]] == ["2020-01-01", "2020-01-02"]
+
+
 async def test_default_window_is_the_last_30_days(gql: GraphQLCall, token: str) -> None:
     before = now()
     got = await stats(gql, token)
@@ -305,8 +313,8 @@ async def test_a_366_day_window_is_the_longest(gql: GraphQLCall, token: str) -> 
         ({"since": "2024-01-01T00:00:00Z", "until": "2024-01-01T00:00:00Z"}, "earlier than"),
         ({"since": "2999-01-01T00:00:00Z"}, "until defaults to now"),
         ({"since": "2020-01-01T00:00:00Z", "until": "2021-01-01T00:00:01Z"}, "366 days"),
-        ({"since": "2024-01-01T00:00:00"}, "time zone offset"),
-        ({"since": "2024-01-01T00:00:00Z", "until": "2024-01-02T00:00:00"}, "time zone offset"),
+        ({"since": "2024-01-01T09:30:00"}, "time zone offset"),
+        ({"since": "2024-01-01T00:00:00Z", "until": "2024-01-02T00:00:01"}, "time zone offset"),
         ({"since": "0001-01-01T00:00:00+01:00", "until": "2024-01-01T00:00:00Z"}, "range"),
         ({"until": "0001-01-05T00:00:00Z"}, "range"),
         ({"since": "last tuesday"}, ""),

@@ -389,7 +389,7 @@ async def test_a_backtest_failing_once_started_ends_with_errors_in_next(
     assert started["data"]["backtestStrategyProgress"]["barsDone"] == 0
     assert failed["data"] is None
     [error] = failed["errors"]
-    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["code"] == "STRATEGY_ERROR"
     assert error["extensions"]["reason"] == "RUNTIME_ERROR"
     assert "no more" in error["message"] and "Traceback" not in error["message"]
 

@@ -1,15 +1,16 @@
 """Typed sandbox errors: the API maps `code` onto `extensions.code`, `reason` tells which limit.
 
-Problems caused by the strategy's code are `BadInput` (the user can fix them); problems of the
-host (no isolation, too busy) are `ServiceError`s the user cannot fix by editing code.
+Problems caused by the strategy's code are `StrategyError`s, code STRATEGY_ERROR (the user fixes
+them in the code, not in the arguments); problems of the host (no isolation, too busy) are
+`ServiceError`s the user cannot fix by editing code.
 """
 
 from __future__ import annotations
 
-from services.errors import BadInput, RateLimited, ServiceError
+from services.errors import RateLimited, ServiceError, StrategyError
 
 
-class StrategySandboxError(BadInput):
+class StrategySandboxError(StrategyError):
     """Base of every error the strategy's own code caused; `reason` names the kind."""
 
     reason = "SANDBOX_ERROR"

@@ -46,8 +46,9 @@ class ServerProcess:
     `with ServerProcess(...) as server:` starts it (migrating first) and stops it.
     """
 
-    def __init__(self, workdir: Path, **settings: str) -> None:
+    def __init__(self, workdir: Path, *, migrate_first: bool = True, **settings: str) -> None:
         self.workdir = workdir
+        self.migrate_first = migrate_first  # False: as a user runs it, on an unmigrated database
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = server_env(HOST="127.0.0.1", PORT=str(self.port), **settings)
@@ -131,7 +132,7 @@ class ServerProcess:
         await asyncio.to_thread(self.stop, signum)
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        return self.start(migrate=self.migrate_first)
 
     def __exit__(
         self,
