@@ -22,8 +22,8 @@ from schema.types import (
     ValidationResult,
 )
 from services import accounts, strategies
-from services.strategies import StrategyChanges, check_code_size
-from services.validation import extract_default_params, validate_code, with_errors
+from services.strategies import StrategyChanges
+from services.validation import with_errors
 
 Info = strawberry.Info[Context, None]
 
@@ -78,7 +78,9 @@ class Mutation:
             status=input.status,
             parameters=cast("dict[str, Any] | None", input.parameters),  # checked in services
         )
-        updated = await strategies.update_strategy(user, id, changes, all_users)
+        updated = await strategies.update_strategy(
+            user, id, changes, all_users, code_checks=info.context.services.code_checks
+        )
         return Strategy.from_model(updated)
 
     @strawberry.mutation
@@ -102,11 +104,11 @@ class Mutation:
         ] = True,
     ) -> ValidationResult:
         user = await info.context.require_user()
-        check_code_size(code)
-        report = validate_code(code)
+        analysis = await info.context.services.code_checks.check(str(user.id), code)
+        report = analysis.report
         if smoke_test and report.valid:
             runner = info.context.services.runner
-            problems = await runner.smoke_test(user, code, extract_default_params(code))
+            problems = await runner.smoke_test(user, code, analysis.parameters)
             report = with_errors(report, problems)
         return ValidationResult.from_report(report)
 

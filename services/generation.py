@@ -27,26 +27,21 @@ from models import (
     User,
 )
 from services import metrics
+from services.code_analysis import AnalysisBusy, CodeAnalyser, CodeAnalysis, CodeTooComplex
 from services.errors import BadInput, RateLimited
-from services.extraction import extract_code
 from services.prompt_analysis import analyse_prompt
 from services.providers.base import CodeProvider, ProviderResult
 from services.rate_limits import RateLimit
 from services.sandbox.errors import SandboxBusy, SandboxUnavailable
 from services.strategies import MAX_NAME_LENGTH
-from services.validation import (
-    ValidationReport,
-    extract_default_params,
-    extract_description,
-    validate_code,
-    with_errors,
-)
+from services.validation import ValidationReport, with_errors
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 4000
 MAX_DESCRIPTION_CHARS = 2000
 SHUTDOWN_MESSAGE = "Server shut down before the model answered"
+UNCHECKED_AT_SHUTDOWN = "Server shut down before the answer was checked"
 # A cancelled generation only has its log left to write: this is ample.
 DRAIN_TIMEOUT_SECONDS = 10.0
 
@@ -108,19 +103,28 @@ def check_request(request: GenerationRequest) -> GenerationRequest:
     return GenerationRequest(prompt, name, request.strategy_type, request.validate)
 
 
-def judge(
-    result: ProviderResult, validate: bool, on_stage: StageListener = _ignore_stage
-) -> _Verdict:
-    """Apply the contract's status rules to what the provider returned."""
+async def judge(
+    result: ProviderResult,
+    validate: bool,
+    analyser: CodeAnalyser,
+    on_stage: StageListener = _ignore_stage,
+) -> tuple[_Verdict, CodeAnalysis | None]:
+    """Apply the contract's status rules to what the provider returned. The answer is
+    untrusted text: extraction and analysis run in `analyser`'s worker processes."""
     if result.error:
-        return _Verdict(GenerationStatus.FAILURE, None, None, result.error)
-    code = extract_code(result.parts)
+        return _Verdict(GenerationStatus.FAILURE, None, None, result.error), None
+    try:
+        found = await analyser.analyse_answer(result.parts)
+    except (CodeTooComplex, AnalysisBusy) as exc:
+        return _Verdict(
+            GenerationStatus.FAILURE, None, None, f"The answer could not be checked: {exc}"
+        ), None
     on_stage(GenerationStage.EXTRACTED)
-    if code is None:
+    if found is None:
         return _Verdict(
             GenerationStatus.FAILURE, None, None, "The response contained no Python code"
-        )
-    return _verdict_on(code, validate_code(code), validate)
+        ), None
+    return _verdict_on(found.code, found.analysis.report, validate), found.analysis
 
 
 def _verdict_on(code: str, report: ValidationReport, validate: bool) -> _Verdict:
@@ -143,16 +147,19 @@ class _Prepared:
     strategy_fields: dict[str, Any] | None  # None: no strategy to store
 
 
-def prepare(
-    request: GenerationRequest, result: ProviderResult, on_stage: StageListener = _ignore_stage
+async def prepare(
+    request: GenerationRequest,
+    result: ProviderResult,
+    analyser: CodeAnalyser,
+    on_stage: StageListener = _ignore_stage,
 ) -> _Prepared:
     """Everything CPU-bound about an answer (extraction, validation, parameters), done before
     the transaction: on SQLite every query waits while one holds the only connection."""
-    verdict = judge(result, request.validate, on_stage)
-    if verdict.code is None or verdict.report is None:
+    verdict, analysis = await judge(result, request.validate, analyser, on_stage)
+    if verdict.code is None or verdict.report is None or analysis is None:
         return _Prepared(verdict, None)
     intent = analyse_prompt(request.prompt)
-    description = extract_description(verdict.code) or request.prompt
+    description = analysis.description or request.prompt
     return _Prepared(
         verdict,
         {
@@ -162,7 +169,7 @@ def prepare(
             "strategy_type": request.strategy_type or StrategyType[intent.strategy_type],
             "status": strategy_status(verdict, request.validate),
             "validation_results": verdict.report.as_dict(),
-            "parameters": extract_default_params(verdict.code),
+            "parameters": analysis.parameters,
         },
     )
 
@@ -221,11 +228,13 @@ class Generator:
     def __init__(
         self,
         provider: CodeProvider,
+        analyser: CodeAnalyser,
         rate_limit: RateLimit | None = None,
         trial_run: TrialRun | None = None,
         trial_budget: RateLimit | None = None,
     ) -> None:
         self.provider = provider
+        self.analyser = analyser
         self.rate_limit = rate_limit
         self.trial_run = trial_run
         self.trial_budget = trial_budget
@@ -285,7 +294,7 @@ class Generator:
             result = ProviderResult(
                 provider=self.provider.name, model=self.provider.model, error=SHUTDOWN_MESSAGE
             )
-            prepared = prepare(request, result)  # no code to look at: instant
+            prepared = await prepare(request, result, self.analyser)  # an error: no code
             await self._store_when_cancelled(user, request, result, prepared, started)
             raise
         except Exception:
@@ -297,7 +306,13 @@ class Generator:
                 error="Internal error while contacting the provider",
             )
         on_stage(GenerationStage.RECEIVED)
-        prepared = prepare(request, result, on_stage)
+        try:
+            prepared = await prepare(request, result, self.analyser, on_stage)
+        except asyncio.CancelledError:
+            unchecked = replace(result, error=UNCHECKED_AT_SHUTDOWN)
+            prepared = await prepare(request, unchecked, self.analyser)  # an error: no code
+            await self._store_when_cancelled(user, request, unchecked, prepared, started)
+            raise
         try:
             prepared = await self._try_out(request, prepared)
         except asyncio.CancelledError:

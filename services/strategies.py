@@ -24,9 +24,8 @@ from models import (
     StrategyType,
     User,
 )
-from services.code_rules import MAX_CODE_BYTES
+from services.code_analysis import UserCodeChecks
 from services.errors import BadInput, Forbidden, NotFound
-from services.validation import validate_code
 
 MAX_PAGE_SIZE = 100
 MAX_NAME_LENGTH = 200
@@ -140,11 +139,6 @@ def check_parameters(parameters: Any) -> dict[str, Any]:
     return parameters
 
 
-def check_code_size(code: str) -> None:
-    if len(code.encode()) > MAX_CODE_BYTES:
-        raise BadInput(f"code must be at most {MAX_CODE_BYTES} bytes")
-
-
 @dataclass(frozen=True)
 class StrategyChanges:
     """Fields to change; None means 'leave as it is'."""
@@ -173,8 +167,14 @@ def status_after_validation(
 
 
 async def update_strategy(
-    user: User, strategy_id: uuid.UUID, changes: StrategyChanges, all_users: bool = False
+    user: User,
+    strategy_id: uuid.UUID,
+    changes: StrategyChanges,
+    all_users: bool = False,
+    *,
+    code_checks: UserCodeChecks,
 ) -> GeneratedStrategy:
+    """New code is checked through `code_checks`, charged to `user` (the caller)."""
     strategy = await require_strategy(user, strategy_id, all_users)
     if changes.status is StrategyStatus.ERROR:
         raise BadInput("Status ERROR is set by validation, not by hand")
@@ -193,8 +193,7 @@ async def update_strategy(
         strategy.parameters = check_parameters(changes.parameters)
 
     if changes.generated_code is not None:
-        check_code_size(changes.generated_code)
-        report = validate_code(changes.generated_code)
+        report = (await code_checks.check(str(user.id), changes.generated_code)).report
         strategy.generated_code = changes.generated_code
         strategy.validation_results = report.as_dict()
         # Edited code invalidates earlier backtests.

@@ -28,7 +28,7 @@ from services.rate_limits import RateLimit
 from services.samples import load_sample
 from services.sandbox import Sandbox, SandboxSettings
 from services.templates import TemplateProvider
-from tests.support.api import PASSWORD
+from tests.support.api import PASSWORD, shared_analyser
 from tests.support.strategy_code import SPIN
 
 
@@ -79,7 +79,9 @@ async def test_generations_past_the_budget_go_untried_with_a_warning(
         return await runner.trial_run(code, parameters)
 
     budget = RateLimit("2/minute", scope="generation trial runs")
-    generator = Generator(TemplateProvider(), trial_run=trial_run, trial_budget=budget)
+    generator = Generator(
+        TemplateProvider(), shared_analyser(), trial_run=trial_run, trial_budget=budget
+    )
     user = await new_user()
     outcomes = [
         await generator.generate(user, GenerationRequest(f"RSI scalping {n}")) for n in range(3)
@@ -93,7 +95,9 @@ async def test_generations_past_the_budget_go_untried_with_a_warning(
 
 
 async def test_a_busy_sandbox_skips_the_trial_and_says_so(database: str, one_slot: Sandbox) -> None:
-    generator = Generator(TemplateProvider(), trial_run=StrategyRunner(one_slot).trial_run)
+    generator = Generator(
+        TemplateProvider(), shared_analyser(), trial_run=StrategyRunner(one_slot).trial_run
+    )
     hog = await occupy(one_slot)
     waiting = asyncio.create_task(one_slot.run_signal(SPIN, load_sample("trending_daily"), {}))
     try:
@@ -115,7 +119,9 @@ async def test_a_generation_cancelled_during_its_trial_is_still_stored(
     database: str, one_slot: Sandbox
 ) -> None:
     """What uvicorn does past the grace period: the answer is kept, marked as untried."""
-    generator = Generator(TemplateProvider(), trial_run=StrategyRunner(one_slot).trial_run)
+    generator = Generator(
+        TemplateProvider(), shared_analyser(), trial_run=StrategyRunner(one_slot).trial_run
+    )
     user = await new_user()
     hog = await occupy(one_slot)
     try:
