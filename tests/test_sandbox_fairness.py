@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from server.settings import Settings
+from server.wiring import build_sandbox
 from services import metrics
 from services.errors import BadInput, ServiceError
 from services.sandbox import Sandbox, SandboxBusy, SandboxSettings
@@ -215,3 +216,14 @@ async def test_one_user_flooding_run_strategy_does_not_lock_out_another(
         outcomes = [error_codes(body) for body in await asyncio.gather(*flood)]
     assert outcomes.count(["RATE_LIMITED"]) == 7, outcomes
     assert outcomes.count(["BAD_USER_INPUT"]) == 3, outcomes  # run to the 1-second timeout
+
+
+def test_the_per_user_caps_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDBOX_MAX_RUNNING_PER_USER", "1")
+    monkeypatch.setenv("SANDBOX_MAX_QUEUED_PER_USER", "3")
+    configured = build_sandbox(Settings(_env_file=None)).settings  # type: ignore[call-arg]
+    assert (configured.running_per_owner, configured.queued_per_owner) == (1, 3)
+    monkeypatch.delenv("SANDBOX_MAX_RUNNING_PER_USER")
+    monkeypatch.delenv("SANDBOX_MAX_QUEUED_PER_USER")
+    derived = build_sandbox(Settings(_env_file=None)).settings  # type: ignore[call-arg]
+    assert (derived.running_per_owner, derived.queued_per_owner) == (2, 8)

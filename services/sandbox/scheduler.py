@@ -80,9 +80,8 @@ class FairScheduler:
             )
         if self._queued >= self.max_queue:
             self._forget_if_idle(owner, state)
-            raise SandboxBusy(
-                f"the sandbox is busy: {self.running} jobs running and {self._queued} "
-                "waiting; retry shortly",
+            raise SandboxBusy(  # no counts: they would tell about other users' work
+                "the sandbox is busy: too many jobs are waiting; retry shortly",
                 retry_after_seconds=1,
             )
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
