@@ -1,14 +1,15 @@
 """Fairness benchmark: does one user saturating the sandbox slow anyone else?
 
-Design. The real server (`python -m server`, SQLite, SANDBOX_MAX_CONCURRENT_JOBS=2, the
-default per-user caps: 2 running and 8 waiting) with RUN_TIMEOUT_SECONDS=2 and an execution
-rate limit high enough for the attack (RATE_LIMIT_EXECUTE=100000/minute). Two users:
+Design. The real server (`python -m server`, SQLite, SANDBOX_MAX_CONCURRENT_JOBS=2 and the
+default per-user caps: 1 running, 8 waiting; `--running-per-user 2` lifts the first) with
+RUN_TIMEOUT_SECONDS=2 and an execution rate limit high enough for the attack
+(RATE_LIMIT_EXECUTE=100000/minute). Two users:
 
   * user A, the attacker, stores a strategy that counts for ever, so every run of it holds a
     sandbox slot for the full 2-second run timeout, and calls runStrategy on it from
     `--attackers` (40) clients in a closed loop: the next call as soon as the previous is
-    answered, 250 ms after a RATE_LIMITED. More than the 2 slots and the whole 32-place queue:
-    the reviewer's attack (34 calls) locked everyone else out with RATE_LIMITED;
+    answered, `retryAfterSeconds` (1 s) after a RATE_LIMITED. More than the 2 slots and the
+    whole 32-place queue hold: the reviewer's attack (34 calls) that locked everyone else out;
   * user B, the victim, calls runStrategy on a quick strategy (a template's, 200 bars) every
     `--interval` s (0.5) on average, open loop (jittered start times, not waiting for the
     previous answer), and records each call's latency and error code.
@@ -20,7 +21,7 @@ phases' p50 and p99 and the RATE_LIMITED total, beside the target: with the atta
 p99 under 2.5 s and no RATE_LIMITED. Exits 1 when the target is missed.
 
 Usage: .venv/bin/python bench/sandbox_fairness.py [--seconds 20] [--rounds 3]
-       [--attackers 12] [--interval 0.5]
+       [--attackers 40] [--interval 0.5] [--running-per-user N]
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ async def attacker(client: Client, token: str, strategy: str, data: Any, phase: 
         outcome = error_code(body) or "OK"
         phase.attacker_calls[outcome] = phase.attacker_calls.get(outcome, 0) + 1
         if outcome == "RATE_LIMITED":
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(body["errors"][0]["extensions"].get("retryAfterSeconds", 1))
 
 
 async def victim(
@@ -210,7 +211,7 @@ def main() -> int:
     parser.add_argument(
         "--running-per-user",
         default="",
-        help="SANDBOX_MAX_RUNNING_PER_USER (default: unset, every slot)",
+        help="SANDBOX_MAX_RUNNING_PER_USER (default: unset, all slots but one)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
@@ -231,7 +232,7 @@ def main() -> int:
         with server:
             print(
                 "server: SANDBOX_MAX_CONCURRENT_JOBS=2, RUN_TIMEOUT_SECONDS=2, "
-                f"SANDBOX_MAX_RUNNING_PER_USER={args.running_per_user or 'unset (2)'}; "
+                f"SANDBOX_MAX_RUNNING_PER_USER={args.running_per_user or 'unset (1)'}; "
                 f"A: {args.attackers} clients on a 2-second strategy; B: a call every "
                 f"{args.interval} s on average; {args.rounds} x ({args.seconds:g} s off, "
                 f"{args.seconds:g} s on)",

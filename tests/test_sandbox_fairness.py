@@ -125,17 +125,17 @@ async def test_the_global_queue_bound_is_a_backstop_for_many_owners(one_slot: Sa
 
 def test_by_default_one_owner_cannot_fill_the_global_queue() -> None:
     default = SandboxSettings(max_concurrent_jobs=2, max_queue=32)
-    assert (default.running_per_owner, default.queued_per_owner) == (2, 8)
+    assert (default.running_per_owner, default.queued_per_owner) == (1, 8)
     for slots, bound in [(1, 2), (2, 8), (4, 32), (8, 1000), (64, 10_000)]:
         settings = SandboxSettings(max_concurrent_jobs=slots, max_queue=bound)
         assert 1 <= settings.queued_per_owner < bound
+        assert settings.running_per_owner == max(1, slots - 1)
     assert SandboxSettings(max_concurrent_jobs=1, max_queue=0).queued_per_owner == 0
 
 
-async def test_a_running_cap_keeps_slots_for_others() -> None:
-    """With max_running_per_owner below the slot count, a second slot stays free for b."""
-    settings = SandboxSettings(max_concurrent_jobs=2, max_queue=4, max_running_per_owner=1)
-    async with Sandbox(settings) as box:
+async def test_by_default_one_slot_stays_free_for_other_owners() -> None:
+    """a's second job waits although a slot is free: b's job takes it at once."""
+    async with Sandbox(SandboxSettings(max_concurrent_jobs=2, max_queue=8)) as box:
         hog = await occupy(box, "a")
         waiting = asyncio.create_task(box.run_signal(SPIN, BARS, {}, owner="a"))
         await until(lambda: box.scheduler.queued == 1, "a's second job to wait")
@@ -145,6 +145,17 @@ async def test_a_running_cap_keeps_slots_for_others() -> None:
         assert not waiting.done()
         await release(waiting)
         await release(hog)
+
+
+async def test_a_running_cap_of_every_slot_lets_one_owner_use_them_all() -> None:
+    settings = SandboxSettings(max_concurrent_jobs=2, max_queue=8, max_running_per_owner=2)
+    async with Sandbox(settings) as box:
+        first = await occupy(box, "a")
+        second = asyncio.create_task(box.run_signal(SPIN, BARS, {}, timeout_seconds=30, owner="a"))
+        await until(lambda: box.scheduler.running == 2, "a's second job to run")
+        assert box.scheduler.owner_counts("a") == (2, 0)
+        await release(second)
+        await release(first)
 
 
 async def test_a_cancelled_waiting_job_leaves_the_queue_and_never_runs(one_slot: Sandbox) -> None:
@@ -226,4 +237,4 @@ def test_the_per_user_caps_are_settings(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("SANDBOX_MAX_RUNNING_PER_USER")
     monkeypatch.delenv("SANDBOX_MAX_QUEUED_PER_USER")
     derived = build_sandbox(Settings(_env_file=None)).settings  # type: ignore[call-arg]
-    assert (derived.running_per_owner, derived.queued_per_owner) == (2, 8)
+    assert (derived.running_per_owner, derived.queued_per_owner) == (1, 8)

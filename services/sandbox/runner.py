@@ -55,7 +55,8 @@ class SandboxSettings:
 
     max_concurrent_jobs: int = max(1, os.cpu_count() or 1)
     max_queue: int = 32  # waiting jobs of all owners together: a memory backstop
-    # Per owner (user); None derives them: every slot (work-conserving), and a quarter of
+    # Per owner (user); None derives them: all slots but one, so one always stays for the
+    # other owners (README, Benchmarks: bench/sandbox_fairness.py), and a quarter of
     # max_queue, at most 4 per slot, so that one owner alone never reaches max_queue.
     max_running_per_owner: int | None = None
     max_queued_per_owner: int | None = None
@@ -87,9 +88,10 @@ class SandboxSettings:
 
     @property
     def running_per_owner(self) -> int:
-        """Slots one owner may hold at once."""
+        """Slots one owner may hold at once: by default all but one, so that a newcomer never
+        waits for another owner's jobs to end, however long (backtests) they are."""
         if self.max_running_per_owner is None:
-            return self.max_concurrent_jobs
+            return max(1, self.max_concurrent_jobs - 1)
         return min(self.max_running_per_owner, self.max_concurrent_jobs)
 
     @property
