@@ -52,8 +52,8 @@ DRAIN_TIMEOUT_SECONDS = 10.0
 
 T = TypeVar("T")
 
-# Runs generated code once on sample data; the problems found ([] when it works).
-# (user, code, parameters) -> the problems found; the user is whose sandbox job it is.
+# Runs generated code once on sample data, as the user's sandbox job; the problems found
+# ([] when it works).
 TrialRun = Callable[[User, str, dict[str, Any]], Awaitable[list[str]]]
 
 
