@@ -58,6 +58,11 @@ class Settings(BaseSettings):
 
     sandbox_max_concurrent_jobs: int = Field(default=2, ge=1, le=64)
     sandbox_max_queue: int = Field(default=32, ge=0, le=10_000)
+    # Per user; unset derives them (services/sandbox/runner.py, SandboxSettings): all slots
+    # but one (one stays for the others), and min(4 x slots, SANDBOX_MAX_QUEUE / 4) waiting,
+    # so one user never fills the queue.
+    sandbox_max_running_per_user: int | None = Field(default=None, ge=1, le=64)
+    sandbox_max_queued_per_user: int | None = Field(default=None, ge=0, le=10_000)
     sandbox_memory_mb: int = Field(default=512, ge=64, le=65_536)
     sandbox_allow_unisolated: bool = False
     # Host uid (and gid) of the sandbox when the server runs as root; never 0. The default

@@ -35,6 +35,8 @@ def build_sandbox(settings: Settings) -> Sandbox:
         SandboxSettings(
             max_concurrent_jobs=settings.sandbox_max_concurrent_jobs,
             max_queue=settings.sandbox_max_queue,
+            max_running_per_owner=settings.sandbox_max_running_per_user,
+            max_queued_per_owner=settings.sandbox_max_queued_per_user,
             memory_limit_mb=settings.sandbox_memory_mb,
             allow_unisolated=settings.sandbox_allow_unisolated,
             host_uid=settings.sandbox_host_uid,

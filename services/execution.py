@@ -136,6 +136,11 @@ def _effective_parameters(
     return {**(strategy.parameters or {}), **check_parameters(overrides)}
 
 
+def sandbox_owner(user: User) -> str:
+    """The key the sandbox shares its slots by: one per user."""
+    return str(user.id)
+
+
 class StrategyRunner:
     def __init__(
         self,
@@ -166,6 +171,7 @@ class StrategyRunner:
             bars,
             _effective_parameters(strategy, parameters),
             timeout_seconds=self.signal_timeout_seconds,
+            owner=sandbox_owner(user),
         )
         # One statement, so concurrent runs never lose a count.
         await GeneratedStrategy.filter(id=strategy.id).update(usage_count=F("usage_count") + 1)
@@ -201,6 +207,7 @@ class StrategyRunner:
             options,
             timeout_seconds=self.backtest_timeout_seconds,
             on_progress=on_progress,
+            owner=sandbox_owner(user),
         )
         elapsed = time.perf_counter() - started
         summary = {
@@ -221,13 +228,17 @@ class StrategyRunner:
     ) -> list[str]:
         """Runtime problems of `code` on sample data ([] when it runs and returns a signal)."""
         await self._count(user)
-        return await self.trial_run(code, parameters)
+        return await self.trial_run(user, code, parameters)
 
-    async def trial_run(self, code: str, parameters: Mapping[str, Any] | None = None) -> list[str]:
-        """As `smoke_test`, counted against nobody: a generation's own check of its code.
-        SandboxBusy and SandboxUnavailable pass through: they say nothing about the code."""
+    async def trial_run(
+        self, user: User, code: str, parameters: Mapping[str, Any] | None = None
+    ) -> list[str]:
+        """As `smoke_test`, counted against no rate limit: a generation's own check of its code,
+        still scheduled in the sandbox as `user`'s job, so their trials wait behind their own
+        jobs only. SandboxBusy and SandboxUnavailable pass through: they say nothing about
+        the code."""
         problems = await self.sandbox.smoke_test(
-            code, load_sample(SMOKE_SAMPLE), dict(parameters or {})
+            code, load_sample(SMOKE_SAMPLE), dict(parameters or {}), owner=sandbox_owner(user)
         )
         return [f"Runtime check on sample data: {problem}" for problem in problems]
 

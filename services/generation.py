@@ -47,8 +47,9 @@ DRAIN_TIMEOUT_SECONDS = 10.0
 
 T = TypeVar("T")
 
-# Runs generated code once on sample data; the problems found ([] when it works).
-TrialRun = Callable[[str, dict[str, Any]], Awaitable[list[str]]]
+# Runs generated code once on sample data, as the user's sandbox job; the problems found
+# ([] when it works).
+TrialRun = Callable[[User, str, dict[str, Any]], Awaitable[list[str]]]
 
 
 class GenerationStage(Enum):
@@ -314,7 +315,7 @@ class Generator:
             await self._store_when_cancelled(user, request, unchecked, prepared, started)
             raise
         try:
-            prepared = await self._try_out(request, prepared)
+            prepared = await self._try_out(user, request, prepared)
         except asyncio.CancelledError:
             prepared = _with_warning(prepared, TRIAL_INTERRUPTED, request.validate)
             await self._store_when_cancelled(user, request, result, prepared, started)
@@ -324,7 +325,9 @@ class Generator:
         elapsed = time.perf_counter() - started
         return await _uninterruptible(self._store(user, request, result, prepared, elapsed))
 
-    async def _try_out(self, request: GenerationRequest, prepared: _Prepared) -> _Prepared:
+    async def _try_out(
+        self, user: User, request: GenerationRequest, prepared: _Prepared
+    ) -> _Prepared:
         """The trial run of code the static checks passed; a busy or missing sandbox leaves
         the verdict as it was, with a warning saying the check was skipped."""
         verdict = prepared.verdict
@@ -343,7 +346,8 @@ class Generator:
             except RateLimited:
                 return _with_warning(prepared, TRIAL_OVER_BUDGET, True)
         try:
-            problems = await self.trial_run(verdict.code, prepared.strategy_fields["parameters"])
+            parameters = prepared.strategy_fields["parameters"]
+            problems = await self.trial_run(user, verdict.code, parameters)
         except (SandboxBusy, SandboxUnavailable) as exc:
             return _with_warning(prepared, f"Runtime check skipped: {exc.message}", True)
         except Exception:

@@ -426,9 +426,9 @@ async def test_sandbox_running_and_queued_gauges(sandbox: Sandbox) -> None:
     bars = load_sample("trending_daily")
     slots = sandbox.settings.max_concurrent_jobs
     running, queued = value("sandbox_jobs_running"), value("sandbox_jobs_queued")
-    jobs = [
-        asyncio.create_task(sandbox.run_signal(SPIN, bars, {}, timeout_seconds=0.5))
-        for _ in range(slots + 1)
+    jobs = [  # one owner each: an owner may hold all slots but one
+        asyncio.create_task(sandbox.run_signal(SPIN, bars, {}, timeout_seconds=0.5, owner=f"o{k}"))
+        for k in range(slots + 1)
     ]
     await wait_until(
         lambda: (

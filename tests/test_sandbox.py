@@ -311,7 +311,9 @@ async def test_concurrent_jobs_do_not_mix_results(sandbox: Sandbox) -> None:
         "def execute_strategy(m, p):\n"
         "    return {'action': 'hold', 'confidence': 0.0, 'reason': str(p['k'])}\n"
     )
-    results = await asyncio.gather(*(sandbox.run_signal(code, BARS, {"k": k}) for k in range(12)))
+    # Three owners, as each may have only 2 running and 8 waiting (the defaults for 2 slots).
+    jobs = (sandbox.run_signal(code, BARS, {"k": k}, owner=f"user{k % 3}") for k in range(12))
+    results = await asyncio.gather(*jobs)
     assert [r["reason"] for r in results] == [str(k) for k in range(12)]
 
 

@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,12 +43,12 @@ from services.sandbox.errors import (
     InvalidStrategyOutput,
     MemoryLimitExceeded,
     OutputTooLarge,
-    SandboxBusy,
     SandboxUnavailable,
     SandboxViolation,
     StrategyRuntimeError,
     StrategySandboxError,
 )
+from services.sandbox.scheduler import FairScheduler
 from services.signals import InvalidSignal, normalise_signal
 
 log = logging.getLogger("services.sandbox")
@@ -64,7 +64,12 @@ class SandboxSettings:
     """Limits and layer choices. The defaults are the production ones."""
 
     max_concurrent_jobs: int = max(1, os.cpu_count() or 1)
-    max_queue: int = 32
+    max_queue: int = 32  # waiting jobs of all owners together: a memory backstop
+    # Per owner (user); None derives them: all slots but one, so one always stays for the
+    # other owners (README, Benchmarks: bench/sandbox_fairness.py), and a quarter of
+    # max_queue, at most 4 per slot, so that one owner alone never reaches max_queue.
+    max_running_per_owner: int | None = None
+    max_queued_per_owner: int | None = None
     memory_limit_mb: int = 512  # address space a job may add to the fork server's own
     max_output_bytes: int = 1 * _MB
     recursion_limit: int = 1000
@@ -90,6 +95,25 @@ class SandboxSettings:
             raise ValueError("max_queue >= 0, recursion_limit >= 50 and progress_every >= 1")
         if not 0 < self.host_uid < 2**32 - 1:
             raise ValueError(f"host_uid must be in [1, 4294967294]: {self.host_uid}")
+        if self.max_running_per_owner is not None and self.max_running_per_owner < 1:
+            raise ValueError("max_running_per_owner must be at least 1")
+        if self.max_queued_per_owner is not None and self.max_queued_per_owner < 0:
+            raise ValueError("max_queued_per_owner must be at least 0")
+
+    @property
+    def running_per_owner(self) -> int:
+        """Slots one owner may hold at once: by default all but one, so that a newcomer never
+        waits for another owner's jobs to end, however long (backtests) they are."""
+        if self.max_running_per_owner is None:
+            return max(1, self.max_concurrent_jobs - 1)
+        return min(self.max_running_per_owner, self.max_concurrent_jobs)
+
+    @property
+    def queued_per_owner(self) -> int:
+        """Jobs one owner may have waiting at once."""
+        if self.max_queued_per_owner is not None:
+            return self.max_queued_per_owner
+        return max(min(1, self.max_queue), min(4 * self.max_concurrent_jobs, self.max_queue // 4))
 
 
 @dataclass(frozen=True)
@@ -390,14 +414,17 @@ class _Job:
     on_progress: ProgressCallback | None
     label: str  # run, backtest or smoke: the metrics' kind
     max_output_bytes: int  # cap on the final frame
+    owner: str  # whose job: slots are shared fairly between owners
 
 
 class Sandbox:
     """Runs untrusted strategy code in isolated, resource-limited processes.
 
     `start()` probes the host and starts the fork server; `probe` then says which layers
-    are active. Jobs beyond `max_concurrent_jobs` wait; beyond `max_queue` waiting ones,
-    `SandboxBusy` is raised at once.
+    are active. Every job has an owner (a user id; jobs given none share the owner ""). Jobs
+    beyond `max_concurrent_jobs` wait, and slots go round robin between the owners waiting
+    (services/sandbox/scheduler.py); past their owner's own cap, or past `max_queue` waiting
+    jobs in all, `SandboxBusy` is raised at once.
     """
 
     def __init__(self, settings: SandboxSettings | None = None) -> None:
@@ -408,8 +435,12 @@ class Sandbox:
         self._zygote: _Zygote | None = None
         self._launch: launcher.Launch | None = None
         self._start_lock = asyncio.Lock()
-        self._slots = asyncio.Semaphore(self.settings.max_concurrent_jobs)
-        self._waiting = 0
+        self.scheduler = FairScheduler(
+            slots=self.settings.max_concurrent_jobs,
+            max_running_per_owner=self.settings.running_per_owner,
+            max_queued_per_owner=self.settings.queued_per_owner,
+            max_queue=self.settings.max_queue,
+        )
         self._job_ids = 0
         self._closed = False
         self._background: set[asyncio.Future[None]] = set()
@@ -541,40 +572,24 @@ class Sandbox:
             log.warning("sandbox fork server restarted (%d so far)", self.restarts)
             return fresh
 
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if self._slots.locked() and self._waiting >= self.settings.max_queue:
-            raise SandboxBusy(
-                f"the sandbox is busy: {self.settings.max_concurrent_jobs} jobs running and "
-                f"{self._waiting} waiting; retry shortly",
-                retry_after_seconds=1,
-            )
-        self._waiting += 1
-        metrics.SANDBOX_JOBS_QUEUED.inc()
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-            metrics.SANDBOX_JOBS_QUEUED.dec()
-        metrics.SANDBOX_JOBS_RUNNING.inc()
-        try:
-            yield
-        finally:
-            self._slots.release()
-            metrics.SANDBOX_JOBS_RUNNING.dec()
-
     # --- public job kinds -----------------------------------------------------------------
 
     async def run_signal(
-        self, code: str, market_data: Bars, params: dict[str, Any], *, timeout_seconds: float = 2.0
+        self,
+        code: str,
+        market_data: Bars,
+        params: dict[str, Any],
+        *,
+        timeout_seconds: float = 2.0,
+        owner: str = "",
     ) -> dict[str, Any]:
         """One `execute_strategy` call on `market_data`; returns the normalised signal."""
-        return await self._signal(code, market_data, params, timeout_seconds, "run")
+        return await self._signal(code, market_data, params, timeout_seconds, "run", owner)
 
     async def _signal(
-        self, code: str, bars: Bars, params: dict[str, Any], seconds: float, label: str
+        self, code: str, bars: Bars, params: dict[str, Any], seconds: float, label: str, owner: str
     ) -> dict[str, Any]:
-        job = self._job("signal", code, bars, params, seconds, None, label)
+        job = self._job("signal", code, bars, params, seconds, None, label, owner)
         with metrics.sandbox_job(label):
             value = await self._run(job)
             try:
@@ -591,6 +606,7 @@ class Sandbox:
         *,
         timeout_seconds: float = 30.0,
         on_progress: ProgressCallback | None = None,
+        owner: str = "",
     ) -> dict[str, Any]:
         """A backtest in two halves: the job process only calls the strategy bar by bar and
         streams its signals back; here, off the event loop, every signal is checked again and
@@ -599,15 +615,20 @@ class Sandbox:
             options.check()
         except (ValueError, AttributeError) as exc:
             raise BadInput(f"invalid backtest options: {exc}", reason="INVALID_OPTIONS") from None
-        job = self._job("backtest", code, bars, params, timeout_seconds, on_progress, "backtest")
+        job = self._job(
+            "backtest", code, bars, params, timeout_seconds, on_progress, "backtest", owner
+        )
         with metrics.sandbox_job("backtest"):
             packed = await self._run(job)
             return await run_off_loop(backtest_from_stream, bars, packed, options)
 
-    async def smoke_test(self, code: str, bars: Bars, params: dict[str, Any]) -> list[str]:
+    async def smoke_test(
+        self, code: str, bars: Bars, params: dict[str, Any], *, owner: str = ""
+    ) -> list[str]:
         """Run the strategy once on sample data; the problems found, [] when it works."""
         try:
-            await self._signal(code, bars, params, self.settings.smoke_timeout_seconds, "smoke")
+            timeout = self.settings.smoke_timeout_seconds
+            await self._signal(code, bars, params, timeout, "smoke", owner)
         except StrategySandboxError as exc:
             return [exc.message]
         return []
@@ -623,9 +644,12 @@ class Sandbox:
         timeout: float,
         on_progress: ProgressCallback | None,
         label: str,
+        owner: str,
     ) -> _Job:
         if not isinstance(code, str):
             raise TypeError("code must be a str")
+        if not isinstance(owner, str):
+            raise TypeError("owner must be a str")
         if not isinstance(bars, Bars):
             raise TypeError("market data must be Bars")
         if not (isinstance(timeout, int | float) and 0 < timeout <= 3600):
@@ -657,10 +681,11 @@ class Sandbox:
             on_progress,
             label,
             max_output,
+            owner,
         )
 
     async def _run(self, job: _Job) -> Any:
-        async with self._slot():
+        async with self.scheduler.slot(job.owner):
             for attempt in range(2):
                 zygote = await self._current_zygote()
                 try:
