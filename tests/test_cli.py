@@ -36,6 +36,8 @@ from tests.support.databases import asyncpg_dsn, scratch_database
 from tests.support.gemini_standin import DEFAULT_CODE, GeminiStandin, code_answer, text_answer
 from tests.support.server_process import server_env
 
+pytestmark = pytest.mark.process
+
 PASSWORD = "a long passphrase for the cli"
 OWNER = "owner@example.com"
 SMA_PROMPT = "SMA crossover 10/30 with 2% stop loss"

@@ -33,6 +33,8 @@ from tests.support.api import PASSWORD, REGISTER, shared_analyser
 from tests.support.gemini_standin import GeminiStandin, ReceivedRequest, Reply, hang
 from tests.support.server_process import ServerProcess
 
+pytestmark = pytest.mark.process
+
 API_KEY = "durability-key"
 MODEL = "gemini-durability"
 GENERATE = """mutation($prompt: String!) { generateStrategy(input: {prompt: $prompt}) {

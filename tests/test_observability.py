@@ -259,6 +259,7 @@ sys.stdout.write(metrics.exposition()[0].decode())
 """
 
 
+@pytest.mark.process
 def test_worker_processes_share_their_metrics_through_the_multiprocess_directory(
     tmp_path: Path,
 ) -> None:
@@ -567,6 +568,7 @@ def test_configure_logging_routes_uvicorn_and_formats_exceptions() -> None:
 # --- the real process ---------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_served_process_without_database_is_not_ready_and_logs_json(tmp_path: Path) -> None:
     # Not migrated: nothing answers on that database. The log holds what it wrote to stdout
     # and stderr; its log lines are JSON, the default (LOG_* of this environment not passed on).
