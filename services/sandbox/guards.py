@@ -1,18 +1,27 @@
-"""Python-level guards for strategy code: restricted builtins and an import allow-list.
+"""Python-level guards for strategy code: a static pass over the code, restricted builtins,
+attribute rules for computed names and an import allow-list.
 
-These give clear errors for honest mistakes and stop naive attacks early. They are NOT the
-security boundary (frame walks and `__subclasses__` reach the real builtins); the OS layers
-in `oslayers` are, and the tests run every hostile sample with these guards switched off.
+The first layer, and it holds on its own against the attribute routes out (dunders, frame and
+traceback introspection, `str.format` fields, `operator.attrgetter`): tests/test_guard_probes.py
+runs each probe with the OS layers off. It is still NOT the security boundary (a library
+function that reads attributes for the caller can be missed); the OS layers in `oslayers` are,
+and the tests run every hostile sample with these guards switched off too.
 """
 
 from __future__ import annotations
 
+import ast
 import builtins
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from services.code_rules import ALLOWED_IMPORTS
+from services.code_rules import (
+    ALLOWED_IMPORTS,
+    attribute_node_refusal,
+    attribute_refusal,
+    computed_attribute_refusal,
+)
 
 
 class ForbiddenOperation(Exception):
@@ -21,6 +30,23 @@ class ForbiddenOperation(Exception):
 
 class ForbiddenImport(ForbiddenOperation, ImportError):
     """An ImportError too, so `try: import x except ImportError:` fallbacks keep working."""
+
+
+class ForbiddenCode(ForbiddenOperation):
+    """The code names an attribute the guards refuse; found before any of it runs."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def check_code(tree: ast.Module) -> None:
+    """Refuse code that names a refused attribute (`gen.gi_frame`, `x.__class__`,
+    `s.format(...)` on a computed string): the validator's attribute rule, applied again in
+    the job itself, as plain attribute access cannot be intercepted once the code runs."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and (refusal := attribute_node_refusal(node)):
+            raise ForbiddenCode(refusal, getattr(node, "lineno", None))
 
 
 _SAFE_NAMES = (
@@ -48,31 +74,32 @@ def _forbidden(name: str) -> Callable[..., Any]:
     return refuse
 
 
-def _check_attr_name(function: str, name: object) -> None:
-    if isinstance(name, str) and name.startswith("_"):
-        raise ForbiddenOperation(
-            f"{function}() with the private or special attribute name {name!r} is not allowed"
-        )
+def _checked_attr_name(function: str, name: object) -> Any:
+    """`name` as a plain str, if the computed-name rule allows it. A str subclass could
+    override the methods the check calls, so the check and the lookup see an exact copy."""
+    if not isinstance(name, str):
+        return name  # the real function raises its own TypeError
+    plain = str.__str__(name)
+    refusal = computed_attribute_refusal(plain)
+    if refusal:
+        raise ForbiddenOperation(f"{function}(): {refusal}")
+    return plain
 
 
 def _safe_getattr(obj: object, name: str, *default: object) -> Any:
-    _check_attr_name("getattr", name)
-    return getattr(obj, name, *default)
+    return getattr(obj, _checked_attr_name("getattr", name), *default)
 
 
 def _safe_hasattr(obj: object, name: str) -> bool:
-    _check_attr_name("hasattr", name)
-    return hasattr(obj, name)
+    return hasattr(obj, _checked_attr_name("hasattr", name))
 
 
 def _safe_setattr(obj: object, name: str, value: object) -> None:
-    _check_attr_name("setattr", name)
-    setattr(obj, name, value)
+    setattr(obj, _checked_attr_name("setattr", name), value)
 
 
 def _safe_delattr(obj: object, name: str) -> None:
-    _check_attr_name("delattr", name)
-    delattr(obj, name)
+    delattr(obj, _checked_attr_name("delattr", name))
 
 
 def _discard_print(*_args: object, **_kwargs: object) -> None:
@@ -98,15 +125,18 @@ def make_import_hook(allowed: Iterable[str] = ALLOWED_IMPORTS) -> Callable[..., 
     ) -> Any:
         if level != 0:
             raise ForbiddenImport("relative imports are not allowed in strategy code")
-        if not isinstance(name, str) or name.partition(".")[0] not in allowed_set:
+        if type(name) is not str or name.partition(".")[0] not in allowed_set:
             raise ForbiddenImport(f"import of {name!r} is not allowed; allowed: {names}")
+        if any(attribute_refusal(part) for part in name.split(".")[1:]):
+            raise ForbiddenImport(f"import of {name!r} is not allowed")
         if name not in sys.modules:
             raise ForbiddenImport(f"module {name!r} is not available in the sandbox")
         module_vars = vars(sys.modules[name])
         for item in fromlist or ():
-            if not isinstance(item, str) or item.startswith("_"):
+            # `*` would bind the modules a module imported (pandas.core.common's sys, ...)
+            if type(item) is not str or item == "*" or computed_attribute_refusal(item):
                 raise ForbiddenImport(f"'from {name} import {item}' is not allowed")
-            lazy = "__getattr__" in module_vars and item != "*"
+            lazy = "__getattr__" in module_vars
             if lazy and item not in module_vars and f"{name}.{item}" not in sys.modules:
                 # A module-level __getattr__ would load it from disk now.
                 raise ForbiddenImport(f"'from {name} import {item}' is not available")
@@ -152,8 +182,10 @@ def module_globals(guards: bool) -> dict[str, Any]:
 
 
 __all__ = [
+    "ForbiddenCode",
     "ForbiddenImport",
     "ForbiddenOperation",
+    "check_code",
     "make_import_hook",
     "module_globals",
     "open_builtins",
