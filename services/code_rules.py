@@ -26,7 +26,8 @@ MAX_NESTING_DEPTH = 12
 
 # Attributes that reach files, processes, the network, native code or interpreter internals
 # through the allowed libraries (numpy and pandas re-export plenty of them), and the library
-# functions that read attributes by a name given as data (operator, inspect, string).
+# functions that read attributes by a name given as data (operator, inspect, string, pandas'
+# expression engine).
 FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(
     {
         "ctypes",
@@ -67,6 +68,7 @@ FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(
         "ForwardRef",
         "eval",
         "query",
+        "computation",  # pandas' expression engine: it reads attributes named in a string
         "mro",
         "io",
         "os",

@@ -83,6 +83,19 @@ PROBES = [
         "Access to 'gi_frame' is not allowed (frame, code and traceback introspection)",
     ),
     (
+        "frame-walk-in-a-comprehension-in-a-method",
+        body(
+            "    class Walker:\n"
+            "        def up(self, frames):\n"
+            "            return [frame.f_back for frame in frames][0]\n"
+            "    def climb():\n"
+            "        yield Walker().up([gen.gi_frame])\n"
+            "    gen = climb()\n"
+            "    found = Walker().up([next(gen)])\n"
+        ),
+        "Access to 'f_back' is not allowed",
+    ),
+    (
         "getattr-computed-name",
         walk_with("get = getattr"),
         "Use of 'getattr' is not allowed",
@@ -271,6 +284,20 @@ PROBES = [
         "from-import-star",
         body('    found = sys.modules["os"].getcwd()\n', "from pandas.core.common import *\n"),
         "'from ... import *' is not allowed",
+    ),
+    (
+        "pandas-expression-engine",
+        body(
+            "    def climb():\n"
+            "        scope = pd.core.computation.scope.ensure_scope(0, local_dict={'g': gen})\n"
+            "        yield pd.core.computation.expr.Expr(\n"
+            "            'g.gi_frame.f_back.f_back.f_globals', engine='python', env=scope\n"
+            "        )()\n"
+            "    gen = climb()\n"
+            '    found = next(gen)["os"].getcwd()\n',
+            "import pandas as pd\n",
+        ),
+        "Access to 'computation' is not allowed",
     ),
     (
         "getattr-module-of-a-module",

@@ -8,7 +8,6 @@ never returns (it `_exit`s) to the fork server's code.
 
 from __future__ import annotations
 
-import ast
 import os
 import pickle
 import signal
@@ -162,10 +161,9 @@ def run_job(
     from services.signals import normalise_signal
 
     try:
-        tree = ast.parse(job["code"], STRATEGY_FILENAME)
+        code = compile(job["code"], STRATEGY_FILENAME, "exec", dont_inherit=True)
         if job["guards"]:
-            check_code(tree)
-        code = compile(tree, STRATEGY_FILENAME, "exec", dont_inherit=True)
+            check_code(job["code"], code)
     except SyntaxError as exc:
         return protocol.encode_frame(_error(protocol.KIND_SYNTAX, exc))
     except (ValueError, MemoryError, RecursionError) as exc:  # NUL bytes, absurd nesting

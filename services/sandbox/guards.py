@@ -14,10 +14,12 @@ import ast
 import builtins
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import CodeType
 from typing import Any
 
 from services.code_rules import (
     ALLOWED_IMPORTS,
+    FORMAT_METHOD,
     attribute_node_refusal,
     attribute_refusal,
     computed_attribute_refusal,
@@ -40,13 +42,57 @@ class ForbiddenCode(ForbiddenOperation):
         self.line = line
 
 
-def check_code(tree: ast.Module) -> None:
+# Dunder names the job's static pass lets through, unlike the validator: those the compiler
+# itself puts among a code object's names (class bodies, docstrings, annotations) and the
+# special methods honest classes define. As attributes they hold plain data or bound methods,
+# and nothing reached from them goes further without a dunder that is refused (`__globals__`,
+# `__code__`, `__self__`, `__dict__`, ...). Without them, any strategy defining a class would
+# be parsed a second time in every job.
+_PLAIN_DUNDERS = frozenset(
+    {
+        *("__name__", "__qualname__", "__module__", "__doc__", "__annotations__"),
+        *("__classcell__", "__slots__", "__init__", "__post_init__", "__repr__", "__str__"),
+        *("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__bool__"),
+        *("__len__", "__iter__", "__next__", "__contains__", "__getitem__", "__call__"),
+        *("__enter__", "__exit__", "__add__", "__sub__", "__mul__", "__truediv__", "__neg__"),
+    }
+)
+
+
+def check_code(source: str, code: CodeType) -> None:
     """Refuse code that names a refused attribute (`gen.gi_frame`, `x.__class__`,
     `s.format(...)` on a computed string): the validator's attribute rule, applied again in
-    the job itself, as plain attribute access cannot be intercepted once the code runs."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and (refusal := attribute_node_refusal(node)):
+    the job itself, as plain attribute access cannot be intercepted once the code runs.
+
+    Every attribute the code can read is among its code objects' names, so the syntax tree
+    is parsed (a few ms) only when one of those names could be refused.
+    """
+    if not any(_suspect(name) for name in _names(code)):
+        return
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr not in _PLAIN_DUNDERS
+            and (refusal := attribute_node_refusal(node))
+        ):
             raise ForbiddenCode(refusal, getattr(node, "lineno", None))
+
+
+def _names(code: CodeType) -> set[str]:
+    """The names of `code` and of every function, class and comprehension in it."""
+    names: set[str] = set()
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        names.update(current.co_names)
+        pending.extend(c for c in current.co_consts if isinstance(c, CodeType))
+    return names
+
+
+def _suspect(name: str) -> bool:
+    if name in _PLAIN_DUNDERS:
+        return False
+    return name == FORMAT_METHOD or attribute_refusal(name) is not None
 
 
 _SAFE_NAMES = (
