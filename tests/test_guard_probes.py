@@ -9,13 +9,20 @@ a signal carrying what it reached, so these tests fail if a guard is handed out 
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
 from services.code_rules import INTROSPECTION_ATTRIBUTES, format_refusal
-from services.sandbox import Sandbox, SandboxSettings, SandboxViolation, warmup
+from services.sandbox import (
+    Sandbox,
+    SandboxSettings,
+    SandboxViolation,
+    StrategyRuntimeError,
+    warmup,
+)
 from services.sandbox.warmup import sample_bars
 from services.validation import validate_code
 
@@ -91,7 +98,7 @@ PROBES = [
             "    def climb():\n"
             "        yield Walker().up([gen.gi_frame])\n"
             "    gen = climb()\n"
-            "    found = Walker().up([next(gen)])\n"
+            '    found = Walker().up([next(gen)]).f_globals["os"].getcwd()\n'
         ),
         "Access to 'f_back' is not allowed",
     ),
@@ -324,6 +331,35 @@ async def test_the_python_layer_stops_each_probe(sandbox: Sandbox, code: str) ->
     assert caught.value.extensions["layer"] == "python"
     assert caught.value.extensions["reason"] == "SANDBOX_VIOLATION"
     assert "root:" not in caught.value.message
+
+
+@pytest_asyncio.fixture(scope="module")
+async def unguarded() -> AsyncIterator[Sandbox]:
+    """No layer but rlimits: what each probe does when nothing stops it."""
+    settings = SandboxSettings(
+        namespaces="none",
+        seccomp=False,
+        landlock=False,
+        allow_unisolated=True,
+        python_guards=False,
+        memory_limit_mb=256,
+        max_concurrent_jobs=2,
+    )
+    async with Sandbox(settings) as box:
+        yield box
+
+
+@pytest.mark.parametrize("code", [p[1] for p in PROBES], ids=[p[0] for p in PROBES])
+async def test_unstopped_each_probe_reaches_what_it_aims_at(unguarded: Sandbox, code: str) -> None:
+    """The probes are live: without the guards they get through, so the test above fails if
+    a guard (`open`, the import hook, getattr, the static pass) is handed out unguarded."""
+    try:
+        signal = await unguarded.run_signal(code, BARS, {}, timeout_seconds=5.0)
+    except StrategyRuntimeError as error:  # the real open(), stopped by RLIMIT_NOFILE only
+        assert "[Errno 24] Too many open files: '/etc/passwd'" in error.message
+    else:
+        reached = (os.getcwd(), "<module 'os'", "<class 'object'>", "the code object")
+        assert any(target in signal["reason"] for target in reached), signal["reason"]
 
 
 async def test_a_refused_attribute_is_reported_with_its_line(sandbox: Sandbox) -> None:
