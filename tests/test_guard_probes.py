@@ -10,12 +10,19 @@ a signal carrying what it reached, so these tests fail if a guard is handed out 
 from __future__ import annotations
 
 import os
+import sys
+import types
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
-from services.code_rules import INTROSPECTION_ATTRIBUTES, format_refusal
+from services.code_rules import (
+    ALLOWED_IMPORTS,
+    INTROSPECTION_ATTRIBUTES,
+    attribute_refusal,
+    format_refusal,
+)
 from services.sandbox import (
     Sandbox,
     SandboxSettings,
@@ -307,6 +314,23 @@ PROBES = [
         "Access to 'computation' is not allowed",
     ),
     (
+        "real-builtins-module-by-another-name",
+        body(
+            '    found = typing.stdlib_re.enum.bltns.open("/etc/passwd").read()\n',
+            "import typing\n",
+        ),
+        "Access to 'bltns' is not allowed",
+    ),
+    (
+        "typing-forward-reference-evaluated",
+        body(
+            "    reference = typing.List['open(\"/etc/passwd\").read()']\n"
+            "    found = typing._eval_type(reference, {}, None)\n",
+            "import typing\n",
+        ),
+        "Access to '_eval_type' is not allowed",
+    ),
+    (
         "getattr-module-of-a-module",
         body(
             '    found = getattr(pd.core.common, "s" + "ys").modules["os"].getcwd()\n',
@@ -378,6 +402,47 @@ async def test_rebinding_open_still_reaches_the_guarded_open(sandbox: Sandbox) -
         await sandbox.run_signal(code, BARS, {}, timeout_seconds=5.0)
     assert caught.value.extensions["layer"] == "python"
     assert "open() is not available" in caught.value.message
+
+
+# What a module reachable from the allowed imports may be (by top-level name): computation,
+# data formats and codecs, regular expressions, dates. Not the builtins module, files,
+# processes, code objects.
+HARMLESS_MODULES = frozenset(
+    {
+        *("_random", "_sre", "abc", "ast", "bisect", "calendar", "cmath", "collections"),
+        *("contextlib", "copy", "copyreg", "dataclasses", "datetime", "decimal", "encodings"),
+        *("enum", "functools", "itertools", "json", "keyword", "locale", "math", "numbers"),
+        *("operator", "random", "re", "statistics", "stringprep", "struct", "textwrap"),
+        *("time", "types", "typing", "unicodedata", "weakref", "zoneinfo"),
+    }
+)
+
+
+def test_no_dangerous_module_is_reachable() -> None:
+    """Every module strategy code can reach by attribute names the guards allow, starting at
+    the allowed imports (after the fork server's warm-up): numpy and pandas, except their
+    file I/O, and harmless standard modules. A new alias in a library upgrade fails here."""
+    assert warmup.run() == []
+    pending = [sys.modules[name] for name in ALLOWED_IMPORTS]
+    seen = {id(module) for module in pending}
+    reached: dict[str, str] = {}
+    while pending:
+        module = pending.pop()
+        for name, value in list(vars(module).items()):
+            if not isinstance(value, types.ModuleType) or attribute_refusal(name):
+                continue
+            reached.setdefault(value.__name__, f"{module.__name__}.{name}")
+            if id(value) not in seen:
+                seen.add(id(value))
+                pending.append(value)
+    libraries = ("numpy", "pandas")
+    unexpected = {
+        name: path
+        for name, path in reached.items()
+        if (not name.startswith(libraries) and name.partition(".")[0] not in HARMLESS_MODULES)
+        or name.startswith(("pandas.io", "numpy.lib.npyio", "numpy.lib._npyio", "numpy.f2py"))
+    }
+    assert unexpected == {}
 
 
 def test_the_warm_up_code_passes_the_guards() -> None:
