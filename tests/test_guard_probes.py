@@ -341,6 +341,28 @@ PROBES = [
 ]
 
 
+# Private library internals by literal names: the validator only warns (honest classes use
+# private attributes), the guarded modules refuse them at run time.
+PRIVATE_PROBES = [
+    (
+        "dataclasses-create-fn-exec",
+        body(
+            "    make = pd.core.groupby.base.dataclasses._create_fn\n"
+            "    read = make('read', [], ['return open(\"/etc/passwd\").read()'], globals={})\n"
+            "    found = read()\n",
+            "import pandas as pd\n",
+        ),
+        "Access to private attribute '_create_fn'",
+    ),
+    (
+        "module-attribute-set",
+        body("    math.floor = print\n    found = math.floor\n", "import math\n"),
+        "",
+    ),
+]
+ALL_PROBES = PROBES + PRIVATE_PROBES[:1]
+
+
 @pytest.mark.parametrize(("code", "message"), [p[1:] for p in PROBES], ids=[p[0] for p in PROBES])
 def test_the_validator_refuses_each_probe(code: str, message: str) -> None:
     report = validate_code(code)
@@ -348,7 +370,14 @@ def test_the_validator_refuses_each_probe(code: str, message: str) -> None:
     assert any(message in error for error in report.errors), report.errors
 
 
-@pytest.mark.parametrize("code", [p[1] for p in PROBES], ids=[p[0] for p in PROBES])
+def test_the_validator_warns_of_private_attributes() -> None:
+    _name, code, message = PRIVATE_PROBES[0]
+    assert any(message in warning for warning in validate_code(code).warnings)
+
+
+@pytest.mark.parametrize(
+    "code", [p[1] for p in PROBES + PRIVATE_PROBES], ids=[p[0] for p in PROBES + PRIVATE_PROBES]
+)
 async def test_the_python_layer_stops_each_probe(sandbox: Sandbox, code: str) -> None:
     with pytest.raises(SandboxViolation) as caught:
         await sandbox.run_signal(code, BARS, {}, timeout_seconds=5.0)
@@ -373,7 +402,7 @@ async def unguarded() -> AsyncIterator[Sandbox]:
         yield box
 
 
-@pytest.mark.parametrize("code", [p[1] for p in PROBES], ids=[p[0] for p in PROBES])
+@pytest.mark.parametrize("code", [p[1] for p in ALL_PROBES], ids=[p[0] for p in ALL_PROBES])
 async def test_unstopped_each_probe_reaches_what_it_aims_at(unguarded: Sandbox, code: str) -> None:
     """The probes are live: without the guards they get through, so the test above fails if
     a guard (`open`, the import hook, getattr, the static pass) is handed out unguarded."""

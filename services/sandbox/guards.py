@@ -14,7 +14,7 @@ import ast
 import builtins
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any
 
 from services.code_rules import (
@@ -152,6 +152,58 @@ def _discard_print(*_args: object, **_kwargs: object) -> None:
     """print() works but goes nowhere: a job has no stdout worth reading."""
 
 
+class GuardedModule:
+    """What strategy code holds instead of a module: its attributes, but none that is private
+    or refused by the attribute rule, however the name is reached (literal, getattr, `from`
+    import), and modules among them guarded in turn. Libraries keep the real modules.
+
+    Closes the way through a library's internals by literal private names
+    (`typing._eval_type`, `random._os`) that the static pass lets through for honest classes.
+    The real module lives outside the instance, so nothing on it leads back there.
+    """
+
+    __slots__ = ("__weakref__",)
+
+    def __getattr__(self, name: str) -> Any:
+        module = _real_modules[id(self)]
+        if name == "__name__":  # `from m import missing` asks for it to look further
+            return module.__name__
+        refusal = _module_attribute_refusal(name)
+        if refusal:
+            raise ForbiddenOperation(f"{module.__name__}.{name}: {refusal}")
+        return _guarded(getattr(module, name))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise ForbiddenOperation("strategy code cannot change a module")
+
+    def __delattr__(self, name: str) -> None:
+        raise ForbiddenOperation("strategy code cannot change a module")
+
+    def __repr__(self) -> str:
+        return f"<module {_real_modules[id(self)].__name__!r}>"
+
+
+_real_modules: dict[int, ModuleType] = {}
+_guards_of: dict[int, GuardedModule] = {}
+
+
+def _module_attribute_refusal(name: str) -> str | None:
+    if name.startswith("_"):
+        return f"the private or special attribute {name!r} is not allowed"
+    return attribute_refusal(name)
+
+
+def _guarded(value: Any) -> Any:
+    if not isinstance(value, ModuleType):
+        return value
+    guard = _guards_of.get(id(value))
+    if guard is None:
+        guard = GuardedModule()
+        _real_modules[id(guard)] = value
+        _guards_of[id(value)] = guard
+    return guard
+
+
 def make_import_hook(allowed: Iterable[str] = ALLOWED_IMPORTS) -> Callable[..., Any]:
     """`__import__` that hands out only allowed, already preloaded modules.
 
@@ -186,7 +238,7 @@ def make_import_hook(allowed: Iterable[str] = ALLOWED_IMPORTS) -> Callable[..., 
             if lazy and item not in module_vars and f"{name}.{item}" not in sys.modules:
                 # A module-level __getattr__ would load it from disk now.
                 raise ForbiddenImport(f"'from {name} import {item}' is not available")
-        return real_import(name, globals, locals, fromlist, level)
+        return _guarded(real_import(name, globals, locals, fromlist, level))
 
     return guarded_import
 
