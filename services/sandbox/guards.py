@@ -162,16 +162,18 @@ class GuardedModule:
     The real module lives outside the instance, so nothing on it leads back there.
     """
 
-    __slots__ = ("__weakref__",)
-
     def __getattr__(self, name: str) -> Any:
+        """Called for a name not yet looked up; an allowed one is kept in the instance, so
+        later lookups (`np.mean` on every bar) cost what a module's do."""
         module = _real_modules[id(self)]
         if name == "__name__":  # `from m import missing` asks for it to look further
             return module.__name__
         refusal = _module_attribute_refusal(name)
         if refusal:
             raise ForbiddenOperation(f"{module.__name__}.{name}: {refusal}")
-        return _guarded(getattr(module, name))
+        value = _guarded(getattr(module, name))
+        object.__setattr__(self, name, value)
+        return value
 
     def __setattr__(self, name: str, value: object) -> None:
         raise ForbiddenOperation("strategy code cannot change a module")
