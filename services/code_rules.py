@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import _string
+import _string  # the field-name parser str.format itself uses
 import ast
 import string
 import types

@@ -57,9 +57,9 @@ FORBIDDEN_NAMES = frozenset(
 # global, del, ...): the validator would take later reads for the code's own variable while the
 # sandbox still hands out its guard, so `getattr = getattr` hid `getattr(x, name)` from it.
 # Dunder names are refused by the Name check already, and `def __init__` stays free. Other
-# builtins may be shadowed (`id`, `type`, `max`, `sum`,
-# `input`, and `open`, the price column): the guards do not rely on them, and `open` and
-# `input` refuse to work at run time whatever the code binds to them.
+# builtins may be shadowed (`id`, `type`, `max`, `sum`, `input`, and `open`, the price
+# column): the guards do not rely on them, and `open` and `input` refuse to work at run time
+# whatever the code binds to them.
 UNBINDABLE_NAMES = (FORBIDDEN_NAMES - {"open", "input"}) | {"hasattr", "__builtins__"}
 ALLOWED_DUNDER_NAMES = frozenset({"__name__", "__doc__"})
 MAX_EXPONENT = 10_000

@@ -548,6 +548,11 @@ def test_honest_code_still_validates(code: str) -> None:
     assert report.valid, report.errors
 
 
+def test_calling_dir_is_refused_like_the_sandbox_does() -> None:
+    report = validate_code(strategy("    names = dir(price)\n"))
+    assert any("Use of 'dir' is not allowed" in e for e in report.errors), report.errors
+
+
 @pytest.mark.parametrize(
     "name",
     [
