@@ -69,6 +69,7 @@ FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(
         "eval",
         "query",
         "computation",  # pandas' expression engine: it reads attributes named in a string
+        "style",  # pandas' Styler: renders cells through str.format with the caller's strings
         # Modules and constructors that numpy, pandas and the standard library re-export
         # under other names (`typing.stdlib_re.enum.bltns` is the real builtins module);
         # tests/test_guard_probes.py::test_no_dangerous_module_is_reachable lists the rest.

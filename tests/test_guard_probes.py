@@ -30,6 +30,7 @@ from services.sandbox import (
     StrategyRuntimeError,
     warmup,
 )
+from services.sandbox.guards import ForbiddenCode, check_code
 from services.sandbox.warmup import sample_bars
 from services.validation import validate_code
 
@@ -546,6 +547,19 @@ def test_binding_a_guard_name_is_refused(code: str) -> None:
 def test_honest_code_still_validates(code: str) -> None:
     report = validate_code(code)
     assert report.valid, report.errors
+
+
+def test_pandas_styler_format_strings_are_refused() -> None:
+    """`df.style.format_index("{0.gi_frame}")` applies str.format to cells at render time.
+    Rendering needs modules the fork server does not load, so this is not a live probe."""
+    code = strategy(
+        "    styled = pd.DataFrame({'a': [1]}).style.format_index('{0.gi_frame}')\n",
+        "import pandas as pd\n",
+    )
+    report = validate_code(code)
+    assert any("Access to 'style' is not allowed" in e for e in report.errors), report.errors
+    with pytest.raises(ForbiddenCode, match="'style'"):
+        check_code(code, compile(code, "<strategy>", "exec"))
 
 
 def test_calling_dir_is_refused_like_the_sandbox_does() -> None:
