@@ -21,9 +21,8 @@ from schema.types import (
     User,
     ValidationResult,
 )
-from services import accounts, strategies
+from services import accounts, execution, strategies
 from services.strategies import StrategyChanges
-from services.validation import with_errors
 
 Info = strawberry.Info[Context, None]
 
@@ -104,12 +103,10 @@ class Mutation:
         ] = True,
     ) -> ValidationResult:
         user = await info.context.require_user()
-        analysis = await info.context.services.code_checks.check(str(user.id), code)
-        report = analysis.report
-        if smoke_test and report.valid:
-            runner = info.context.services.runner
-            problems = await runner.smoke_test(user, code, analysis.parameters)
-            report = with_errors(report, problems)
+        services = info.context.services
+        report = await execution.validate_user_code(
+            user, code, services.code_checks, services.runner, trial_run=smoke_test
+        )
         return ValidationResult.from_report(report)
 
     @strawberry.mutation

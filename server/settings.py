@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     sandbox_max_concurrent_jobs: int = Field(default=2, ge=1, le=64)
     sandbox_max_queue: int = Field(default=32, ge=0, le=10_000)
-    # Per user; unset derives them (services/sandbox/runner.py, SandboxSettings): all slots
+    # Per user; unset derives them (services/sandbox/settings.py, SandboxSettings): all slots
     # but one (one stays for the others), and min(4 x slots, SANDBOX_MAX_QUEUE / 4) waiting,
     # so one user never fills the queue.
     sandbox_max_running_per_user: int | None = Field(default=None, ge=1, le=64)

@@ -221,7 +221,7 @@ class CodeAnalyser:
 
 
 class UserCodeChecks:
-    """The one way in for code a user sent (validateCode with or without its smoke test,
+    """The one way in for code a user sent (validateCode with or without its trial run,
     updateStrategy): its size, the operation's allowance and the user's budget (KiB per
     minute, `budget`) are charged before any parsing."""
 

@@ -215,10 +215,8 @@ async def _uninterruptible(work: Coroutine[Any, Any, T]) -> T:
     return result
 
 
-TRIAL_INTERRUPTED = "Runtime check skipped: the server shut down"
-TRIAL_OVER_BUDGET = (
-    "Runtime check skipped: too many generations at once; validateCode runs the check"
-)
+TRIAL_INTERRUPTED = "Trial run skipped: the server shut down"
+TRIAL_OVER_BUDGET = "Trial run skipped: too many generations at once; validateCode runs the check"
 
 
 class Generator:
@@ -349,10 +347,10 @@ class Generator:
             parameters = prepared.strategy_fields["parameters"]
             problems = await self.trial_run(user, verdict.code, parameters)
         except (SandboxBusy, SandboxUnavailable) as exc:
-            return _with_warning(prepared, f"Runtime check skipped: {exc.message}", True)
+            return _with_warning(prepared, f"Trial run skipped: {exc.message}", True)
         except Exception:
             log.exception("the trial run of generated code failed")
-            return _with_warning(prepared, "Runtime check skipped: internal error", True)
+            return _with_warning(prepared, "Trial run skipped: internal error", True)
         if not problems:
             return prepared
         return _with_report(prepared, with_errors(verdict.report, problems), True)

@@ -52,7 +52,7 @@ class RateLimits:
     """Every limit of the API, keyed by user id, email or client address."""
 
     generate: RateLimit  # per user
-    execute: RateLimit  # per user: runStrategy, backtestStrategy, validateCode's smoke run
+    execute: RateLimit  # per user: runStrategy, backtestStrategy, validateCode's trial run
     login: RateLimit  # per email: slows password guessing against one account
     auth_by_address: RateLimit  # per client address: register and login
     code_validation: RateLimit  # per user, in KiB of code checked (services/code_analysis.py)

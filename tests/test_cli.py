@@ -348,9 +348,7 @@ def test_backtest_strategy_failing_in_the_sandbox_exits_1(
     gemini_standin.script(code_answer(FAILING_CODE), code_answer(FAILING_CODE))
     checked = cli("generate", "fragile", "--user", OWNER, **_gemini(gemini_standin))
     assert checked.returncode == 1, "the generation's trial run finds the crash first"
-    assert "error: Generated code failed validation: Runtime check on sample data" in (
-        checked.stderr
-    )
+    assert "error: Generated code failed validation: Trial run on sample data" in (checked.stderr)
     generated = cli(
         "generate", "fragile", "--user", OWNER, "--no-validate", "--json", **_gemini(gemini_standin)
     )

@@ -111,7 +111,7 @@ async def test_a_busy_sandbox_skips_the_trial_and_says_so(database: str, one_slo
     assert outcome.strategy.status is StrategyStatus.VALIDATED
     report = outcome.strategy.validation_results
     assert report["valid"] is True
-    skipped = [w for w in report["warnings"] if w.startswith("Runtime check skipped:")]
+    skipped = [w for w in report["warnings"] if w.startswith("Trial run skipped:")]
     assert skipped and "the sandbox is busy" in skipped[0], report
 
 
@@ -145,7 +145,9 @@ async def test_a_trial_run_is_scheduled_for_the_user_who_generated(database: str
     trial is refused, while another user's trial is accepted and runs before that job."""
     settings = SandboxSettings(max_concurrent_jobs=1, max_queue=4, max_queued_per_owner=1)
     async with Sandbox(settings) as box:
-        generator = Generator(TemplateProvider(), trial_run=StrategyRunner(box).trial_run)
+        generator = Generator(
+            TemplateProvider(), shared_analyser(), trial_run=StrategyRunner(box).trial_run
+        )
         hogger, other = await new_user(), await new_user()
         hog = await occupy(box, sandbox_owner(hogger))
         waiting = asyncio.create_task(
@@ -171,8 +173,8 @@ async def test_a_trial_run_is_scheduled_for_the_user_who_generated(database: str
             await release(waiting)
             await release(hog)
     assert refused.strategy is not None and outcome.strategy is not None
-    skipped = [w for w in refused.strategy.validation_results["warnings"] if "Runtime check" in w]
+    skipped = [w for w in refused.strategy.validation_results["warnings"] if "Trial run" in w]
     assert len(skipped) == 1 and "your limit" in skipped[0], skipped
     warnings = outcome.strategy.validation_results["warnings"]
-    assert not [w for w in warnings if "Runtime check" in w], warnings
+    assert not [w for w in warnings if "Trial run" in w], warnings
     assert outcome.strategy.status is StrategyStatus.VALIDATED

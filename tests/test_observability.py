@@ -384,7 +384,7 @@ async def test_sandbox_jobs_are_counted_by_kind_and_outcome(gql: GraphQLCall, to
     strategy_id = body["data"]["generateStrategy"]["strategy"]["id"]
     runs = value("sandbox_jobs_total", kind="run", outcome="ok")
     backtests = value("sandbox_jobs_total", kind="backtest", outcome="ok")
-    smoke_crashes = value("sandbox_jobs_total", kind="smoke", outcome="runtime_error")
+    trial_crashes = value("sandbox_jobs_total", kind="trial_run", outcome="runtime_error")
     timed = value("sandbox_job_duration_seconds_count", kind="backtest")
 
     ran = await gql(RUN, {"id": strategy_id, "data": market_data()}, token=token)
@@ -397,7 +397,9 @@ async def test_sandbox_jobs_are_counted_by_kind_and_outcome(gql: GraphQLCall, to
     assert value("sandbox_jobs_total", kind="run", outcome="ok") == runs + 1
     assert value("sandbox_jobs_total", kind="backtest", outcome="ok") == backtests + 1
     assert value("sandbox_job_duration_seconds_count", kind="backtest") == timed + 1
-    assert value("sandbox_jobs_total", kind="smoke", outcome="runtime_error") == smoke_crashes + 1
+    assert (
+        value("sandbox_jobs_total", kind="trial_run", outcome="runtime_error") == trial_crashes + 1
+    )
 
 
 async def test_sandbox_timeouts_memory_and_cancellations(sandbox: Sandbox) -> None:

@@ -174,11 +174,11 @@ async def test_round_trip_is_fast(sandbox: Sandbox) -> None:
     assert statistics.median(timings) < 0.1  # ~10 ms here; generous for loaded CI machines
 
 
-async def test_smoke_test_lists_problems(sandbox: Sandbox) -> None:
-    assert await sandbox.smoke_test(CROSSOVER, BARS, {}) == []
-    problems = await sandbox.smoke_test(FAILS_AT_BAR_57.replace("58", "200"), BARS, {})
+async def test_trial_run_lists_problems(sandbox: Sandbox) -> None:
+    assert await sandbox.trial_run(CROSSOVER, BARS, {}) == []
+    problems = await sandbox.trial_run(FAILS_AT_BAR_57.replace("58", "200"), BARS, {})
     assert problems == ["ZeroDivisionError: division by zero (line 5)"]
-    assert await sandbox.smoke_test("def execute_strategy(:\n", BARS, {}) != []
+    assert await sandbox.trial_run("def execute_strategy(:\n", BARS, {}) != []
 
 
 async def test_syntax_error_and_missing_entrypoint(sandbox: Sandbox) -> None:

@@ -226,7 +226,7 @@ async def test_one_user_flooding_run_strategy_does_not_lock_out_another(
         assert answer["data"]["runStrategy"]["action"] in ("BUY", "SELL", "HOLD")
         outcomes = [error_codes(body) for body in await asyncio.gather(*flood)]
     assert outcomes.count(["RATE_LIMITED"]) == 7, outcomes
-    assert outcomes.count(["BAD_USER_INPUT"]) == 3, outcomes  # run to the 1-second timeout
+    assert outcomes.count(["STRATEGY_ERROR"]) == 3, outcomes  # run to the 1-second timeout
 
 
 def test_the_per_user_caps_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:

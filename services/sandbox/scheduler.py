@@ -4,7 +4,7 @@ sandbox slows only themselves.
 Each owner has a FIFO of waiting jobs. When a slot frees, it goes to the waiting owner with the
 fewest jobs running, ties broken by who was served least recently (then by who queued first):
 round robin per owner, not one FIFO for everybody. An owner alone may use every free slot up to
-`max_running_per_owner`; below the slot count (the default, services/sandbox/runner.py), the
+`max_running_per_owner`; below the slot count (the default, services/sandbox/settings.py), the
 slots left over serve the other owners at once. Each owner may have `max_queued_per_owner`
 jobs waiting; past that only they get `SandboxBusy`. `max_queue` bounds the waiting jobs of
 all owners together, as a memory backstop.
