@@ -20,10 +20,10 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from schema.errors import ContractSchema
-from schema.metrics import OperationMetrics
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
+from schema.telemetry import OperationTelemetry
 from schema.types import BIG_INT_SCALAR, BigInt
 from services.code_analysis import CURRENT_CODE_ALLOWANCE, CodeAllowance
 
@@ -106,7 +106,7 @@ def make_schema(*, introspection: bool = True) -> ContractSchema:
             disable_field_suggestions=True, scalar_map={BigInt: BIG_INT_SCALAR}
         ),
         extensions=[
-            OperationMetrics,
+            OperationTelemetry,
             StorableText,
             CodeAllowancePerOperation,
             partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),

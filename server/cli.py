@@ -168,7 +168,7 @@ def serve() -> None:
                 "WORKERS=%d without REDIS_URL: each worker counts rate limits on its own",
                 settings.workers,
             )
-        # /metrics sums every worker's values from files there (services/metrics.py); the
+        # /metrics sums every worker's values from files there (services/telemetry.py); the
         # variable must be set before a worker imports prometheus_client.
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             metrics_dir = tempfile.mkdtemp(prefix="strategies-metrics-")

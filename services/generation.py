@@ -26,7 +26,7 @@ from models import (
     StrategyType,
     User,
 )
-from services import metrics
+from services import telemetry
 from services.code_analysis import AnalysisBusy, CodeAnalyser, CodeAnalysis, CodeTooComplex
 from services.errors import BadInput, RateLimited
 from services.prompt_analysis import analyse_prompt
@@ -271,12 +271,12 @@ class Generator:
             await self.rate_limit.hit(str(user.id))
         self._in_flight += 1
         self._idle.clear()
-        metrics.GENERATIONS_IN_FLIGHT.inc()
+        telemetry.GENERATIONS_IN_FLIGHT.inc()
         try:
             outcome = await self._generate(user, request, on_stage)
         finally:
             self._in_flight -= 1
-            metrics.GENERATIONS_IN_FLIGHT.dec()
+            telemetry.GENERATIONS_IN_FLIGHT.dec()
             if self._in_flight == 0:
                 self._idle.set()
         on_stage(GenerationStage.STORED)
@@ -402,7 +402,7 @@ class Generator:
                 attempts=[attempt.as_dict() for attempt in result.attempts],
             )
         # Counted once logged, so the metrics and the generation logs agree.
-        metrics.record_generation(
+        telemetry.record_generation(
             verdict.status.value, result.provider, result.tokens_used, elapsed
         )
         return GenerationOutcome(generation_log, strategy, elapsed)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from models import GeneratedStrategy, GenerationStatus, StrategyGenerationLog, StrategyStatus
-from services import accounts, metrics
+from services import accounts, telemetry
 from services.execution import StrategyRunner, sandbox_owner
 from services.generation import (
     TRIAL_INTERRUPTED,
@@ -42,7 +42,7 @@ async def occupy(sandbox: Sandbox, owner: str = "") -> asyncio.Task[object]:
 
 
 def gauge(name: str) -> float:
-    return metrics.REGISTRY.get_sample_value(name) or 0.0
+    return telemetry.REGISTRY.get_sample_value(name) or 0.0
 
 
 async def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:

@@ -30,7 +30,6 @@ from starlette.routing import Route
 from server.logging_setup import configure_logging, make_handler
 from server.observability import RequestObservability
 from server.settings import Settings
-from services.metrics import REGISTRY
 from services.samples import load_sample
 from services.sandbox import (
     ExecutionTimeout,
@@ -39,6 +38,7 @@ from services.sandbox import (
     SandboxSettings,
     SandboxUnavailable,
 )
+from services.telemetry import REGISTRY
 from services.templates import TemplateProvider
 from tests.support.api import ROOT, GraphQLCall, error_codes, make_client, register_user
 from tests.support.gemini_standin import GeminiStandin, code_answer, error, hang
@@ -248,14 +248,14 @@ async def test_graphql_operations_and_error_codes_are_counted(
 
 RECORD = """
 import sys
-from services import metrics
-metrics.record_generation("success", "gemini", int(sys.argv[1]), 0.5)
-metrics.SANDBOX_JOBS_RUNNING.inc()
+from services import telemetry
+telemetry.record_generation("success", "gemini", int(sys.argv[1]), 0.5)
+telemetry.SANDBOX_JOBS_RUNNING.inc()
 """
 SCRAPE = """
 import sys
-from services import metrics
-sys.stdout.write(metrics.exposition()[0].decode())
+from services import telemetry
+sys.stdout.write(telemetry.exposition()[0].decode())
 """
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from server.settings import Settings
 from server.wiring import build_sandbox
-from services import metrics
+from services import telemetry
 from services.errors import BadInput, ServiceError
 from services.sandbox import Sandbox, SandboxBusy, SandboxSettings
 from services.sandbox.warmup import sample_bars
@@ -159,23 +159,23 @@ async def test_a_running_cap_of_every_slot_lets_one_owner_use_them_all() -> None
 
 
 async def test_a_cancelled_waiting_job_leaves_the_queue_and_never_runs(one_slot: Sandbox) -> None:
-    queued_before = metrics.REGISTRY.get_sample_value("sandbox_jobs_queued") or 0.0
+    queued_before = telemetry.REGISTRY.get_sample_value("sandbox_jobs_queued") or 0.0
     hog = await occupy(one_slot, "a")
     queue = Queue(one_slot)
     await queue.add("a", "a1")
     gone = await queue.add("a", "a2")
-    assert metrics.REGISTRY.get_sample_value("sandbox_jobs_queued") == queued_before + 2
+    assert telemetry.REGISTRY.get_sample_value("sandbox_jobs_queued") == queued_before + 2
     await release(gone)
     assert one_slot.scheduler.queued == 1
     assert one_slot.scheduler.owner_counts("a") == (1, 1)
-    assert metrics.REGISTRY.get_sample_value("sandbox_jobs_queued") == queued_before + 1
+    assert telemetry.REGISTRY.get_sample_value("sandbox_jobs_queued") == queued_before + 1
     queue.tasks.remove(gone)
     await queue.add("a", "a3")  # the place it held is free again
     await release(hog)
     await queue.all_done()
     assert queue.finished == ["a1", "a3"]
     assert one_slot.scheduler.owner_counts("a") == (0, 0)
-    assert metrics.REGISTRY.get_sample_value("sandbox_jobs_queued") == queued_before
+    assert telemetry.REGISTRY.get_sample_value("sandbox_jobs_queued") == queued_before
 
 
 RUN = """mutation($id: UUID!, $data: MarketDataInput!) {

@@ -6,11 +6,16 @@ Only plain data from the job is read: its frames are untrusted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from services import telemetry
 from services.errors import ServiceError
 from services.sandbox import protocol
 from services.sandbox.child import EXIT_SETUP_FAILED
@@ -19,9 +24,11 @@ from services.sandbox.errors import (
     InvalidStrategyOutput,
     MemoryLimitExceeded,
     OutputTooLarge,
+    SandboxBusy,
     SandboxUnavailable,
     SandboxViolation,
     StrategyRuntimeError,
+    StrategySandboxError,
 )
 from services.sandbox.forkserver import JobExit
 
@@ -192,3 +199,36 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def outcome_label(error: BaseException | None) -> str:
+    """The outcome label of a job that ended with `error` (None: it returned a value)."""
+    if error is None:
+        return "ok"
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(error, StrategySandboxError):
+        # The class's reason, not the instance's: the classes are a fixed set.
+        return type(error).reason.lower()
+    if isinstance(error, SandboxBusy):
+        return "busy"
+    if isinstance(error, SandboxUnavailable):
+        return "unavailable"
+    if isinstance(error, ServiceError):
+        return error.code.lower()
+    return "error"
+
+
+@contextmanager
+def counted_job(kind: str) -> Iterator[None]:
+    """Count the job run inside the block by its outcome, and time it."""
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        telemetry.SANDBOX_JOBS.labels(kind, outcome_label(error)).inc()
+        telemetry.SANDBOX_JOB_DURATION.labels(kind).observe(time.perf_counter() - started)

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from services import metrics
+from services import telemetry
 from services.backtesting import (
     STREAM_BYTES_PER_BAR,
     BacktestOptions,
@@ -47,7 +47,7 @@ from services.sandbox.forkserver import (
     quietly,
     write_input,
 )
-from services.sandbox.outcome import JobEnd, ending_of
+from services.sandbox.outcome import JobEnd, counted_job, ending_of
 from services.sandbox.scheduler import FairScheduler
 from services.sandbox.settings import ProbeResult, SandboxSettings
 from services.signals import InvalidSignal, normalise_signal
@@ -245,7 +245,7 @@ class Sandbox:
         self, code: str, bars: Bars, params: dict[str, Any], seconds: float, label: str, owner: str
     ) -> dict[str, Any]:
         job = self._job("signal", code, bars, params, seconds, None, label, owner)
-        with metrics.sandbox_job(label):
+        with counted_job(label):
             value = await self._run(job)
             try:
                 return normalise_signal(value)  # the child is untrusted: check again here
@@ -273,7 +273,7 @@ class Sandbox:
         job = self._job(
             "backtest", code, bars, params, timeout_seconds, on_progress, "backtest", owner
         )
-        with metrics.sandbox_job("backtest"):
+        with counted_job("backtest"):
             packed = await self._run(job)
             return await run_off_loop(backtest_from_stream, bars, packed, options)
 
@@ -413,7 +413,7 @@ class Sandbox:
         finally:
             if not exit_future.done():
                 kill()  # cancelled by the caller: the job must not run on
-                metrics.record_sandbox_kill(job.label, "cancelled")
+                telemetry.record_sandbox_kill(job.label, "cancelled")
             transport.close()
             self._background.add(writer)
             writer.add_done_callback(self._background.discard)
@@ -431,7 +431,7 @@ class Sandbox:
             )
         )
         if ending.kill_reason is not None:
-            metrics.record_sandbox_kill(job.label, ending.kill_reason)
+            telemetry.record_sandbox_kill(job.label, ending.kill_reason)
         if ending.error is not None:
             raise ending.error
         return ending.value

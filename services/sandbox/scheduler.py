@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from services import metrics
+from services import telemetry
 from services.sandbox.errors import SandboxBusy
 
 
@@ -88,7 +88,7 @@ class FairScheduler:
         entry = (next(self._sequence), future)
         state.waiting.append(entry)
         self._queued += 1
-        metrics.SANDBOX_JOBS_QUEUED.inc()
+        telemetry.SANDBOX_JOBS_QUEUED.inc()
         try:
             await future
         except asyncio.CancelledError:
@@ -102,13 +102,13 @@ class FairScheduler:
         self._free -= 1
         state.running += 1
         state.last_served = next(self._sequence)
-        metrics.SANDBOX_JOBS_RUNNING.inc()
+        telemetry.SANDBOX_JOBS_RUNNING.inc()
 
     def _release(self, owner: str) -> None:
         state = self._owners[owner]
         self._free += 1
         state.running -= 1
-        metrics.SANDBOX_JOBS_RUNNING.dec()
+        telemetry.SANDBOX_JOBS_RUNNING.dec()
         self._forget_if_idle(owner, state)
         self._dispatch()
 
@@ -117,7 +117,7 @@ class FairScheduler:
         with contextlib.suppress(ValueError):  # already dropped by _dispatch
             state.waiting.remove(entry)
             self._queued -= 1
-            metrics.SANDBOX_JOBS_QUEUED.dec()
+            telemetry.SANDBOX_JOBS_QUEUED.dec()
         self._forget_if_idle(owner, state)
 
     def _forget_if_idle(self, owner: str, state: _Owner) -> None:
@@ -143,7 +143,7 @@ class FairScheduler:
             owner, state = chosen
             _, future = state.waiting.popleft()
             self._queued -= 1
-            metrics.SANDBOX_JOBS_QUEUED.dec()
+            telemetry.SANDBOX_JOBS_QUEUED.dec()
             if future.done():  # cancelled while waiting; its task will find it gone
                 self._forget_if_idle(owner, state)
                 continue
