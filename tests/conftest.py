@@ -6,6 +6,7 @@ names an existing database used only to create (and afterwards drop) a database 
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -90,3 +91,21 @@ def gql(client: httpx.AsyncClient) -> GraphQLCall:
 @pytest.fixture
 async def token(client: httpx.AsyncClient) -> str:
     return (await register_user(client))[0]
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis that .ci/run starts. Without one, a skip on a developer's machine, but a
+    failure in CI (CI set): there a missing dependency must not pass as a skipped test."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        if os.environ.get("CI"):
+            pytest.fail(f"no Redis at {REDIS_URL}: .ci/run should have started one")
+        pytest.skip(f"no Redis at {REDIS_URL} (make test runs these with one on 127.0.0.1:6379)")
+    return REDIS_URL

@@ -573,3 +573,14 @@ async def test_an_open_connection_checks_the_account_for_each_operation(
             second = await ws.collect(GENERATE_PROGRESS, {"input": {"prompt": PROMPT}})
     assert second.ended == "error" and second.codes == ["UNAUTHENTICATED"], second
     assert "no longer exists" in second.all_errors[0]["message"]
+
+
+async def test_a_malformed_document_closes_the_socket_with_4400(
+    live_url: str, user_token: str
+) -> None:
+    """graphql-transport-ws: a document that does not parse closes the connection, 4400."""
+    async with GraphQLWS.connect(live_url, bearer(user_token)) as ws:
+        await ws.subscribe("subscription { generateStrategyProgress(input: {prompt: ")
+        await asyncio.wait_for(ws.socket.wait_closed(), 10)
+        assert ws.socket.close_code == 4400
+        assert "Syntax Error" in (ws.socket.close_reason or "")
