@@ -50,7 +50,7 @@ class Settings(BaseSettings):
 
     anthropic_api_key: str = ""
     anthropic_base_url: str = ""
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-sonnet-4-6"
     anthropic_max_tokens: int = Field(default=8192, ge=256, le=128_000)
     anthropic_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     anthropic_max_attempts: int = Field(default=3, ge=1, le=10)

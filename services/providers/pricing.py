@@ -34,6 +34,8 @@ DEFAULT_PRICES: dict[str, Price] = {
     "o4-mini": Price(1.10, 4.40),
     # Anthropic
     "claude-opus-4-1": Price(15.00, 75.00),
+    "claude-opus-4-5": Price(5.00, 25.00),
+    "claude-sonnet-4-6": Price(3.00, 15.00),
     "claude-sonnet-4-5": Price(3.00, 15.00),
     "claude-sonnet-4-0": Price(3.00, 15.00),
     "claude-haiku-4-5": Price(1.00, 5.00),
