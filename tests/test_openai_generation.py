@@ -285,8 +285,9 @@ async def test_unreachable_server_is_a_failure_not_an_error(
     ) as api:
         log = (await api.generate())["generationLog"]
     assert log["status"] == "FAILURE"
-    assert "Could not reach the OpenAI-compatible API at http://127.0.0.1:9/v1" in (
-        log["errorMessage"]
+    assert (
+        "Could not reach the OpenAI-compatible API at http://127.0.0.1:9/v1"
+        in (log["errorMessage"])
     )
     assert "OPENAI_BASE_URL" in log["errorMessage"]
     assert len(log["attempts"]) == 2
