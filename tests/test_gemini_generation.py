@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from server.settings import Settings
+from services.generation import TRUNCATED_NOTE
 from services.prompting import SYSTEM_INSTRUCTION
 from services.sandbox import Sandbox
 from tests.support.api import call_graphql, make_client, register_user
-from services.generation import TRUNCATED_NOTE
 from tests.support.gemini_standin import (
     DEFAULT_CODE,
     GeminiStandin,
