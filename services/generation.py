@@ -222,9 +222,11 @@ TRIAL_OVER_BUDGET = (
 
 
 class Generator:
-    """`trial_run`, when given, runs code that passed the static checks once on sample data
-    (the sandbox) before it is called SUCCESS: code that parses but crashes is PARTIAL.
-    `trial_budget` caps how many do so; the others are stored untried, with a warning."""
+    """`providers` are the models a request may pick (`GenerationRequest.model`); a single
+    provider is a registry of one. `trial_run`, when given, runs code that passed the static
+    checks once on sample data (the sandbox) before it is called SUCCESS: code that parses but
+    crashes is PARTIAL. `trial_budget` caps how many do so; the others are stored untried,
+    with a warning. `prices` turn a generation's tokens into its estimated cost."""
 
     def __init__(
         self,
@@ -244,11 +246,6 @@ class Generator:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-
-    @property
-    def provider(self) -> CodeProvider:
-        """The default model's provider."""
-        return self.providers.default
 
     @property
     def in_flight(self) -> int:

@@ -281,7 +281,7 @@ async def test_at_shutdown_an_unwatched_generation_is_logged_as_failure(
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 10)
-        await services.generator.provider.aclose()  # type: ignore[attr-defined]
+        await services.generator.providers.aclose()
     logs = await StrategyGenerationLog.filter(user_id=user_id)
     assert [(log.status, log.error_message) for log in logs] == [
         (GenerationStatus.FAILURE, SHUTDOWN_MESSAGE)
