@@ -54,6 +54,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         database_url=database_url,
         secret_key="test-secret-key-with-enough-entropy-0123456789",
         gemini_api_key="",
+        openai_api_key="",
+        openai_base_url="",
+        anthropic_api_key="",
+        default_model="",
         rate_limit_generate="1000/minute",
     )
 
