@@ -32,6 +32,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from schema.errors import ContractSchema
 from schema.mutations import Mutation
+from schema.persisted_queries import PersistedQueries
 from schema.queries import Query
 from schema.subscriptions import Subscription
 from schema.telemetry import OperationTelemetry
@@ -178,6 +179,8 @@ def make_schema(*, introspection: bool = True) -> ContractSchema:
             # GraphQL overhead of a small query: cache both by document text.
             partial(TolerantParserCache, maxsize=CACHE_SIZE),
             partial(ValidationCache, maxsize=CACHE_SIZE),
+            # Last: its refusals replace ValidationCache's result (schema/persisted_queries.py).
+            PersistedQueries,
         ],
     )
 

@@ -1,4 +1,4 @@
-"""`python -m server [serve|migrate|makemigrations|export-schema|create-user|generate|backtest]`.
+"""`python -m server [serve|migrate|makemigrations|export-schema|persisted-manifest|create-user|generate|backtest]`.
 
 No command serves the API. The commands live in server/cli.py; docs/cli.md describes them.
 """

@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.types.unset import UNSET, UnsetType
 from tortoise.contrib.starlette import RegisterTortoise
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -57,11 +58,20 @@ class GraphQLApp(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive=receive)
         try:
-            response = await self.run(Request(scope, receive=receive))
+            response = await self.run(request)
         except HTTPException as error:
             response = request_error_response(error.reason, error.status_code)
+        if request.method == "GET":
+            keep_out_of_shared_caches(request, response)
         await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """A GET naming a persisted query by hash has no `query`, yet is an operation."""
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: local assets only, under a strict Content-Security-Policy."""
@@ -100,6 +110,15 @@ class GraphQLApp(GraphQL[Context, None]):
             request=request,
             response=response,
         )
+
+
+def keep_out_of_shared_caches(request: Request, response: Response) -> None:
+    """Queries come over GET (persisted queries) so caches may help, but an answer for one
+    user must never be served to another by a proxy or CDN: with a token, `private, no-store`;
+    without, caches keep answers apart by token anyway (`Vary: Authorization`)."""
+    response.headers.add_vary_header("Authorization")
+    if "authorization" in request.headers:
+        response.headers["Cache-Control"] = "private, no-store"
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:

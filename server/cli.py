@@ -283,6 +283,28 @@ def export_schema(
     typer.echo(f"wrote {output}", err=True)
 
 
+@app.command("persisted-manifest")
+def persisted_manifest(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of standard output."),
+    ] = None,
+) -> None:
+    """Print the trusted-documents manifest of docs/operations (JSON: SHA-256 -> document)."""
+    from server.wiring import OPERATIONS_DIR
+    from services.persisted_queries import read_operations
+
+    text = json.dumps(read_operations(OPERATIONS_DIR), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+    typer.echo(f"wrote {output}", err=True)
+
+
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="The strategy in plain English.")],

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # Web pages on these origins may call the API (CORS, and WebSockets): exact origins such as
     # https://app.example.com or http://localhost:5173, comma-separated; empty: same origin only.
     cors_allow_origins: str = ""
+    # Trusted documents: run only the operations of docs/operations and of these manifests
+    # (JSON files of hash -> document, comma-separated paths); refuse every other document.
+    persisted_operations_only: bool = False
+    persisted_operations_manifests: str = ""
     # Static checks of code a user sends (validateCode, updateStrategy): a budget per user in
     # KiB of code per minute, and a cap on the code one request carries over all its fields.
     code_validation_kib_per_minute: int = Field(default=1024, ge=64, le=1_000_000)
@@ -146,6 +150,11 @@ class Settings(BaseSettings):
                     "https://app.example.com or http://localhost:5173 (no path, no wildcard)"
                 )
         return ",".join(entries)
+
+    @property
+    def manifest_paths(self) -> tuple[Path, ...]:
+        entries = self.persisted_operations_manifests.split(",")
+        return tuple(Path(item.strip()) for item in entries if item.strip())
 
     @property
     def cors_origins(self) -> tuple[str, ...]:

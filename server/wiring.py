@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from server.settings import Settings
 from services.accounts import TokenSigner
 from services.code_analysis import CodeAnalyser, UserCodeChecks
 from services.container import Services
 from services.execution import StrategyRunner
 from services.generation import Generator
+from services.persisted_queries import (
+    DocumentStore,
+    MemoryDocumentStore,
+    PersistedOperations,
+    RedisDocumentStore,
+    load_manifest,
+    read_operations,
+)
 from services.providers.base import CodeProvider
 from services.providers.pricing import Price, PriceTable
 from services.providers.registry import ProviderRegistry
@@ -131,6 +141,21 @@ def build_generator(
     )
 
 
+OPERATIONS_DIR = Path(__file__).resolve().parent.parent / "docs" / "operations"
+
+
+def build_persisted(settings: Settings) -> PersistedOperations:
+    """APQ's store (Redis with REDIS_URL, so every process knows a registered hash) and the
+    trusted manifest: docs/operations' operations and PERSISTED_OPERATIONS_MANIFESTS."""
+    store: DocumentStore = (
+        RedisDocumentStore(settings.redis_url) if settings.redis_url else MemoryDocumentStore()
+    )
+    manifest = read_operations(OPERATIONS_DIR)
+    for path in settings.manifest_paths:
+        manifest.update(load_manifest(path))
+    return PersistedOperations(store, manifest, trusted_only=settings.persisted_operations_only)
+
+
 def build_services(
     settings: Settings,
     provider: ProviderRegistry | CodeProvider | None = None,
@@ -152,4 +177,5 @@ def build_services(
         code_checks=UserCodeChecks(
             analyser, limits.code_validation, settings.max_request_code_bytes
         ),
+        persisted=build_persisted(settings),
     )

@@ -12,6 +12,7 @@ from services.accounts import RecentUsers, TokenSigner
 from services.code_analysis import CodeAnalyser, UserCodeChecks
 from services.execution import StrategyRunner
 from services.generation import Generator
+from services.persisted_queries import MemoryDocumentStore, PersistedOperations
 from services.rate_limits import RateLimits
 
 
@@ -24,6 +25,9 @@ class Services:
     analyser: CodeAnalyser
     code_checks: UserCodeChecks
     recent_users: RecentUsers = field(default_factory=RecentUsers)
+    persisted: PersistedOperations = field(
+        default_factory=lambda: PersistedOperations(MemoryDocumentStore())
+    )
 
     async def aclose(self) -> None:
         # Cancelled generations are still writing their FAILURE logs: let them, while the
@@ -32,3 +36,4 @@ class Services:
         await self.generator.providers.aclose()
         await self.runner.sandbox.close()
         await self.analyser.close()
+        await self.persisted.aclose()

@@ -1,0 +1,64 @@
+"""The GraphQL side of persisted operations (services/persisted_queries.py holds the rules).
+
+A schema extension, so one boundary covers every transport: GET and POST (where Apollo's
+persisted-query link sends hashes) and WebSocket operations (checked in trusted mode).
+
+Strawberry refuses a request without `query` before parsing, so the document is filled in
+as the operation starts. A refusal must reach the client as a GraphQL error on every
+transport, and an exception raised in `on_operation` escapes strawberry's WebSocket path:
+the operation runs a placeholder document instead, and the refusal becomes its only
+validation error. That needs this extension after ValidationCache (which overwrites the
+validation errors): make_schema lists it last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from services.errors import ServiceError
+from services.persisted_queries import PersistedOperations
+
+REFUSED_PLACEHOLDER = "{ __typename }"
+
+
+class PersistedQueries(SchemaExtension):
+    refusal: GraphQLError | None = None
+    register_as: str | None = None
+
+    def _operations(self) -> PersistedOperations | None:
+        services = getattr(self.execution_context.context, "services", None)
+        return getattr(services, "persisted", None)
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        operations = self._operations()
+        if operations is not None:
+            try:
+                resolved = await operations.resolve(context.query, context.operation_extensions)
+            except ServiceError as refused:
+                self.refusal = GraphQLError(
+                    str(refused), original_error=refused, extensions=refused.extensions
+                )
+                context.query = REFUSED_PLACEHOLDER
+                context.graphql_document = None
+            else:
+                context.query = resolved.document
+                self.register_as = resolved.register_as
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        if self.refusal is not None:
+            self.execution_context.pre_execution_errors = [self.refusal]
+        yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        """A document sent with its hash is kept once it parsed and validated: the store
+        holds no text that failed the token and depth limits."""
+        operations = self._operations()
+        query = self.execution_context.query
+        if operations is not None and self.register_as is not None and query is not None:
+            await operations.register(self.register_as, query)
+        yield
