@@ -6,13 +6,14 @@ persisted-query link sends hashes) and WebSocket operations (checked in trusted 
 Strawberry refuses a request without `query` before parsing, so the document is filled in
 as the operation starts. A refusal must reach the client as a GraphQL error on every
 transport, and an exception raised in `on_operation` escapes strawberry's WebSocket path:
-the operation runs a placeholder document instead, and the refusal becomes its only
-validation error. That needs this extension after ValidationCache (which overwrites the
-validation errors): make_schema lists it last.
+the operation runs a placeholder document (`query <its name> { __typename }`) instead, and
+the refusal becomes its only validation error. That needs this extension after
+ValidationCache (which overwrites the validation errors): make_schema lists it last.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 
 from graphql import GraphQLError
@@ -21,7 +22,14 @@ from strawberry.extensions import SchemaExtension
 from services.errors import ServiceError
 from services.persisted_queries import PersistedOperations
 
-REFUSED_PLACEHOLDER = "{ __typename }"
+GRAPHQL_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+
+
+def placeholder(operation_name: str | None) -> str:
+    """A document with the operation the request names, which strawberry looks up."""
+    if operation_name and GRAPHQL_NAME.match(operation_name):
+        return f"query {operation_name} {{ __typename }}"
+    return "{ __typename }"
 
 
 class PersistedQueries(SchemaExtension):
@@ -42,7 +50,7 @@ class PersistedQueries(SchemaExtension):
                 self.refusal = GraphQLError(
                     str(refused), original_error=refused, extensions=refused.extensions
                 )
-                context.query = REFUSED_PLACEHOLDER
+                context.query = placeholder(context.operation_name)
                 context.graphql_document = None
             else:
                 context.query = resolved.document

@@ -1,4 +1,5 @@
-"""`python -m server [serve|migrate|makemigrations|export-schema|persisted-manifest|create-user|generate|backtest]`.
+"""`python -m server [COMMAND]`: serve, migrate, makemigrations, export-schema,
+persisted-manifest, create-user, generate, models, backtest.
 
 No command serves the API. The commands live in server/cli.py; docs/cli.md describes them.
 """

@@ -36,11 +36,17 @@ def persisted(key: str) -> dict[str, Any]:
 
 
 async def by_hash(
-    client: httpx.AsyncClient, key: str, token: str | None = None, **params: Any
+    client: httpx.AsyncClient,
+    key: str,
+    token: str | None = None,
+    operation_name: str | None = None,
+    **params: Any,
 ) -> httpx.Response:
     """As Apollo's link with useGETForHashedQueries: GET, no `query`, JSON-encoded params."""
     headers = {**JSON, **({"Authorization": f"Bearer {token}"} if token else {})}
     query = {"extensions": json.dumps(persisted(key))}
+    if operation_name:
+        query["operationName"] = operation_name
     query.update({name: json.dumps(value) for name, value in params.items()})
     return await client.get("/graphql", params=query, headers=headers)
 
@@ -66,8 +72,9 @@ async def test_apollo_round_trip_hash_then_text_then_hash_over_get(
         settings = settings.model_copy(update={"redis_url": request.getfixturevalue("redis_url")})
     query = unique_query()
     key = document_hash(query)
+    name = query.split()[1]
     async with make_client(settings, sandbox=sandbox) as client:
-        unknown = await by_hash(client, key)
+        unknown = await by_hash(client, key, operation_name=name)  # Apollo names it
         assert unknown.status_code == 200
         assert unknown.json()["errors"] == [
             {
