@@ -160,6 +160,22 @@ class Settings(BaseSettings):
     def cors_origins(self) -> tuple[str, ...]:
         return tuple(self.cors_allow_origins.split(",")) if self.cors_allow_origins else ()
 
+    @field_validator("persisted_operations_manifests")
+    @classmethod
+    def _manifests(cls, value: str) -> str:
+        """Each file must be readable JSON whose every hash is its document's: checked here, so
+        a bad manifest stops the start with one line naming it."""
+        from services.errors import BadInput
+        from services.persisted_queries import load_manifest
+
+        entries = [item.strip() for item in value.split(",") if item.strip()]
+        for entry in entries:
+            try:
+                load_manifest(Path(entry))
+            except BadInput as exc:
+                raise ValueError(str(exc)) from None
+        return ",".join(entries)
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_list(cls, value: str) -> str:

@@ -250,15 +250,14 @@ async def test_trusted_mode_covers_websocket_operations(
         assert listed.codes == [] and listed.data and listed.data[0]
 
 
-def test_an_unreadable_or_wrong_manifest_is_refused(settings: Settings, tmp_path: Path) -> None:
-    from server.wiring import build_persisted
-    from services.errors import BadInput
+def test_an_unreadable_or_wrong_manifest_is_refused(tmp_path: Path) -> None:
+    from pydantic import ValidationError
 
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps({"0" * 64: "{ sampleDatasets }"}))
-    for path in (wrong, tmp_path / "missing.json"):
-        with pytest.raises(BadInput, match=r"manifest|SHA-256"):
-            build_persisted(trusted(settings, path))
+    for path, reason in ((wrong, "is not the SHA-256"), (tmp_path / "missing.json", "cannot read")):
+        with pytest.raises(ValidationError, match=reason):
+            Settings(_env_file=None, persisted_operations_manifests=str(path))  # type: ignore[call-arg]
 
 
 def test_the_manifest_holds_each_operation_with_the_fragments_it_uses() -> None:
