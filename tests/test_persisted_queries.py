@@ -17,6 +17,8 @@ import pytest
 from server.settings import Settings
 from server.wiring import OPERATIONS_DIR
 from services.persisted_queries import (
+    REDIS_KEY_PREFIX,
+    REDIS_TTL_SECONDS,
     MemoryDocumentStore,
     document_hash,
     operations_manifest,
@@ -89,6 +91,11 @@ async def test_apollo_round_trip_hash_then_text_then_hash_over_get(
     if store == "redis":  # another process (another app, its own services) knows the hash
         async with make_client(settings, sandbox=sandbox) as other:
             assert (await by_hash(other, key)).json() == sent.json()
+        import redis.asyncio
+
+        async with redis.asyncio.Redis.from_url(settings.redis_url) as shared:
+            ttl = await shared.ttl(REDIS_KEY_PREFIX + key)
+        assert REDIS_TTL_SECONDS - 60 < ttl <= REDIS_TTL_SECONDS  # 7 days after its last use
 
 
 async def test_a_hash_that_is_not_the_texts_is_refused_and_nothing_is_kept(

@@ -25,7 +25,9 @@ from pathlib import Path
 import pytest
 
 from models import GeneratedStrategy, User
-from tests.support.api import PASSWORD
+from server.settings import Settings
+from services.sandbox import Sandbox
+from tests.support.api import PASSWORD, make_client
 from tests.support.client_docs import CLIENTS, copy_client_sources
 
 pytestmark = pytest.mark.process
@@ -143,3 +145,47 @@ async def test_the_typescript_example_runs_the_main_flows(
     assert strategy.performance_metrics["bars"] == summary["bars"], (
         "the backtest's metrics are stored"
     )
+
+
+async def test_codegen_persisted_documents_are_a_trusted_manifest(
+    node_and_npm: tuple[str, str],
+    node_modules: Path,
+    tmp_path: Path,
+    database: str,
+    settings: Settings,
+    sandbox: Sandbox,
+) -> None:
+    """docs/clients.md's trusted documents: the client preset's persistedDocuments (sha256)
+    writes persisted-documents.json, which PERSISTED_OPERATIONS_MANIFESTS loads as it is; the
+    client's hashes then run in trusted mode."""
+    node, _ = node_and_npm
+    clients = copy_client_sources(tmp_path)
+    (clients / "node_modules").symlink_to(node_modules, target_is_directory=True)
+    config = clients / "codegen.ts"
+    original = "presetConfig: { fragmentMasking: false }"
+    assert original in config.read_text()
+    persisted = 'persistedDocuments: { hashAlgorithm: "sha256" }'
+    config.write_text(
+        config.read_text().replace(
+            original, f"presetConfig: {{ fragmentMasking: false, {persisted} }}"
+        )
+    )
+    binaries = node_modules / ".bin"
+    generated = _run([node, str(binaries / "graphql-codegen"), "--config", "codegen.ts"], clients)
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    manifest = clients / "src" / "api" / "persisted-documents.json"
+    documents = json.loads(manifest.read_text())
+    [(key, _)] = [(k, text) for k, text in documents.items() if "query SampleDatasets" in text]
+
+    trusted = settings.model_copy(
+        update={"persisted_operations_only": True, "persisted_operations_manifests": str(manifest)}
+    )
+    async with make_client(trusted, sandbox=sandbox) as client:
+        extensions = {"persistedQuery": {"version": 1, "sha256Hash": key}}
+        answer = await client.get(
+            "/graphql",
+            params={"extensions": json.dumps(extensions)},
+            headers={"Accept": "application/json"},
+        )
+    assert "errors" not in answer.json(), answer.text
+    assert answer.json()["data"]["sampleDatasets"]
