@@ -49,6 +49,7 @@ COMMANDS = (
     "makemigrations",
     "create-user",
     "export-schema",
+    "persisted-manifest",
     "generate",
     "models",
     "backtest",
