@@ -34,7 +34,6 @@ def placeholder(operation_name: str | None) -> str:
 
 class PersistedQueries(SchemaExtension):
     refusal: GraphQLError | None = None
-    register_as: str | None = None
 
     def _operations(self) -> PersistedOperations | None:
         services = getattr(self.execution_context.context, "services", None)
@@ -43,30 +42,31 @@ class PersistedQueries(SchemaExtension):
     async def on_operation(self) -> AsyncIterator[None]:
         context = self.execution_context
         operations = self._operations()
-        if operations is not None:
-            try:
-                resolved = await operations.resolve(context.query, context.operation_extensions)
-            except ServiceError as refused:
-                self.refusal = GraphQLError(
-                    str(refused), original_error=refused, extensions=refused.extensions
-                )
-                context.query = placeholder(context.operation_name)
-                context.graphql_document = None
-            else:
-                context.query = resolved.document
-                self.register_as = resolved.register_as
+        if operations is None or not operations.applies_to(context.operation_extensions):
+            yield  # the common case, a plain document in an open server: nothing to do
+            return
+        try:
+            resolved = await operations.resolve(context.query, context.operation_extensions)
+        except ServiceError as refused:
+            self.refusal = GraphQLError(
+                str(refused), original_error=refused, extensions=refused.extensions
+            )
+            context.query = placeholder(context.operation_name)
+            context.graphql_document = None
+            yield
+            return
+        context.query = resolved.document
         yield
+        # Reached only when the operation ran (strawberry raises through here otherwise), so
+        # only documents that parsed and validated are kept: none that broke the token limit.
+        if (
+            resolved.register_as is not None
+            and resolved.document
+            and not context.pre_execution_errors
+        ):
+            await operations.register(resolved.register_as, resolved.document)
 
     def on_validate(self) -> Iterator[None]:
         if self.refusal is not None:
             self.execution_context.pre_execution_errors = [self.refusal]
-        yield
-
-    async def on_execute(self) -> AsyncIterator[None]:
-        """A document sent with its hash is kept once it parsed and validated: the store
-        holds no text that failed the token and depth limits."""
-        operations = self._operations()
-        query = self.execution_context.query
-        if operations is not None and self.register_as is not None and query is not None:
-            await operations.register(self.register_as, query)
         yield

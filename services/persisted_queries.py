@@ -139,6 +139,11 @@ class PersistedOperations:
         self.manifest = dict(manifest or {})
         self.trusted_only = trusted_only
 
+    def applies_to(self, extensions: Mapping[str, Any] | None) -> bool:
+        """Whether `resolve` has anything to do: every request in trusted mode, else only
+        those naming a persisted query."""
+        return self.trusted_only or (extensions is not None and "persistedQuery" in extensions)
+
     async def resolve(self, query: str | None, extensions: Mapping[str, Any] | None) -> Resolved:
         """The document a request runs, or the protocol's refusal (ServiceError)."""
         wanted = _requested_hash(extensions)
