@@ -86,6 +86,10 @@ class StrategyGenerationLog(Model):
     processing_time_seconds = fields.FloatField(default=0.0)
     tokens_used = fields.IntField(default=0)
     attempts: list = JSONField(default=list)
+    # What the provider understood (indicators, periods, exits...) and the parts of the prompt
+    # its code does not implement, in the user's words.
+    interpretation: dict = JSONField(default=dict)
+    ignored_requirements: list = JSONField(default=list)
     created_at = DatetimeField(auto_now_add=True)
 
     user_id: str

@@ -12,6 +12,7 @@ from schema.types import (
     AuthPayload,
     BacktestInput,
     BacktestResult,
+    CreateStrategyInput,
     GenerateStrategyInput,
     GenerateStrategyPayload,
     MarketDataInput,
@@ -60,6 +61,19 @@ class Mutation:
             input.to_request(),
         )
         return GenerateStrategyPayload.from_outcome(outcome)
+
+    @strawberry.mutation(
+        description="Store a strategy from code the user wrote, checked as generated code is."
+    )
+    async def create_strategy(self, info: Info, input: CreateStrategyInput) -> Strategy:
+        user = await info.context.require_user()
+        runner = info.context.services.runner
+
+        async def runtime_check(code: str, parameters: dict[str, Any]) -> list[str]:
+            return await runner.smoke_test(user, code, parameters)
+
+        created = await strategies.create_strategy(user, input.to_new_strategy(), runtime_check)
+        return Strategy.from_model(created)
 
     @strawberry.mutation
     async def update_strategy(

@@ -14,7 +14,8 @@ import models
 from services.analytics import GenerationStats as Stats
 from services.execution import BacktestOutcome, BacktestRequest, MarketDataColumns
 from services.generation import GenerationOutcome, GenerationRequest
-from services.strategies import Page, code_preview
+from services.strategies import NewStrategy, Page, code_preview
+from services.templates import TemplateInfo
 from services.validation import ValidationReport
 
 if TYPE_CHECKING:
@@ -156,6 +157,13 @@ class GenerationLog:
     strategy_id: strawberry.Private[uuid.UUID | None]
     owner_id: strawberry.Private[uuid.UUID]
     attempt_records: strawberry.Private[list[dict[str, Any]]]
+    interpretation: JSON = strawberry.field(
+        description="What was understood: template, indicators, periods, thresholds, exits, "
+        "filters, sizing, the clauses implemented and the parameters left at their defaults."
+    )
+    ignored_requirements: list[str] = strawberry.field(
+        description="Parts of the prompt the code does not implement, in the user's words."
+    )
 
     @strawberry.field(description=OWNER_ID)
     def user_id(self) -> uuid.UUID:
@@ -197,6 +205,8 @@ class GenerationLog:
             strategy_id=entry.strategy_id,  # type: ignore[arg-type]
             owner_id=entry.user_id,  # type: ignore[arg-type]
             attempt_records=entry.attempts or [],
+            interpretation=cast(JSON, entry.interpretation or {}),
+            ignored_requirements=[str(item) for item in entry.ignored_requirements or []],
         )
 
 
@@ -363,6 +373,52 @@ class GenerateStrategyInput:
             prompt=self.prompt,
             name=self.name,
             strategy_type=self.strategy_type,
+            validate=self.validate_code is not False,
+        )
+
+
+@strawberry.type(description="A built-in template of the template provider.")
+class StrategyTemplate:
+    key: str
+    name: str
+    strategy_type: StrategyType
+    description: str
+    parameters: JSON = strawberry.field(description="name -> {default, min, max}")
+    example_prompts: list[str]
+
+    @classmethod
+    def from_info(cls, info: TemplateInfo) -> StrategyTemplate:
+        return cls(
+            key=info.key,
+            name=info.name,
+            strategy_type=models.StrategyType.__members__[info.strategy_type],
+            description=info.description,
+            parameters=cast(JSON, info.parameters),
+            example_prompts=list(info.example_prompts),
+        )
+
+
+@strawberry.input(description="A strategy from code the user writes.")
+class CreateStrategyInput:
+    name: str
+    generated_code: str
+    description: str | None = None
+    strategy_type: StrategyType | None = None
+    parameters: JSON | None = strawberry.field(
+        default=None, description="Defaults to the code's DEFAULT_PARAMS."
+    )
+    validate_code: bool | None = strawberry.field(
+        default=True,
+        description="Check the code (statically, then once in the sandbox on sample data).",
+    )
+
+    def to_new_strategy(self) -> NewStrategy:
+        return NewStrategy(
+            name=self.name,
+            generated_code=self.generated_code,
+            description=self.description,
+            strategy_type=self.strategy_type,
+            parameters=cast("dict[str, Any] | None", self.parameters),
             validate=self.validate_code is not False,
         )
 
