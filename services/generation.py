@@ -28,7 +28,7 @@ from models import (
 )
 from services import metrics
 from services.errors import BadInput, RateLimited
-from services.extraction import extract_code
+from services.extraction import extract_code, read_report
 from services.prompt_analysis import analyse_prompt
 from services.providers.base import CodeProvider, ProviderResult
 from services.rate_limits import RateLimit
@@ -320,6 +320,7 @@ class Generator:
                 error="Internal error while contacting the provider",
             )
         on_stage(GenerationStage.RECEIVED)
+        result = read_report(result)
         prepared = prepare(request, result, on_stage)
         try:
             prepared = await self._try_out(request, prepared)
