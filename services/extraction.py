@@ -58,9 +58,7 @@ def read_report(result: ProviderResult) -> ProviderResult:
             report = _parse_report(match["body"])
             if report is not None:
                 interpretation, ignored = report
-                return replace(
-                    result, interpretation=interpretation, ignored_requirements=ignored
-                )
+                return replace(result, interpretation=interpretation, ignored_requirements=ignored)
     return result
 
 
