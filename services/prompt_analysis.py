@@ -494,6 +494,11 @@ _TAKE_WORDS = (
     r"take[\s-]*profits?|profit[\s-]*target|\btarget\b|\btp\b|gewinnmitnahme|kursziel"
     r"|toma\s+de\s+ganancias|tomar\s+ganancias|prise\s+de\s+bénéfices?|objectif"
 )
+_NAMED_STOP = r"stop[\s-]*loss|verlustbegrenzung|stop[\s-]*de[\s-]*pérdidas"
+_NAMED_TAKE = (
+    r"take[\s-]*profits?|profit[\s-]*target|gewinnmitnahme|toma\s+de\s+ganancias"
+    r"|prise\s+de\s+bénéfices?"
+)
 _VOLUME = (
     rf"volume\D{{0,30}}?{_NUM}\s*(?:x\b|\u00d7|times|fach|veces|fois)"
     rf"|{_NUM}\s*(?:x\b|\u00d7|times|fach|veces|fois)\s+(?:the\s+|das\s+|el\s+|le\s+)?"
@@ -641,18 +646,20 @@ def _parameters(text: str, template: str, style: str) -> tuple[dict[str, float |
         put("entry_pct", float(match[1]) if match else None, 3.0)
         exit_match = re.search(rf"{_NUM}\s*%\s*(?:{_ABOVE})\s+(?:the\s+)?(?:{_MEAN})", text, _FLAGS)
         put("exit_pct", float(exit_match[1]) if exit_match else None, 0.0)
-    trailing = re.search(_TRAILING, text, _FLAGS)
+    # An exit asked for without a size gets the template's default, reported in defaultsUsed.
+    trailing = re.search(_TRAILING, text, _FLAGS) or re.search(_TRAIL_WORDS, text, _FLAGS)
     rest = text
     if trailing is not None:
         if template in REGIME_TEMPLATES:
-            params["trailing_stop_pct"] = float(trailing[1] or trailing[2])
+            sized = trailing.lastindex is not None and (trailing[1] or trailing[2])
+            put("trailing_stop_pct", float(sized) if sized else None, 2.0)
         rest = text[: trailing.start()] + text[trailing.end() :]
     stop = _percent(rest, _STOP_WORDS)
+    if stop is not None or re.search(_NAMED_STOP, rest, _FLAGS):
+        put("stop_loss_pct", stop, 2.0)
     take = _percent(rest, _TAKE_WORDS)
-    if stop is not None:
-        params["stop_loss_pct"] = stop
-    if take is not None:
-        params["take_profit_pct"] = take
+    if take is not None or re.search(_NAMED_TAKE, rest, _FLAGS):
+        put("take_profit_pct", take, 5.0)
     volume = _volume_filter(text)
     if volume is not None:
         params["volume_multiple"] = volume
@@ -722,7 +729,7 @@ def _vocabulary(template: str, params: dict[str, Any], style: str | None, kept: 
     if "take_profit_pct" in params:
         words.append(_TAKE_WORDS)
     if "trailing_stop_pct" in params:
-        words.append(_TRAILING)
+        words.append(_TRAIL_WORDS)
     if "volume_multiple" in params:
         words.append(_VOLUME)
     if style is not None and style == kept:
@@ -747,7 +754,7 @@ def _sort_clauses(
     if style is not None and style != kept_style:
         unwanted += list(STYLE_WORDS[style])
     if "trailing_stop_pct" not in params:
-        unwanted.append(_TRAILING)
+        unwanted.append(rf"(?:{_NUM}\s*%\s*)?(?:{_TRAIL_WORDS})(?:[^\d%.,;]{{0,12}}?{_NUM}\s*%)?")
     understood: list[str] = []
     ignored: list[str] = []
     for clause in _clauses(text):

@@ -344,11 +344,16 @@ _BODIES = {
     lookback = int(params["squeeze_lookback"])
     if len(closes) < period + lookback:
         return _signal("hold", 0.0, "Not enough bars for the squeeze", {}, price, params)
-    widths = []
-    for end in range(len(closes) - lookback, len(closes)):
-        window = closes[:end]
-        middle_then = _sma(window, period)
-        widths.append(2 * num_std * _stdev(window, period) / middle_then if middle_then else 0.0)
+    window = [float(v) for v in closes[-(lookback + period):]]
+    sums, squares = [0.0], [0.0]
+    for value in window:
+        sums.append(sums[-1] + value)
+        squares.append(squares[-1] + value * value)
+    widths = []  # relative band width of each of the lookback bars before the current one
+    for end in range(period, period + lookback):
+        mean = (sums[end] - sums[end - period]) / period
+        variance = max(0.0, (squares[end] - squares[end - period]) / period - mean * mean)
+        widths.append(2 * num_std * math.sqrt(variance) / mean if mean else 0.0)
     middle = _sma(closes, period)
     width = _stdev(closes, period) * num_std
     upper = middle + width

@@ -115,6 +115,8 @@ TABLE: list[tuple[str, str, str | None, str | None, dict[str, float], tuple[str,
         (),
     ),
     ("mean reversion", S, "bollinger", "MEAN_REVERSION", {"period": 20}, ()),
+    # An exit named without a size: the default, reported in interpretation.defaultsUsed.
+    ("MACD momentum with a trailing stop", S, "macd", "MOMENTUM", {"trailing_stop_pct": 2}, ()),
     # German, Spanish, French
     (
         "Kaufe wenn der RSI unter 30 fällt und verkaufe über 70",
@@ -266,8 +268,15 @@ async def test_template_verdicts_are_honest(
         assert (key in stored) == (key in params), key
     assert ("_trailing_stop(" in code) == ("trailing_stop_pct" in params)
     assert ("_volume_filter(" in code) == ("volume_multiple" in params)
-    assert log["interpretation"]["strategyType"] == strategy_type
-    assert log["interpretation"]["name"] == strategy["name"]
+    interpretation = log["interpretation"]
+    assert interpretation["strategyType"] == strategy_type
+    assert interpretation["name"] == strategy["name"]
+    exits = {**interpretation["exits"], **interpretation["filters"]}
+    extras = ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct", "volume_multiple")
+    assert len(exits) == sum(1 for key in stored if key in (*extras, "volume_period"))
+    if "trailing_stop_pct" in params:  # a size the prompt did not give is owned up to
+        assert ("trailing_stop_pct" in interpretation["defaultsUsed"]) == ("%" not in prompt)
+    assert set(interpretation["defaultsUsed"]) <= set(stored)
 
 
 def test_the_table_is_broad() -> None:
