@@ -40,6 +40,7 @@ def fenced_blocks(text: str) -> list[str]:
 
 MAX_IGNORED_ITEMS = 20
 MAX_IGNORED_CHARS = 300
+MAX_INTERPRETATION_BYTES = 16 * 1024
 
 
 def read_report(result: ProviderResult) -> ProviderResult:
@@ -73,6 +74,8 @@ def _parse_report(body: str) -> tuple[dict[str, Any], list[str]] | None:
     ignored = data.get("ignoredRequirements", [])
     if not isinstance(interpretation, dict) or not isinstance(ignored, list):
         return None
+    if len(json.dumps(interpretation)) > MAX_INTERPRETATION_BYTES:
+        interpretation = {"note": "The model's interpretation was too large to keep"}
     phrases = [str(item).strip()[:MAX_IGNORED_CHARS] for item in ignored if str(item).strip()]
     return interpretation, phrases[:MAX_IGNORED_ITEMS]
 

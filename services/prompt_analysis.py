@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_NUM = r"(\d+(?:\.\d+)?)"
+_NUM = r"(?<![\d.])(\d{1,6}(?:\.\d{1,6})?)(?!\d)"  # bounded: linear on digit runs
 _FLAGS = re.IGNORECASE
 
 # Words for "below"/"above" and for an average, in English, German, Spanish and French.
@@ -435,7 +435,7 @@ class PromptIntent:
         thresholds = {
             k: v
             for k, v in p.items()
-            if k not in special and not k.endswith("period") and k != "lookback"
+            if k not in special and not k.endswith(("period", "lookback"))
         }
         periods = {k: v for k, v in p.items() if k not in special and k not in thresholds}
         return {
@@ -453,8 +453,9 @@ class PromptIntent:
         }
 
 
-def _normalise(prompt: str) -> str:
-    """One line, decimal commas before a % as points ("1,5 %" -> "1.5%")."""
+def read_as(prompt: str) -> str:
+    """The prompt as analysed (and quoted back): one line, decimal commas before a % as
+    points ("1,5 %" -> "1.5%")."""
     text = " ".join(prompt.split())
     return re.sub(r"(\d),(\d+)\s*(?=%|\s*percent|\s*prozent|\s*por\s*ciento)", r"\1.\2", text)
 
@@ -550,7 +551,7 @@ def _threshold(text: str, words: str) -> float | None:
 
 
 def analyse_prompt(prompt: str) -> PromptIntent:
-    text = _normalise(prompt)
+    text = read_as(prompt)
     template = _pick(text, TEMPLATE_WORDS)
     style = _pick(text, STYLE_WORDS)
     if template is None and style in TEMPLATE_OF_STYLE:
@@ -566,7 +567,7 @@ def analyse_prompt(prompt: str) -> PromptIntent:
         return PromptIntent(
             template=None,
             strategy_type=style or "CUSTOM",
-            ignored=tuple(_clauses(text)) or (prompt.strip(),),
+            ignored=tuple(_clauses(text)) or (text,),
         )
     strategy_type = style if style in COMPATIBLE_TYPES[template] else NATURAL_TYPE[template]
     params, defaults = _parameters(text, template, strategy_type)

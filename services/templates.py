@@ -406,10 +406,16 @@ def _exits_sentence(params: dict[str, float | int]) -> str:
     return sentence
 
 
+def describe_rule(intent: PromptIntent) -> str:
+    """What the composed code does, in a trader's words (its entrypoint's docstring)."""
+    assert intent.template is not None
+    return _BODIES[intent.template][0] + _exits_sentence(intent.params)
+
+
 def compose(intent: PromptIntent, prompt: str) -> str:
     """The complete module for `intent`: docstring, DEFAULT_PARAMS, helpers, entrypoint."""
     assert intent.template is not None
-    summary, helpers, body = _BODIES[intent.template]
+    _, helpers, body = _BODIES[intent.template]
     extra: list[str] = []
     if "volume_multiple" in intent.params:
         extra.append("volume_filter")
@@ -441,7 +447,7 @@ def compose(intent: PromptIntent, prompt: str) -> str:
         f'    """The {TEMPLATE_LABELS[intent.template]} rule alone."""\n'
         f"{body.lstrip(chr(10))}\n\n"
         "def execute_strategy(market_data, strategy_params):\n"
-        f'    """{summary}{_exits_sentence(intent.params)}"""\n'
+        f'    """{describe_rule(intent)}"""\n'
         "    params = {**DEFAULT_PARAMS, **(strategy_params or {})}\n"
         '    closes = market_data["close"]\n'
         "    price = float(closes[-1]) if len(closes) else 0.0\n"
@@ -473,6 +479,7 @@ class TemplateProvider:
                 ignored_requirements=ignored,
             )
         code = compose(intent, prompt)
+        interpretation["rule"] = describe_rule(intent)
         note = "".join(f"Not implemented: {phrase}\n" for phrase in ignored)
         text = f"{note}```python\n{code}```\n"
         raw = json.dumps(

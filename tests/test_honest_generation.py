@@ -242,6 +242,8 @@ async def test_template_verdicts_are_honest(
     for phrase in ignored:
         assert any(phrase.lower() in item.lower() for item in log["ignoredRequirements"]), log
     assert log["interpretation"]["template"] == template
+    if template is not None:
+        assert log["interpretation"]["rule"] in (strategy or {}).get("generatedCode", "")
     if status == F:
         assert strategy is None
         assert (

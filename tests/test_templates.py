@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.extraction import extract_code
-from services.prompt_analysis import analyse_prompt
+from services.prompt_analysis import analyse_prompt, read_as
 from services.templates import TemplateProvider, compose
 from services.validation import extract_default_params, validate_code
 
@@ -187,3 +189,75 @@ async def test_provider_answer_is_extractable() -> None:
     code = extract_code(result.parts)
     assert code is not None and validate_code(code).valid
     assert result.raw_response is not None and "execute_strategy" in result.raw_response
+
+
+_WORDS = st.sampled_from(
+    [
+        "RSI",
+        "MACD",
+        "SMA",
+        "EMA",
+        "Bollinger",
+        "squeeze",
+        "breakout",
+        "dip",
+        "below",
+        "above",
+        "mean",
+        "20-day",
+        "3%",
+        "1.5%",
+        "2x",
+        "volume",
+        "trailing",
+        "stop",
+        "loss",
+        "take",
+        "profit",
+        "grid",
+        "pairs",
+        "options",
+        "and",
+        "with,",
+        ".",
+        ";",
+        "buy",
+        "sell",
+        "when",
+        "crosses",
+        "Kaufe",
+        "unter",
+        "über",
+        "Stop-Loss",
+        "media",
+        "móvil",
+        "moyenne",
+        "mobile",
+        "sous",
+        "stop",
+        "suiveur",
+        "10/30",
+        "banana",
+    ]
+)
+
+
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(st.lists(st.one_of(_WORDS, st.text(max_size=8)), max_size=25).map(" ".join))
+def test_any_prompt_gets_an_honest_reading(prompt: str) -> None:
+    """Never raises; what it ignores is quoted from the prompt; what it builds is valid code
+    whose parameters are the ones it reports."""
+    intent = analyse_prompt(prompt)
+    text = read_as(prompt)
+    for phrase in intent.ignored:
+        assert phrase in text, (phrase, prompt)
+    if intent.template is None:
+        assert intent.params == {}
+        return
+    assert intent.ignored or intent.understood
+    code = compose(intent, prompt)
+    report = validate_code(code)
+    assert report.valid, report.errors
+    assert extract_default_params(code) == intent.params
