@@ -24,7 +24,14 @@ if TYPE_CHECKING:
 # strawberry.enum registers the model enums in place, so one enum serves ORM and API alike.
 strawberry.enum(models.StrategyStatus, name="StrategyStatus")
 strawberry.enum(models.StrategyType, name="StrategyType")
-strawberry.enum(models.GenerationStatus, name="GenerationStatus")
+strawberry.enum(
+    models.GenerationStatus,
+    name="GenerationStatus",
+    description="SUCCESS: code that does all the prompt asked (and, when checked, is valid). "
+    "PARTIAL: code stored, but it failed its checks (strategy status ERROR) or leaves parts "
+    "of the prompt out (GenerationLog.ignoredRequirements). FAILURE: no usable code, no "
+    "strategy stored.",
+)
 StrategyStatus = models.StrategyStatus
 StrategyType = models.StrategyType
 GenerationStatus = models.GenerationStatus

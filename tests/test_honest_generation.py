@@ -285,3 +285,34 @@ def test_the_table_is_broad() -> None:
     assert len(TABLE) >= 30
     assert {row[1] for row in TABLE} == {S, P, F}
     assert len({row[2] for row in TABLE if row[2]}) == 8  # every template
+
+
+BACKTEST = """mutation($id: UUID!, $input: BacktestInput!) {
+  backtestStrategy(id: $id, input: $input) { trades bars } }"""
+
+
+@pytest.mark.parametrize(
+    ("prompt", "exit_reason"),
+    [
+        ("SMA 10/30 crossover with a 2% trailing stop", "signal: Trailing stop"),
+        ("MACD crossover with 1.5% trailing stop", "signal: Trailing stop"),
+        ("buy the dip 3% below the 20-day mean, 2% stop loss", "stop loss"),
+        ("Bollinger squeeze breakout", "signal: Close"),
+    ],
+)
+async def test_the_exits_asked_for_happen_in_a_backtest(
+    gql: GraphQLCall, token: str, prompt: str, exit_reason: str
+) -> None:
+    """Through the sandbox and the engine: the template's own exits close real trades, and
+    no trade closes on a take profit nobody asked for."""
+    body = await gql(GENERATE, {"p": prompt}, token)
+    strategy = body["data"]["generateStrategy"]["strategy"]
+    trades: list[dict[str, Any]] = []
+    for sample in ("crash_daily", "ranging_daily", "trending_daily"):
+        result = await gql(BACKTEST, {"id": strategy["id"], "input": {"sample": sample}}, token)
+        assert "errors" not in result, result
+        trades += result["data"]["backtestStrategy"]["trades"]
+    reasons = [trade["exitReason"] for trade in trades]
+    assert any(reason.startswith(exit_reason) for reason in reasons), reasons
+    assert "take profit" not in reasons
+    assert all(trade["takeProfitPrice"] is None for trade in trades)
