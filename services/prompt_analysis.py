@@ -175,6 +175,11 @@ UNSUPPORTED: tuple[str, ...] = (
     r"|supertrend|keltner|williams\s+%?r|\bcci\b|pivot\s+points?|\bstoch\b",
     r"(?:on\s+)?(?:mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|weekends?)",
     r"(?:at|before|after)\s+(?:the\s+)?market\s+(?:open|close)",
+    r"divergen\w*",
+    r"support(?:\s+and\s+resistance)?|resistance|unterstützung|widerstand|soporte|resistencia"
+    r"|résistance",
+    r"engulfing|\bdoji\b|\bhammer\b|candlestick\s+patterns?|heikin[\s-]*ashi",
+    r"order\s*book|funding\s+rates?|open\s+interest",
     r"multiple\s+timeframes?|multi[\s-]+timeframe",
 )
 
@@ -519,7 +524,8 @@ def _periods(text: str) -> list[int]:
         found += [(match.start(1), int(match[1])), (match.start(2), int(match[2]))]
     for match in re.finditer(r"(\d{1,3})\s*/\s*(\d{1,3})(?!\s*%)", text):
         found += [(match.start(1), int(match[1])), (match.start(2), int(match[2]))]
-    for match in re.finditer(rf"(\d{{1,3}})\s*[- ]?(?:{_PERIOD_UNITS}|-?length)s?\b", text, _FLAGS):
+    sized = rf"(\d{{1,3}})\s*[- ]?(?:{_PERIOD_UNITS}|-?length|sma|ema|ma)s?\b"
+    for match in re.finditer(sized, text, _FLAGS):
         found.append((match.start(1), int(match[1])))
     for match in re.finditer(
         r"(?:rsi|sma|ema|\bma|period|periode|periodo|période|length|lookback|look-back|window)"
@@ -645,7 +651,9 @@ def _parameters(text: str, template: str, style: str) -> tuple[dict[str, float |
         match = re.search(TEMPLATE_WORDS["dip"][0], text, _FLAGS)
         put("period", periods[0] if periods else None, 20)
         put("entry_pct", float(match[1]) if match else None, 3.0)
-        exit_match = re.search(rf"{_NUM}\s*%\s*(?:{_ABOVE})\s+(?:the\s+)?(?:{_MEAN})", text, _FLAGS)
+        exit_match = re.search(
+            rf"{_NUM}\s*%\s*(?:{_ABOVE})\s+(?:the\s+)?(?:{_MEAN}|it)\b", text, _FLAGS
+        )
         put("exit_pct", float(exit_match[1]) if exit_match else None, 0.0)
     # An exit asked for without a size gets the template's default, reported in defaultsUsed.
     trailing = re.search(_TRAILING, text, _FLAGS) or re.search(_TRAIL_WORDS, text, _FLAGS)
@@ -721,7 +729,7 @@ def _vocabulary(template: str, params: dict[str, Any], style: str | None, kept: 
         words += [r"\bbands?\b", r"bänder|bandas?", r"std|standard\s+dev|sigma|desviaci|écart"]
         words += [*TEMPLATE_WORDS["bollinger"], r"break\w*"]
     if template == "dip":
-        words += [rf"(?:{_MEAN})\b", r"\bdips?\b"]
+        words += [rf"(?:{_MEAN})\b", r"\bdips?\b", rf"\d\s*%\s*(?:{_ABOVE}|{_BELOW})"]
     if template == "breakout":
         words += [r"\bhighs?\b", r"\blows?\b", r"\brange\b"]
     words += [rf"\d{{1,3}}\s*[- ]?(?:{_PERIOD_UNITS})s?\b", r"\d+\s*/\s*\d+"]
