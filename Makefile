@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve migrate test lint format typecheck schema check bench clean
+.PHONY: install serve migrate test test-fast lint format typecheck schema check bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ serve: install migrate
 test: install
 	@test -x "$${CHROMIUM_PATH:-/usr/bin/chromium}" || echo "note: the GraphiQL browser test will skip: install Chromium (apt-get install chromium) or set CHROMIUM_PATH"
 	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
+
+# The inner loop: everything but the tests that start programs of their own (marker
+# `process`: the server, the CLI, code generators, a browser). `make test` runs them all.
+test-fast: install
+	$(PY) -m pytest -q -m "not process" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -46,7 +46,7 @@ from services.market_data import Bars  # noqa: E402
 from services.offload import run_off_loop  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
 from services.sandbox import Sandbox  # noqa: E402
-from services.sandbox.runner import backtest_from_stream  # noqa: E402
+from services.sandbox.sandbox import backtest_from_stream  # noqa: E402
 
 RUN = """mutation($id: UUID!, $data: MarketDataInput!) {
   runStrategy(id: $id, marketData: $data) { action confidence } }"""

@@ -20,11 +20,12 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from schema.errors import ContractSchema
-from schema.metrics import OperationMetrics
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
+from schema.telemetry import OperationTelemetry
 from schema.types import BIG_INT_SCALAR, BigInt
+from services.code_analysis import CURRENT_CODE_ALLOWANCE, CodeAllowance
 
 MAX_QUERY_DEPTH = 12
 MAX_ALIASES = 30
@@ -81,6 +82,18 @@ class StorableText(SchemaExtension):
         yield
 
 
+class CodeAllowancePerOperation(SchemaExtension):
+    """Each operation may carry MAX_REQUEST_CODE_BYTES of code to check, summed over all its
+    fields: thirty aliased validateCode calls share one allowance. Set as execution starts,
+    in the operation's own task (a WebSocket runs each operation in one), so it ends with it."""
+
+    def on_execute(self) -> Iterator[None]:
+        services = getattr(self.execution_context.context, "services", None)
+        if services is not None:
+            CURRENT_CODE_ALLOWANCE.set(CodeAllowance(services.code_checks.per_operation_bytes))
+        yield
+
+
 def make_schema(*, introspection: bool = True) -> ContractSchema:
     """The API's schema; production may turn introspection off (GRAPHQL_INTROSPECTION)."""
     rules = [*LIMIT_RULES, *([] if introspection else [NoSchemaIntrospectionCustomRule])]
@@ -93,8 +106,9 @@ def make_schema(*, introspection: bool = True) -> ContractSchema:
             disable_field_suggestions=True, scalar_map={BigInt: BIG_INT_SCALAR}
         ),
         extensions=[
-            OperationMetrics,
+            OperationTelemetry,
             StorableText,
+            CodeAllowancePerOperation,
             partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
             partial(AddValidationRules, rules),
             # Parsing and validating the same documents again on every request is most of the

@@ -13,7 +13,7 @@ from typing import Any
 import strawberry
 from graphql.error import GraphQLError
 
-from services import metrics
+from services import telemetry
 from services.errors import ServiceError
 from services.request_ids import current_request_id
 
@@ -50,4 +50,4 @@ class ContractSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:
             apply_contract(error)
-            metrics.record_graphql_error(str((error.extensions or {}).get("code")))
+            telemetry.record_graphql_error(str((error.extensions or {}).get("code")))

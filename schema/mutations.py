@@ -22,9 +22,8 @@ from schema.types import (
     User,
     ValidationResult,
 )
-from services import accounts, strategies
-from services.strategies import StrategyChanges, check_code_size
-from services.validation import extract_default_params, validate_code, with_errors
+from services import accounts, execution, strategies
+from services.strategies import StrategyChanges
 
 Info = strawberry.Info[Context, None]
 
@@ -67,12 +66,14 @@ class Mutation:
     )
     async def create_strategy(self, info: Info, input: CreateStrategyInput) -> Strategy:
         user = await info.context.require_user()
-        runner = info.context.services.runner
+        services = info.context.services
 
-        async def runtime_check(code: str, parameters: dict[str, Any]) -> list[str]:
-            return await runner.smoke_test(user, code, parameters)
+        async def trial_run(code: str, parameters: dict[str, Any]) -> list[str]:
+            return await services.runner.trial_run(user, code, parameters, charged=True)
 
-        created = await strategies.create_strategy(user, input.to_new_strategy(), runtime_check)
+        created = await strategies.create_strategy(
+            user, input.to_new_strategy(), code_checks=services.code_checks, trial_run=trial_run
+        )
         return Strategy.from_model(created)
 
     @strawberry.mutation
@@ -92,7 +93,9 @@ class Mutation:
             status=input.status,
             parameters=cast("dict[str, Any] | None", input.parameters),  # checked in services
         )
-        updated = await strategies.update_strategy(user, id, changes, all_users)
+        updated = await strategies.update_strategy(
+            user, id, changes, all_users, code_checks=info.context.services.code_checks
+        )
         return Strategy.from_model(updated)
 
     @strawberry.mutation
@@ -116,12 +119,10 @@ class Mutation:
         ] = True,
     ) -> ValidationResult:
         user = await info.context.require_user()
-        check_code_size(code)
-        report = validate_code(code)
-        if smoke_test and report.valid:
-            runner = info.context.services.runner
-            problems = await runner.smoke_test(user, code, extract_default_params(code))
-            report = with_errors(report, problems)
+        services = info.context.services
+        report = await execution.validate_user_code(
+            user, code, services.code_checks, services.runner, trial_run=smoke_test
+        )
         return ValidationResult.from_report(report)
 
     @strawberry.mutation

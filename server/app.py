@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 await services.runner.sandbox.start()
             except SandboxUnavailable as exc:
                 log.error("strategy execution disabled: %s", exc.message)
+            await services.analyser.start()  # the workers that parse untrusted code
             # Everything loaded so far lives as long as the process: keep it out of the
             # collector's full passes, which otherwise stall every request for >100 ms.
             gc.collect()

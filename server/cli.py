@@ -168,7 +168,7 @@ def serve() -> None:
                 "WORKERS=%d without REDIS_URL: each worker counts rate limits on its own",
                 settings.workers,
             )
-        # /metrics sums every worker's values from files there (services/metrics.py); the
+        # /metrics sums every worker's values from files there (services/telemetry.py); the
         # variable must be set before a worker imports prometheus_client.
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             metrics_dir = tempfile.mkdtemp(prefix="strategies-metrics-")
@@ -309,7 +309,7 @@ def generate(
     template provider. The code goes to stdout; status, ids, tokens and time to stderr.
     Exit 1 when the generation is PARTIAL or FAILURE.
     """
-    from server.wiring import build_generator, build_provider, build_runner
+    from server.wiring import build_analyser, build_generator, build_provider, build_runner
     from services import accounts
     from services.generation import GenerationRequest
     from services.providers.base import CodeProvider
@@ -320,10 +320,11 @@ def generate(
 
     async def run(provider: CodeProvider) -> GenerationOutcome:
         runner = build_runner(settings)
+        analyser = build_analyser(settings)  # its workers check the model's answer
         try:
             async with _database(settings):
                 owner = await accounts.user_by_email(user)
-                generator = build_generator(settings, provider, runner)
+                generator = build_generator(settings, provider, runner, analyser)
                 if settings.generation_trial_run and validate:
                     # Started before the clock runs, as the server's is at start-up, so the
                     # logged processing time is the generation's alone.
@@ -332,6 +333,7 @@ def generate(
                 return await generator.generate(owner, request)
         finally:
             await runner.sandbox.close()
+            await analyser.close()
             aclose: Callable[[], Coroutine[Any, Any, None]] | None = getattr(
                 provider, "aclose", None
             )

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,12 +25,47 @@ from tortoise import connections
 
 from server.db import applied_migrations, migration_files
 from server.settings import Settings
-from services import metrics
+from services import telemetry
 from services.container import Services
 from services.request_ids import REQUEST_ID
 from services.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
+
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by method, matched route template and status code.",
+    ["method", "route", "status"],
+    registry=telemetry.REGISTRY,
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response, by method and route.",
+    ["method", "route"],
+    buckets=telemetry.FAST_BUCKETS,
+    registry=telemetry.REGISTRY,
+)
+HTTP_IN_PROGRESS = Gauge(
+    "http_requests_in_progress",
+    "HTTP requests being answered now.",
+    multiprocess_mode="livesum",
+    registry=telemetry.REGISTRY,
+)
+
+
+def method_label(method: str) -> str:
+    """Clients may send any token as a method: only the usual ones get a label of their own."""
+    return method if method in HTTP_METHODS else "OTHER"
+
+
+def record_http(method: str, route: str, status: int, seconds: float) -> None:
+    method = method_label(method)
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_DURATION.labels(method, route).observe(seconds)
+
+
 access_log = logging.getLogger("server.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -108,7 +144,7 @@ class RequestObservability:
             await send(message)
 
         started = time.perf_counter()
-        metrics.HTTP_IN_PROGRESS.inc()
+        HTTP_IN_PROGRESS.inc()
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
@@ -122,12 +158,12 @@ class RequestObservability:
                 await send({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
             status = 500
         finally:
-            metrics.HTTP_IN_PROGRESS.dec()
+            HTTP_IN_PROGRESS.dec()
             elapsed = time.perf_counter() - started
             # No response at all: the client went away first (nginx's 499).
             status = status or 499
             route = route_of(scope)
-            metrics.record_http(scope["method"], route, status, elapsed)
+            record_http(scope["method"], route, status, elapsed)
             level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
             if access_log.isEnabledFor(level):
                 access_log.log(
@@ -267,7 +303,7 @@ def metrics_endpoint(settings: Settings) -> Endpoint:
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        body, content_type = metrics.exposition()
+        body, content_type = telemetry.exposition()
         return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
     return metrics_text

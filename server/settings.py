@@ -43,12 +43,26 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR networks,
     # comma-separated). Empty: nobody's, so a client cannot pick the address it is limited by.
     trusted_proxies: str = ""
+    # Static checks of code a user sends (validateCode, updateStrategy): a budget per user in
+    # KiB of code per minute, and a cap on the code one request carries over all its fields.
+    code_validation_kib_per_minute: int = Field(default=1024, ge=64, le=1_000_000)
+    max_request_code_bytes: int = Field(default=256 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+    # Parsing untrusted code happens in worker processes (services/code_analysis.py): how
+    # many, how long one analysis may take before it is refused, and each worker's memory.
+    code_analysis_workers: int = Field(default=2, ge=1, le=64)
+    code_analysis_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    code_analysis_memory_mb: int = Field(default=512, ge=128, le=65_536)
 
     graphql_introspection: bool = True
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
     sandbox_max_concurrent_jobs: int = Field(default=2, ge=1, le=64)
     sandbox_max_queue: int = Field(default=32, ge=0, le=10_000)
+    # Per user; unset derives them (services/sandbox/settings.py, SandboxSettings): all slots
+    # but one (one stays for the others), and min(4 x slots, SANDBOX_MAX_QUEUE / 4) waiting,
+    # so one user never fills the queue.
+    sandbox_max_running_per_user: int | None = Field(default=None, ge=1, le=64)
+    sandbox_max_queued_per_user: int | None = Field(default=None, ge=0, le=10_000)
     sandbox_memory_mb: int = Field(default=512, ge=64, le=65_536)
     sandbox_allow_unisolated: bool = False
     # Host uid (and gid) of the sandbox when the server runs as root; never 0. The default

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from server.settings import Settings
 from services.accounts import TokenSigner
+from services.code_analysis import CodeAnalyser, UserCodeChecks
 from services.container import Services
 from services.execution import StrategyRunner
 from services.generation import Generator
@@ -34,6 +35,8 @@ def build_sandbox(settings: Settings) -> Sandbox:
         SandboxSettings(
             max_concurrent_jobs=settings.sandbox_max_concurrent_jobs,
             max_queue=settings.sandbox_max_queue,
+            max_running_per_owner=settings.sandbox_max_running_per_user,
+            max_queued_per_owner=settings.sandbox_max_queued_per_user,
             memory_limit_mb=settings.sandbox_memory_mb,
             allow_unisolated=settings.sandbox_allow_unisolated,
             host_uid=settings.sandbox_host_uid,
@@ -47,7 +50,17 @@ def build_limits(settings: Settings) -> RateLimits:
         execute=settings.rate_limit_execute,
         login=settings.rate_limit_login,
         auth_by_address=settings.rate_limit_auth_by_address,
+        code_validation=f"{settings.code_validation_kib_per_minute}/minute",
         redis_url=settings.redis_url,
+    )
+
+
+def build_analyser(settings: Settings) -> CodeAnalyser:
+    """The worker pool that parses untrusted code."""
+    return CodeAnalyser(
+        workers=settings.code_analysis_workers,
+        timeout_seconds=settings.code_analysis_timeout_seconds,
+        memory_mb=settings.code_analysis_memory_mb,
     )
 
 
@@ -66,25 +79,36 @@ def build_generator(
     settings: Settings,
     provider: CodeProvider,
     runner: StrategyRunner,
+    analyser: CodeAnalyser,
     rate_limit: RateLimit | None = None,
 ) -> Generator:
     if not settings.generation_trial_run:
-        return Generator(provider, rate_limit)
+        return Generator(provider, analyser, rate_limit)
     # In memory even with REDIS_URL: the budget guards this process' CPU, not a user quota.
     budget = RateLimit(settings.generation_trial_run_limit, scope="generation trial runs")
-    return Generator(provider, rate_limit, trial_run=runner.trial_run, trial_budget=budget)
+    return Generator(
+        provider, analyser, rate_limit, trial_run=runner.trial_run, trial_budget=budget
+    )
 
 
 def build_services(
-    settings: Settings, provider: CodeProvider | None = None, sandbox: Sandbox | None = None
+    settings: Settings,
+    provider: CodeProvider | None = None,
+    sandbox: Sandbox | None = None,
+    analyser: CodeAnalyser | None = None,
 ) -> Services:
     limits = build_limits(settings)
     runner = build_runner(settings, sandbox, limits.execute)
+    analyser = analyser or build_analyser(settings)
     return Services(
         signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
         generator=build_generator(
-            settings, provider or build_provider(settings), runner, limits.generate
+            settings, provider or build_provider(settings), runner, analyser, limits.generate
         ),
         runner=runner,
         limits=limits,
+        analyser=analyser,
+        code_checks=UserCodeChecks(
+            analyser, limits.code_validation, settings.max_request_code_bytes
+        ),
     )

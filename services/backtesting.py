@@ -99,7 +99,7 @@ def run_backtest(
 
     In one process: `collect_signals` then `simulate`. The sandbox splits the two, the
     first in the untrusted job process and the second in the server (see
-    services/sandbox/runner.py), so nothing a strategy computes becomes a number we store.
+    services/sandbox/sandbox.py), so nothing a strategy computes becomes a number we store.
     Raises StrategyFailure (with bar index and cause) when the strategy raises or returns an
     invalid value, ValueError for bad options. Exceptions from `on_progress` pass through
     untouched, so a caller can use it to cancel.

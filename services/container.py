@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.accounts import RecentUsers, TokenSigner
+from services.code_analysis import CodeAnalyser, UserCodeChecks
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.rate_limits import RateLimits
@@ -21,6 +22,8 @@ class Services:
     generator: Generator
     runner: StrategyRunner
     limits: RateLimits
+    analyser: CodeAnalyser
+    code_checks: UserCodeChecks
     recent_users: RecentUsers = field(default_factory=RecentUsers)
 
     async def aclose(self) -> None:
@@ -31,3 +34,4 @@ class Services:
         if aclose is not None:
             await aclose()
         await self.runner.sandbox.close()
+        await self.analyser.close()

@@ -17,17 +17,19 @@ from tortoise.expressions import F
 
 from models import GeneratedStrategy, StrategyStatus, User
 from services.backtesting import BacktestOptions
+from services.code_analysis import UserCodeChecks
 from services.errors import BadInput
 from services.market_data import Bars, MarketDataError, bars_from_columns, bars_from_csv
 from services.rate_limits import RateLimit
 from services.samples import SAMPLE_NAMES, UnknownSample, load_sample, sample_description
 from services.sandbox import Sandbox
 from services.strategies import check_parameters, require_strategy
+from services.validation import ValidationReport, with_errors
 
 MAX_SIGNAL_BARS = 20_000
 MAX_BACKTEST_BARS = 100_000
 MAX_CSV_BYTES = 10 * 1024 * 1024
-SMOKE_SAMPLE = "trending_daily"
+TRIAL_RUN_SAMPLE = "trending_daily"
 OHLCV = ("open", "high", "low", "close", "volume")
 
 
@@ -136,6 +138,11 @@ def _effective_parameters(
     return {**(strategy.parameters or {}), **check_parameters(overrides)}
 
 
+def sandbox_owner(user: User) -> str:
+    """The key the sandbox shares its slots by: one per user."""
+    return str(user.id)
+
+
 class StrategyRunner:
     def __init__(
         self,
@@ -166,6 +173,7 @@ class StrategyRunner:
             bars,
             _effective_parameters(strategy, parameters),
             timeout_seconds=self.signal_timeout_seconds,
+            owner=sandbox_owner(user),
         )
         # One statement, so concurrent runs never lose a count.
         await GeneratedStrategy.filter(id=strategy.id).update(usage_count=F("usage_count") + 1)
@@ -201,6 +209,7 @@ class StrategyRunner:
             options,
             timeout_seconds=self.backtest_timeout_seconds,
             on_progress=on_progress,
+            owner=sandbox_owner(user),
         )
         elapsed = time.perf_counter() - started
         summary = {
@@ -216,22 +225,40 @@ class StrategyRunner:
         await strategy.refresh_from_db()
         return BacktestOutcome(strategy=strategy, result=result, elapsed_seconds=elapsed)
 
-    async def smoke_test(
-        self, user: User, code: str, parameters: Mapping[str, Any] | None = None
+    async def trial_run(
+        self,
+        user: User,
+        code: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        charged: bool = False,
     ) -> list[str]:
-        """Runtime problems of `code` on sample data ([] when it runs and returns a signal)."""
-        await self._count(user)
-        return await self.trial_run(code, parameters)
-
-    async def trial_run(self, code: str, parameters: Mapping[str, Any] | None = None) -> list[str]:
-        """As `smoke_test`, counted against nobody: a generation's own check of its code.
+        """Run `code` once on sample data as `user`'s sandbox job: its problems, [] when it
+        runs and returns a valid signal. `charged` counts it against the user's execution
+        limit (they asked for it: validateCode); a generation's own trial run is not.
         SandboxBusy and SandboxUnavailable pass through: they say nothing about the code."""
-        problems = await self.sandbox.smoke_test(
-            code, load_sample(SMOKE_SAMPLE), dict(parameters or {})
+        if charged:
+            await self._count(user)
+        problems = await self.sandbox.trial_run(
+            code, load_sample(TRIAL_RUN_SAMPLE), dict(parameters or {}), owner=sandbox_owner(user)
         )
-        return [f"Runtime check on sample data: {problem}" for problem in problems]
+        return [f"Trial run on sample data: {problem}" for problem in problems]
 
     async def _count(self, user: User) -> None:
         """Sandbox time is the scarce resource: every execution counts against the user."""
         if self.rate_limit is not None:
             await self.rate_limit.hit(str(user.id))
+
+
+async def validate_user_code(
+    user: User, code: str, checks: UserCodeChecks, runner: StrategyRunner, *, trial_run: bool
+) -> ValidationReport:
+    """validateCode: the user's code checked as theirs (size, the operation's allowance and
+    their budget, then the static rules, off the event loop) and, when it passes and
+    `trial_run` is asked, run once on sample data, charged to their execution limit."""
+    analysis = await checks.check(str(user.id), code)
+    report = analysis.report
+    if trial_run and report.valid:
+        problems = await runner.trial_run(user, code, analysis.parameters, charged=True)
+        report = with_errors(report, problems)
+    return report

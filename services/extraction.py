@@ -66,7 +66,7 @@ def read_report(result: ProviderResult) -> ProviderResult:
 def _parse_report(body: str) -> tuple[dict[str, Any], list[str]] | None:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # malformed, or nested past the parser's depth
         return None
     if not isinstance(data, dict):
         return None

@@ -26,34 +26,31 @@ from models import (
     StrategyType,
     User,
 )
-from services import metrics
+from services import telemetry
+from services.code_analysis import AnalysisBusy, CodeAnalyser, CodeAnalysis, CodeTooComplex
 from services.errors import BadInput, RateLimited
-from services.extraction import extract_code, read_report
+from services.extraction import read_report
 from services.prompt_analysis import analyse_prompt
 from services.providers.base import CodeProvider, ProviderResult
 from services.rate_limits import RateLimit
 from services.sandbox.errors import SandboxBusy, SandboxUnavailable
 from services.strategies import MAX_NAME_LENGTH
-from services.validation import (
-    ValidationReport,
-    extract_default_params,
-    extract_description,
-    validate_code,
-    with_errors,
-)
+from services.validation import ValidationReport, with_errors
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 4000
 MAX_DESCRIPTION_CHARS = 2000
 SHUTDOWN_MESSAGE = "Server shut down before the model answered"
+UNCHECKED_AT_SHUTDOWN = "Server shut down before the answer was checked"
 # A cancelled generation only has its log left to write: this is ample.
 DRAIN_TIMEOUT_SECONDS = 10.0
 
 T = TypeVar("T")
 
-# Runs generated code once on sample data; the problems found ([] when it works).
-TrialRun = Callable[[str, dict[str, Any]], Awaitable[list[str]]]
+# Runs generated code once on sample data, as the user's sandbox job; the problems found
+# ([] when it works).
+TrialRun = Callable[[User, str, dict[str, Any]], Awaitable[list[str]]]
 
 
 class GenerationStage(Enum):
@@ -108,19 +105,29 @@ def check_request(request: GenerationRequest) -> GenerationRequest:
     return GenerationRequest(prompt, name, request.strategy_type, request.validate)
 
 
-def judge(
-    result: ProviderResult, validate: bool, on_stage: StageListener = _ignore_stage
-) -> _Verdict:
-    """Apply the contract's status rules to what the provider returned."""
+async def judge(
+    result: ProviderResult,
+    validate: bool,
+    analyser: CodeAnalyser,
+    on_stage: StageListener = _ignore_stage,
+) -> tuple[_Verdict, CodeAnalysis | None]:
+    """Apply the contract's status rules to what the provider returned. The answer is
+    untrusted text: extraction and analysis run in `analyser`'s worker processes."""
     if result.error:
-        return _Verdict(GenerationStatus.FAILURE, None, None, result.error)
-    code = extract_code(result.parts)
+        return _Verdict(GenerationStatus.FAILURE, None, None, result.error), None
+    try:
+        found = await analyser.analyse_answer(result.parts)
+    except (CodeTooComplex, AnalysisBusy) as exc:
+        return _Verdict(
+            GenerationStatus.FAILURE, None, None, f"The answer could not be checked: {exc}"
+        ), None
     on_stage(GenerationStage.EXTRACTED)
-    if code is None:
+    if found is None:
         return _Verdict(
             GenerationStatus.FAILURE, None, None, "The response contained no Python code"
-        )
-    return _verdict_on(code, validate_code(code), validate, tuple(result.ignored_requirements))
+        ), None
+    ignored = tuple(result.ignored_requirements)
+    return _verdict_on(found.code, found.analysis.report, validate, ignored), found.analysis
 
 
 def _verdict_on(
@@ -151,17 +158,20 @@ class _Prepared:
     ignored: tuple[str, ...] = ()
 
 
-def prepare(
-    request: GenerationRequest, result: ProviderResult, on_stage: StageListener = _ignore_stage
+async def prepare(
+    request: GenerationRequest,
+    result: ProviderResult,
+    analyser: CodeAnalyser,
+    on_stage: StageListener = _ignore_stage,
 ) -> _Prepared:
     """Everything CPU-bound about an answer (extraction, validation, parameters), done before
     the transaction: on SQLite every query waits while one holds the only connection."""
-    verdict = judge(result, request.validate, on_stage)
+    verdict, analysis = await judge(result, request.validate, analyser, on_stage)
     ignored = tuple(result.ignored_requirements)
-    if verdict.code is None or verdict.report is None:
+    if verdict.code is None or verdict.report is None or analysis is None:
         return _Prepared(verdict, None, ignored)
     name, strategy_type = describe(request.prompt, result.interpretation)
-    description = extract_description(verdict.code) or request.prompt
+    description = analysis.description or request.prompt
     return _Prepared(
         verdict,
         {
@@ -171,7 +181,7 @@ def prepare(
             "strategy_type": request.strategy_type or strategy_type,
             "status": strategy_status(verdict, request.validate),
             "validation_results": verdict.report.as_dict(),
-            "parameters": extract_default_params(verdict.code),
+            "parameters": analysis.parameters,
         },
         ignored,
     )
@@ -230,10 +240,8 @@ async def _uninterruptible(work: Coroutine[Any, Any, T]) -> T:
     return result
 
 
-TRIAL_INTERRUPTED = "Runtime check skipped: the server shut down"
-TRIAL_OVER_BUDGET = (
-    "Runtime check skipped: too many generations at once; validateCode runs the check"
-)
+TRIAL_INTERRUPTED = "Trial run skipped: the server shut down"
+TRIAL_OVER_BUDGET = "Trial run skipped: too many generations at once; validateCode runs the check"
 
 
 class Generator:
@@ -244,11 +252,13 @@ class Generator:
     def __init__(
         self,
         provider: CodeProvider,
+        analyser: CodeAnalyser,
         rate_limit: RateLimit | None = None,
         trial_run: TrialRun | None = None,
         trial_budget: RateLimit | None = None,
     ) -> None:
         self.provider = provider
+        self.analyser = analyser
         self.rate_limit = rate_limit
         self.trial_run = trial_run
         self.trial_budget = trial_budget
@@ -286,12 +296,12 @@ class Generator:
             await self.rate_limit.hit(str(user.id))
         self._in_flight += 1
         self._idle.clear()
-        metrics.GENERATIONS_IN_FLIGHT.inc()
+        telemetry.GENERATIONS_IN_FLIGHT.inc()
         try:
             outcome = await self._generate(user, request, on_stage)
         finally:
             self._in_flight -= 1
-            metrics.GENERATIONS_IN_FLIGHT.dec()
+            telemetry.GENERATIONS_IN_FLIGHT.dec()
             if self._in_flight == 0:
                 self._idle.set()
         on_stage(GenerationStage.STORED)
@@ -308,7 +318,7 @@ class Generator:
             result = ProviderResult(
                 provider=self.provider.name, model=self.provider.model, error=SHUTDOWN_MESSAGE
             )
-            prepared = prepare(request, result)  # no code to look at: instant
+            prepared = await prepare(request, result, self.analyser)  # an error: no code
             await self._store_when_cancelled(user, request, result, prepared, started)
             raise
         except Exception:
@@ -321,9 +331,15 @@ class Generator:
             )
         on_stage(GenerationStage.RECEIVED)
         result = read_report(result)
-        prepared = prepare(request, result, on_stage)
         try:
-            prepared = await self._try_out(request, prepared)
+            prepared = await prepare(request, result, self.analyser, on_stage)
+        except asyncio.CancelledError:
+            unchecked = replace(result, error=UNCHECKED_AT_SHUTDOWN)
+            prepared = await prepare(request, unchecked, self.analyser)  # an error: no code
+            await self._store_when_cancelled(user, request, unchecked, prepared, started)
+            raise
+        try:
+            prepared = await self._try_out(user, request, prepared)
         except asyncio.CancelledError:
             prepared = _with_warning(prepared, TRIAL_INTERRUPTED, request.validate)
             await self._store_when_cancelled(user, request, result, prepared, started)
@@ -333,7 +349,9 @@ class Generator:
         elapsed = time.perf_counter() - started
         return await _uninterruptible(self._store(user, request, result, prepared, elapsed))
 
-    async def _try_out(self, request: GenerationRequest, prepared: _Prepared) -> _Prepared:
+    async def _try_out(
+        self, user: User, request: GenerationRequest, prepared: _Prepared
+    ) -> _Prepared:
         """The trial run of code the static checks passed; a busy or missing sandbox leaves
         the verdict as it was, with a warning saying the check was skipped."""
         verdict = prepared.verdict
@@ -352,12 +370,13 @@ class Generator:
             except RateLimited:
                 return _with_warning(prepared, TRIAL_OVER_BUDGET, True)
         try:
-            problems = await self.trial_run(verdict.code, prepared.strategy_fields["parameters"])
+            parameters = prepared.strategy_fields["parameters"]
+            problems = await self.trial_run(user, verdict.code, parameters)
         except (SandboxBusy, SandboxUnavailable) as exc:
-            return _with_warning(prepared, f"Runtime check skipped: {exc.message}", True)
+            return _with_warning(prepared, f"Trial run skipped: {exc.message}", True)
         except Exception:
             log.exception("the trial run of generated code failed")
-            return _with_warning(prepared, "Runtime check skipped: internal error", True)
+            return _with_warning(prepared, "Trial run skipped: internal error", True)
         if not problems:
             return prepared
         return _with_report(prepared, with_errors(verdict.report, problems), True)
@@ -411,7 +430,7 @@ class Generator:
                 ignored_requirements=list(result.ignored_requirements),
             )
         # Counted once logged, so the metrics and the generation logs agree.
-        metrics.record_generation(
+        telemetry.record_generation(
             verdict.status.value, result.provider, result.tokens_used, elapsed
         )
         return GenerationOutcome(generation_log, strategy, elapsed)

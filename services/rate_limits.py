@@ -34,9 +34,10 @@ class RateLimit:
         self.spec = spec
         self._limiter = limiter or make_limiter()
 
-    async def hit(self, key: str) -> None:
-        """Count one request for `key`, or refuse it with the wait until the next free slot."""
-        if await self._limiter.hit(self.item, self.scope, key):
+    async def hit(self, key: str, cost: int = 1) -> None:
+        """Count one request (or `cost` units) for `key`, or refuse it with the wait until the
+        next free slot. The moving window stores one entry per unit: keep costs small."""
+        if await self._limiter.hit(self.item, self.scope, key, cost=cost):
             return
         stats = await self._limiter.get_window_stats(self.item, self.scope, key)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
@@ -51,13 +52,21 @@ class RateLimits:
     """Every limit of the API, keyed by user id, email or client address."""
 
     generate: RateLimit  # per user
-    execute: RateLimit  # per user: runStrategy, backtestStrategy, validateCode's smoke run
+    execute: RateLimit  # per user: runStrategy, backtestStrategy, validateCode's trial run
     login: RateLimit  # per email: slows password guessing against one account
     auth_by_address: RateLimit  # per client address: register and login
+    code_validation: RateLimit  # per user, in KiB of code checked (services/code_analysis.py)
 
     @classmethod
     def from_specs(
-        cls, *, generate: str, execute: str, login: str, auth_by_address: str, redis_url: str = ""
+        cls,
+        *,
+        generate: str,
+        execute: str,
+        login: str,
+        auth_by_address: str,
+        code_validation: str,
+        redis_url: str = "",
     ) -> RateLimits:
         limiter = make_limiter(redis_url)
         return cls(
@@ -65,4 +74,7 @@ class RateLimits:
             execute=RateLimit(execute, scope="strategy execution", limiter=limiter),
             login=RateLimit(login, scope="login", limiter=limiter),
             auth_by_address=RateLimit(auth_by_address, scope="register/login", limiter=limiter),
+            code_validation=RateLimit(
+                code_validation, scope="code validation (KiB of code)", limiter=limiter
+            ),
         )

@@ -24,14 +24,9 @@ from models import (
     StrategyType,
     User,
 )
-from services.code_rules import MAX_CODE_BYTES
+from services.code_analysis import UserCodeChecks
 from services.errors import BadInput, Forbidden, NotFound
-from services.validation import (
-    extract_default_params,
-    extract_description,
-    validate_code,
-    with_errors,
-)
+from services.validation import with_errors
 
 MAX_PAGE_SIZE = 100
 MAX_NAME_LENGTH = 200
@@ -145,11 +140,6 @@ def check_parameters(parameters: Any) -> dict[str, Any]:
     return parameters
 
 
-def check_code_size(code: str) -> None:
-    if len(code.encode()) > MAX_CODE_BYTES:
-        raise BadInput(f"code must be at most {MAX_CODE_BYTES} bytes")
-
-
 @dataclass(frozen=True)
 class StrategyChanges:
     """Fields to change; None means 'leave as it is'."""
@@ -178,8 +168,14 @@ def status_after_validation(
 
 
 async def update_strategy(
-    user: User, strategy_id: uuid.UUID, changes: StrategyChanges, all_users: bool = False
+    user: User,
+    strategy_id: uuid.UUID,
+    changes: StrategyChanges,
+    all_users: bool = False,
+    *,
+    code_checks: UserCodeChecks,
 ) -> GeneratedStrategy:
+    """New code is checked through `code_checks`, charged to `user` (the caller)."""
     strategy = await require_strategy(user, strategy_id, all_users)
     if changes.status is StrategyStatus.ERROR:
         raise BadInput("Status ERROR is set by validation, not by hand")
@@ -198,8 +194,7 @@ async def update_strategy(
         strategy.parameters = check_parameters(changes.parameters)
 
     if changes.generated_code is not None:
-        check_code_size(changes.generated_code)
-        report = validate_code(changes.generated_code)
+        report = (await code_checks.check(str(user.id), changes.generated_code)).report
         strategy.generated_code = changes.generated_code
         strategy.validation_results = report.as_dict()
         # Edited code invalidates earlier backtests.
@@ -235,10 +230,15 @@ CodeCheck = Callable[[str, dict[str, Any]], Awaitable[list[str]]]
 
 
 async def create_strategy(
-    user: User, new: NewStrategy, runtime_check: CodeCheck | None = None
+    user: User,
+    new: NewStrategy,
+    *,
+    code_checks: UserCodeChecks,
+    trial_run: CodeCheck | None = None,
 ) -> GeneratedStrategy:
-    """Store hand-written code, judged as generated code is: the static checks, then (when
-    `validate`) one run on sample data; invalid code is stored with status ERROR."""
+    """Store code the user wrote, judged as generated code is: the static checks (through
+    `code_checks`, charged to `user`), then (when `validate`) one trial run on sample data;
+    code failing either is stored with status ERROR, unchecked code as a DRAFT."""
     name = new.name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         raise BadInput(f"name must be 1 to {MAX_NAME_LENGTH} characters")
@@ -246,22 +246,17 @@ async def create_strategy(
         raise BadInput(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
     if not new.generated_code.strip():
         raise BadInput("generatedCode must not be empty")
-    check_code_size(new.generated_code)
-    parameters = (
-        extract_default_params(new.generated_code)
-        if new.parameters is None
-        else check_parameters(new.parameters)
-    )
-    report = validate_code(new.generated_code)
-    if new.validate and report.valid and runtime_check is not None:
-        report = with_errors(report, await runtime_check(new.generated_code, parameters))
+    given = None if new.parameters is None else check_parameters(new.parameters)
+    analysis = await code_checks.check(str(user.id), new.generated_code)
+    parameters = analysis.parameters if given is None else given
+    report = analysis.report
+    if new.validate and report.valid and trial_run is not None:
+        report = with_errors(report, await trial_run(new.generated_code, parameters))
     if not report.valid:
         status = StrategyStatus.ERROR
     else:
         status = StrategyStatus.VALIDATED if new.validate else StrategyStatus.DRAFT
-    description = new.description
-    if description is None:
-        description = extract_description(new.generated_code) or ""
+    description = analysis.description if new.description is None else new.description
     return await GeneratedStrategy.create(
         user=user,
         name=name,

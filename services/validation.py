@@ -24,6 +24,9 @@ from services.code_rules import (
     MAX_CODE_BYTES,
     MAX_CODE_LINES,
     MAX_NESTING_DEPTH,
+    attribute_node_refusal,
+    attribute_refusal,
+    is_dunder,
 )
 
 RETURN_KEYS = ("action", "confidence", "reason", "metadata")
@@ -38,6 +41,7 @@ FORBIDDEN_NAMES = frozenset(
         "globals",
         "locals",
         "vars",
+        "dir",
         "getattr",
         "setattr",
         "delattr",
@@ -49,66 +53,14 @@ FORBIDDEN_NAMES = frozenset(
         "memoryview",
     }
 )
-# Attributes that reach files, processes, the network, native code or interpreter internals
-# through the allowed libraries (numpy and pandas re-export plenty of them).
-FORBIDDEN_ATTRIBUTES = frozenset(
-    {
-        "ctypes",
-        "ctypeslib",
-        "f2py",
-        "distutils",
-        "testing",
-        "load",
-        "loads",
-        "save",
-        "savez",
-        "savez_compressed",
-        "savetxt",
-        "loadtxt",
-        "genfromtxt",
-        "fromfile",
-        "tofile",
-        "dump",
-        "dumps",
-        "memmap",
-        "DataSource",
-        "fromregex",
-        "format_map",
-        "system",
-        "popen",
-        "spawn",
-        "fork",
-        "environ",
-        "getenv",
-        "get_type_hints",
-        "ForwardRef",
-        "eval",
-        "query",
-        "gi_frame",
-        "gi_code",
-        "cr_frame",
-        "ag_frame",
-        "f_back",
-        "f_globals",
-        "f_locals",
-        "f_builtins",
-        "f_code",
-        "tb_frame",
-        "tb_next",
-        "co_code",
-        "mro",
-        "io",
-        "os",
-        "sys",
-        "lib",
-        "stride_tricks",
-        "as_strided",
-    }
-)
-# pandas/numpy `read_*`/`to_*` do file and clipboard I/O; these few are pure conversions.
-SAFE_CONVERSIONS = frozenset(
-    {"to_numpy", "to_list", "to_dict", "to_frame", "to_datetime", "to_numeric", "to_timedelta"}
-)
+# Names strategy code may not bind at all (assign, import as, def, parameter, for, with, except,
+# global, del, ...): the validator would take later reads for the code's own variable while the
+# sandbox still hands out its guard, so `getattr = getattr` hid `getattr(x, name)` from it.
+# Dunder names are refused by the Name check already, and `def __init__` stays free. Other
+# builtins may be shadowed (`id`, `type`, `max`, `sum`, `input`, and `open`, the price
+# column): the guards do not rely on them, and `open` and `input` refuse to work at run time
+# whatever the code binds to them.
+UNBINDABLE_NAMES = (FORBIDDEN_NAMES - {"open", "input"}) | {"hasattr", "__builtins__"}
 ALLOWED_DUNDER_NAMES = frozenset({"__name__", "__doc__"})
 MAX_EXPONENT = 10_000
 
@@ -340,20 +292,61 @@ class _Checker(ast.NodeVisitor):
             and id(node) not in self.variable_reads
         ):
             self.findings.error(node, f"Use of '{node.id}' is not allowed")
-        elif _is_dunder(node.id) and node.id not in ALLOWED_DUNDER_NAMES:
+        elif is_dunder(node.id) and node.id not in ALLOWED_DUNDER_NAMES:
             self.findings.error(node, f"Access to '{node.id}' is not allowed")
+        elif not isinstance(node.ctx, ast.Load):
+            self._check_binding(node, node.id)
+
+    def _check_binding(self, node: ast.AST, name: str | None) -> None:
+        if name in UNBINDABLE_NAMES:
+            self.findings.error(node, f"'{name}' cannot be rebound: the sandbox guards it")
+
+    def visit_alias(self, node: ast.alias) -> None:
+        self._check_binding(node, node.asname or node.name.split(".", 1)[0])
+
+    def visit_arg(self, node: ast.arg) -> None:
+        self._check_binding(node, node.arg)
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._check_binding(node, node.name)
+        self.generic_visit(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._check_binding(node, node.name)
+        self.generic_visit(node)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        self._check_binding(node, node.name)
+        self.generic_visit(node)
+
+    def visit_MatchAs(self, node: ast.MatchAs) -> None:
+        self._check_binding(node, node.name)
+        self.generic_visit(node)
+
+    def visit_MatchStar(self, node: ast.MatchStar) -> None:
+        self._check_binding(node, node.name)
+
+    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
+        self._check_binding(node, node.rest)
+        self.generic_visit(node)
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        for name in node.names:
+            self._check_binding(node, name)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        self._check_attribute(node, node.attr)
+        refusal = attribute_node_refusal(node)
+        if refusal:
+            self.findings.error(node, refusal)
+        elif node.attr.startswith("_"):
+            self.findings.warn(node, f"Access to private attribute '{node.attr}'")
         self.generic_visit(node)
 
     def _check_attribute(self, node: ast.AST, name: str) -> None:
-        if _is_dunder(name):
-            self.findings.error(node, f"Access to dunder attribute '{name}' is not allowed")
-        elif name in FORBIDDEN_ATTRIBUTES:
-            self.findings.error(node, f"Access to '{name}' is not allowed (file, OS or internals)")
-        elif name.startswith(("read_", "to_")) and name not in SAFE_CONVERSIONS:
-            self.findings.error(node, f"'{name}' is not allowed: strategies do no file I/O")
+        refusal = attribute_refusal(name)
+        if refusal:
+            self.findings.error(node, refusal)
         elif name.startswith("_"):
             self.findings.warn(node, f"Access to private attribute '{name}'")
 
@@ -377,6 +370,8 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Global(self, node: ast.Global) -> None:
         self.findings.warn(node, "'global' state does not survive between calls")
+        for name in node.names:
+            self._check_binding(node, name)
 
     def visit_While(self, node: ast.While) -> None:
         always_true = isinstance(node.test, ast.Constant) and bool(node.test.value)
@@ -391,6 +386,7 @@ class _Checker(ast.NodeVisitor):
 
     def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
         self.findings.error(node, "async functions are not supported")
+        self._check_binding(node, node.name)
         self.generic_visit(node)
 
 
@@ -483,10 +479,6 @@ def _bindings(inside: Sequence[ast.AST]) -> frozenset[str]:
         else:
             stack.extend(ast.iter_child_nodes(node))
     return frozenset(bound - declared_global)
-
-
-def _is_dunder(name: str) -> bool:
-    return name.startswith("__") and name.endswith("__") and len(name) > 4
 
 
 def _find_entrypoint(tree: ast.Module) -> ast.FunctionDef | ast.AsyncFunctionDef | None:

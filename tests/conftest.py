@@ -15,9 +15,16 @@ from tortoise import Tortoise
 
 from server.db import migrate, serving_config
 from server.settings import Settings
+from services.code_analysis import CodeAnalyser
 from services.sandbox import Sandbox, SandboxSettings
 from services.templates import TemplateProvider
-from tests.support.api import GraphQLCall, call_graphql, make_client, register_user
+from tests.support.api import (
+    GraphQLCall,
+    call_graphql,
+    make_client,
+    register_user,
+    shared_analyser,
+)
 from tests.support.databases import scratch_database
 
 pytest_plugins = ["tests.support.fixtures"]
@@ -55,6 +62,13 @@ async def sandbox() -> AsyncIterator[Sandbox]:
     """One fork server for the run: starting one costs about half a second."""
     async with Sandbox(SandboxSettings(max_concurrent_jobs=2)) as running:
         yield running
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def code_analyser() -> AsyncIterator[CodeAnalyser]:
+    """The run's pool of code-analysis workers (tests/support/api.py), closed at the end."""
+    yield shared_analyser()
+    await shared_analyser().close()
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import uuid
 
+import pytest
+
 from models import User
 from server.settings import Settings
 from services.sandbox import Sandbox
@@ -57,6 +59,7 @@ async def test_admin_view_is_for_staff_only(client, gql: GraphQLCall, token: str
     assert any(item["strategy"] for item in logs["items"]), "other users' strategies resolve"
 
 
+@pytest.mark.process
 def test_cli_creates_a_staff_user(database_url: str, database: str) -> None:
     email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     env = {"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}

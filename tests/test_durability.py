@@ -29,9 +29,11 @@ from server.db import dialect_of
 from server.settings import Settings
 from services.generation import SHUTDOWN_MESSAGE, GenerationRequest, Generator
 from services.providers.gemini import GeminiProvider
-from tests.support.api import PASSWORD, REGISTER
+from tests.support.api import PASSWORD, REGISTER, shared_analyser
 from tests.support.gemini_standin import GeminiStandin, ReceivedRequest, Reply, hang
 from tests.support.server_process import ServerProcess
+
+pytestmark = pytest.mark.process
 
 API_KEY = "durability-key"
 MODEL = "gemini-durability"
@@ -358,7 +360,7 @@ async def test_cancelled_generation_is_logged_as_failure(
 
     user = await accounts.register(f"cancel-{uuid.uuid4().hex[:10]}@example.com", PASSWORD)
     provider = GeminiProvider(api_key=API_KEY, model=MODEL, base_url=gemini_standin.base_url)
-    generator = Generator(provider)
+    generator = Generator(provider, shared_analyser())
     gemini_standin.set_latency(5.0)
     prompt = f"MACD momentum, cancelled {uuid.uuid4().hex[:8]}"
     try:

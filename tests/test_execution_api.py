@@ -1,4 +1,4 @@
-"""runStrategy, backtestStrategy, sampleDatasets and validateCode's smoke run, over HTTP.
+"""runStrategy, backtestStrategy, sampleDatasets and validateCode's trial run, over HTTP.
 
 Everything runs in the real sandbox (tests/test_sandbox*.py prove its containment).
 """
@@ -278,7 +278,7 @@ async def test_sample_datasets(gql: GraphQLCall, token: str) -> None:
         assert details["bars"] >= 500
 
 
-async def test_validate_code_smoke_runs_in_the_sandbox(gql: GraphQLCall, token: str) -> None:
+async def test_validate_code_trial_runs_in_the_sandbox(gql: GraphQLCall, token: str) -> None:
     crashing = (
         "def execute_strategy(market_data, strategy_params):\n"
         "    closes = market_data['close']\n"
@@ -288,8 +288,7 @@ async def test_validate_code_smoke_runs_in_the_sandbox(gql: GraphQLCall, token: 
     checked = (await gql(VALIDATE, {"code": crashing}, token=token))["data"]["validateCode"]
     assert checked["valid"] is False
     assert any(
-        "Runtime check" in e and "ZeroDivisionError" in e and "line 3" in e
-        for e in checked["errors"]
+        "Trial run" in e and "ZeroDivisionError" in e and "line 3" in e for e in checked["errors"]
     ), checked
     skipped = await gql(VALIDATE, {"code": crashing, "smoke": False}, token=token)
     assert skipped["data"]["validateCode"] == {"valid": True, "errors": []}

@@ -37,6 +37,8 @@ from schemathesis.specs.graphql.scalars import CUSTOM_SCALARS
 from tests.support.api import PASSWORD, REGISTER, ROOT
 from tests.support.server_process import ServerProcess
 
+pytestmark = pytest.mark.process
+
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
 CONTRACT_CODES = {
     "UNAUTHENTICATED",

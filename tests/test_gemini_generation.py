@@ -166,13 +166,13 @@ RUNTIME_FAILURES = [
         "    period = int(strategy_params['period'])\n"
         "    return {'action': 'hold', 'confidence': 0.5, 'reason': f'period {period}',"
         " 'metadata': {}}\n",
-        "Runtime check on sample data: KeyError: 'period' (line 2)",
+        "Trial run on sample data: KeyError: 'period' (line 2)",
     ),
     (  # an action only known at run time
         "def execute_strategy(market_data, strategy_params):\n"
         "    action = 'mo' + 'on' if strategy_params is not None else 'hold'\n"
         "    return {'action': action, 'confidence': 0.5, 'reason': 'x', 'metadata': {}}\n",
-        "Runtime check on sample data: invalid strategy output: action must be one of buy, "
+        "Trial run on sample data: invalid strategy output: action must be one of buy, "
         "sell, hold; got 'moon'",
     ),
 ]

@@ -26,6 +26,8 @@ from server.settings import Settings
 from services.sandbox import Sandbox
 from tests.support.api import make_client, register_user
 
+pytestmark = pytest.mark.process
+
 HTML = {"Accept": "text/html"}
 CHROMIUM_ARGS = [
     "--headless",

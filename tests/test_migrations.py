@@ -16,6 +16,8 @@ from tests.support.api import PASSWORD, REGISTER, ROOT
 from tests.support.databases import scratch_database
 from tests.support.server_process import ServerProcess, free_port, server_env
 
+pytestmark = pytest.mark.process
+
 
 def test_every_model_change_has_a_migration() -> None:
     result = subprocess.run(

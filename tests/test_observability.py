@@ -30,7 +30,6 @@ from starlette.routing import Route
 from server.logging_setup import configure_logging, make_handler
 from server.observability import RequestObservability
 from server.settings import Settings
-from services.metrics import REGISTRY
 from services.samples import load_sample
 from services.sandbox import (
     ExecutionTimeout,
@@ -39,6 +38,7 @@ from services.sandbox import (
     SandboxSettings,
     SandboxUnavailable,
 )
+from services.telemetry import REGISTRY
 from services.templates import TemplateProvider
 from tests.support.api import ROOT, GraphQLCall, error_codes, make_client, register_user
 from tests.support.gemini_standin import GeminiStandin, code_answer, error, hang
@@ -248,17 +248,18 @@ async def test_graphql_operations_and_error_codes_are_counted(
 
 RECORD = """
 import sys
-from services import metrics
-metrics.record_generation("success", "gemini", int(sys.argv[1]), 0.5)
-metrics.SANDBOX_JOBS_RUNNING.inc()
+from services import telemetry
+telemetry.record_generation("success", "gemini", int(sys.argv[1]), 0.5)
+telemetry.SANDBOX_JOBS_RUNNING.inc()
 """
 SCRAPE = """
 import sys
-from services import metrics
-sys.stdout.write(metrics.exposition()[0].decode())
+from services import telemetry
+sys.stdout.write(telemetry.exposition()[0].decode())
 """
 
 
+@pytest.mark.process
 def test_worker_processes_share_their_metrics_through_the_multiprocess_directory(
     tmp_path: Path,
 ) -> None:
@@ -383,7 +384,7 @@ async def test_sandbox_jobs_are_counted_by_kind_and_outcome(gql: GraphQLCall, to
     strategy_id = body["data"]["generateStrategy"]["strategy"]["id"]
     runs = value("sandbox_jobs_total", kind="run", outcome="ok")
     backtests = value("sandbox_jobs_total", kind="backtest", outcome="ok")
-    smoke_crashes = value("sandbox_jobs_total", kind="smoke", outcome="runtime_error")
+    trial_crashes = value("sandbox_jobs_total", kind="trial_run", outcome="runtime_error")
     timed = value("sandbox_job_duration_seconds_count", kind="backtest")
 
     ran = await gql(RUN, {"id": strategy_id, "data": market_data()}, token=token)
@@ -396,7 +397,9 @@ async def test_sandbox_jobs_are_counted_by_kind_and_outcome(gql: GraphQLCall, to
     assert value("sandbox_jobs_total", kind="run", outcome="ok") == runs + 1
     assert value("sandbox_jobs_total", kind="backtest", outcome="ok") == backtests + 1
     assert value("sandbox_job_duration_seconds_count", kind="backtest") == timed + 1
-    assert value("sandbox_jobs_total", kind="smoke", outcome="runtime_error") == smoke_crashes + 1
+    assert (
+        value("sandbox_jobs_total", kind="trial_run", outcome="runtime_error") == trial_crashes + 1
+    )
 
 
 async def test_sandbox_timeouts_memory_and_cancellations(sandbox: Sandbox) -> None:
@@ -426,9 +429,9 @@ async def test_sandbox_running_and_queued_gauges(sandbox: Sandbox) -> None:
     bars = load_sample("trending_daily")
     slots = sandbox.settings.max_concurrent_jobs
     running, queued = value("sandbox_jobs_running"), value("sandbox_jobs_queued")
-    jobs = [
-        asyncio.create_task(sandbox.run_signal(SPIN, bars, {}, timeout_seconds=0.5))
-        for _ in range(slots + 1)
+    jobs = [  # one owner each: an owner may hold all slots but one
+        asyncio.create_task(sandbox.run_signal(SPIN, bars, {}, timeout_seconds=0.5, owner=f"o{k}"))
+        for k in range(slots + 1)
     ]
     await wait_until(
         lambda: (
@@ -567,6 +570,7 @@ def test_configure_logging_routes_uvicorn_and_formats_exceptions() -> None:
 # --- the real process ---------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_served_process_without_database_is_not_ready_and_logs_json(tmp_path: Path) -> None:
     # Not migrated: nothing answers on that database. The log holds what it wrote to stdout
     # and stderr; its log lines are JSON, the default (LOG_* of this environment not passed on).

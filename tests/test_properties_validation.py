@@ -326,7 +326,8 @@ statements = st.recursive(
 blocks = st.lists(statements, min_size=1, max_size=3).map(flatten)
 
 
-# Helpers a model commonly writes next to the entrypoint; one binds builtin names as variables.
+# Helpers a model commonly writes next to the entrypoint; two bind builtin names as variables
+# (`open` and `input` may be; guard names such as `compile` may not: tests/test_guard_probes.py).
 HELPERS = (
     "def average(values):\n"
     "    total = 0\n"
@@ -337,7 +338,7 @@ HELPERS = (
     "    open = market_data['open']\n"
     "    close = market_data['close']\n"
     "    return close[-1] - open[-1]\n",
-    "def describe(compile):\n    return [len(c) for c in compile]\n",
+    "def describe(input):\n    return [len(c) for c in input]\n",
 )
 
 
@@ -586,7 +587,7 @@ def test_a_builtin_named_variable_is_local_to_its_scope() -> None:
     default_argument = "def execute_strategy(market_data, strategy_params, open=open):\n" + signal
     comprehension = entry + "    x = [1 for open in 'ab']\n    f = open('/etc/passwd')\n" + signal
     nested_closure = entry + (
-        "    eval = market_data['close']\n    inner = lambda: eval[-1]\n" + signal
+        "    input = market_data['close']\n    inner = lambda: input[-1]\n" + signal
     )
     assert validate_code(same_function).valid
     assert validate_code(nested_closure).valid

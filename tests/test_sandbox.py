@@ -174,11 +174,11 @@ async def test_round_trip_is_fast(sandbox: Sandbox) -> None:
     assert statistics.median(timings) < 0.1  # ~10 ms here; generous for loaded CI machines
 
 
-async def test_smoke_test_lists_problems(sandbox: Sandbox) -> None:
-    assert await sandbox.smoke_test(CROSSOVER, BARS, {}) == []
-    problems = await sandbox.smoke_test(FAILS_AT_BAR_57.replace("58", "200"), BARS, {})
+async def test_trial_run_lists_problems(sandbox: Sandbox) -> None:
+    assert await sandbox.trial_run(CROSSOVER, BARS, {}) == []
+    problems = await sandbox.trial_run(FAILS_AT_BAR_57.replace("58", "200"), BARS, {})
     assert problems == ["ZeroDivisionError: division by zero (line 5)"]
-    assert await sandbox.smoke_test("def execute_strategy(:\n", BARS, {}) != []
+    assert await sandbox.trial_run("def execute_strategy(:\n", BARS, {}) != []
 
 
 async def test_syntax_error_and_missing_entrypoint(sandbox: Sandbox) -> None:
@@ -311,7 +311,9 @@ async def test_concurrent_jobs_do_not_mix_results(sandbox: Sandbox) -> None:
         "def execute_strategy(m, p):\n"
         "    return {'action': 'hold', 'confidence': 0.0, 'reason': str(p['k'])}\n"
     )
-    results = await asyncio.gather(*(sandbox.run_signal(code, BARS, {"k": k}) for k in range(12)))
+    # Three owners, as each may have only 2 running and 8 waiting (the defaults for 2 slots).
+    jobs = (sandbox.run_signal(code, BARS, {"k": k}, owner=f"user{k % 3}") for k in range(12))
+    results = await asyncio.gather(*jobs)
     assert [r["reason"] for r in results] == [str(k) for k in range(12)]
 
 

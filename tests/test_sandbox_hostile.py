@@ -1,7 +1,9 @@
-"""Hostile strategy code, each sample run twice: with the in-child Python guards (restricted
-builtins + import hook) and with them switched off, to show the OS layers (seccomp, rlimits,
-Landlock, namespaces) contain it by themselves. Every test checks the typed error AND that
-nothing escaped: no marker file, the server and the fork server alive, no secret leaked.
+"""Hostile strategy code, each sample run twice: with the in-child Python guards (static pass,
+restricted builtins, import hook) and with them switched off, to show the OS layers (seccomp,
+rlimits, Landlock, namespaces) contain it by themselves. Every test checks the typed error AND
+that nothing escaped: no marker file, the server and the fork server alive, no secret leaked.
+Samples that reach interpreter internals test what lies past them with the guards off only:
+with the guards on, the Python layer stops them first (test_python_layer_stops_internals).
 """
 
 from __future__ import annotations
@@ -75,9 +77,17 @@ async def run(
 
 
 def assert_stopped_by_os_layer_if_unguarded(box: Sandbox, error: SandboxViolation) -> None:
-    """Without the Python guards, only the kernel can have stopped the code."""
-    if not box.settings.python_guards:
-        assert error.extensions["layer"] == "seccomp"
+    """Without the Python guards, only the kernel can have stopped the code; with them, the
+    Python layer must have, on its own (it runs first, so any other layer means it let go)."""
+    expected = "python" if box.settings.python_guards else "seccomp"
+    assert error.extensions["layer"] == expected
+
+
+def past_the_guards(box: Sandbox) -> None:
+    """For a sample that reaches interpreter internals to test a later layer: the Python
+    guards refuse that reach (test_python_layer_stops_internals), so it runs unguarded only."""
+    if box.settings.python_guards:
+        pytest.skip("the Python guards stop this sample first")
 
 
 def assert_no_secret(error: BaseException) -> None:
@@ -345,12 +355,14 @@ async def test_os_access_is_a_violation(sandbox: Sandbox, marker: Path, code: st
 async def test_raw_dangerous_syscalls_kill_the_job(
     sandbox: Sandbox, marker: Path, name: str
 ) -> None:
+    past_the_guards(sandbox)
     with pytest.raises(SandboxViolation) as caught:
         await run(sandbox, RAW_SYSCALL, marker, syscall=DANGEROUS_SYSCALLS[name])
     assert caught.value.extensions["layer"] == "seccomp"
 
 
 async def test_interpreter_crash_is_reported(sandbox: Sandbox, marker: Path) -> None:
+    past_the_guards(sandbox)
     with pytest.raises(StrategyRuntimeError) as caught:
         await run(sandbox, SEGFAULT, marker)
     assert caught.value.extensions["reason"] == "CRASHED"
@@ -498,6 +510,7 @@ async def test_guard_escapes_are_still_contained(sandbox: Sandbox, marker: Path,
 
 
 async def test_format_string_leak_finds_no_secret(sandbox: Sandbox, marker: Path) -> None:
+    past_the_guards(sandbox)
     with pytest.raises(StrategyRuntimeError) as caught:
         await run(sandbox, FORMAT_LEAK, marker)
     assert "environ(" in caught.value.message  # the leak worked, and found nothing worth it
@@ -508,6 +521,7 @@ async def test_format_string_leak_finds_no_secret(sandbox: Sandbox, marker: Path
 async def test_environment_reached_through_frames_holds_no_secret(
     sandbox: Sandbox, marker: Path
 ) -> None:
+    past_the_guards(sandbox)
     signal = await run(sandbox, ENV_THROUGH_FRAMES, marker)
     assert "OPENBLAS_NUM_THREADS" in signal["reason"]
     assert SECRET not in signal["reason"]
@@ -543,12 +557,14 @@ def execute_strategy(market_data, strategy_params):
 
 
 async def test_raw_pipe_flood_is_cut_off(sandbox: Sandbox, marker: Path) -> None:
+    past_the_guards(sandbox)
     with pytest.raises(OutputTooLarge) as caught:
         await run(sandbox, RAW_FLOOD, marker)
     assert caught.value.extensions["reason"] == "OUTPUT_TOO_LARGE"
 
 
 async def test_forged_result_is_revalidated_by_the_server(sandbox: Sandbox, marker: Path) -> None:
+    past_the_guards(sandbox)
     with pytest.raises(InvalidStrategyOutput):
         await run(sandbox, FORGED_FRAME, marker)
 
@@ -608,3 +624,23 @@ async def test_bad_return_values_are_invalid_output(
         await run(sandbox, code, marker)
     assert isinstance(caught.value, StrategyError)
     assert caught.value.extensions["reason"] == "INVALID_OUTPUT"
+
+
+# --- the Python layer on its own ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code",
+    [RAW_SYSCALL, SEGFAULT, FORMAT_LEAK, ENV_THROUGH_FRAMES, RAW_FLOOD, FORGED_FRAME],
+    ids=["raw-syscall", "segfault", "format-leak", "env-frames", "raw-flood", "forged-frame"],
+)
+async def test_python_layer_stops_internals(sandbox: Sandbox, marker: Path, code: str) -> None:
+    """What the guards-off tests above reach (frames, `__subclasses__`, `__globals__`, format
+    fields) the guards refuse before the code runs; tests/test_guard_probes.py has the probes
+    with the OS layers off too."""
+    if not sandbox.settings.python_guards:
+        pytest.skip("shows the guards")
+    with pytest.raises(SandboxViolation) as caught:
+        await run(sandbox, code, marker, syscall=DANGEROUS_SYSCALLS["ptrace"])
+    assert caught.value.extensions["layer"] == "python"
+    assert_no_secret(caught.value)

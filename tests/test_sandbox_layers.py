@@ -31,6 +31,8 @@ from tests.test_sandbox_hostile import (
     WRITE_FILE,
 )
 
+pytestmark = pytest.mark.process
+
 LAYERS = {
     "seccomp-only": SandboxSettings(
         namespaces="none", landlock=False, python_guards=False, memory_limit_mb=256

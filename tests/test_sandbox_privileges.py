@@ -27,6 +27,8 @@ from services.sandbox import Sandbox, SandboxSettings, SandboxUnavailable, launc
 from tests.test_sandbox import _descendants
 from tests.test_sandbox_hostile import BARS
 
+pytestmark = pytest.mark.process
+
 SLEEPER = """
 import time
 

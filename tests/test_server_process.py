@@ -12,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.api import PASSWORD, REGISTER
 from tests.support.server_process import ServerProcess
 
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -28,7 +28,7 @@ from services.generation import SHUTDOWN_MESSAGE, GenerationStage
 from services.progress import Throttle
 from services.sandbox import Sandbox, SandboxSettings
 from services.templates import TemplateProvider
-from tests.support.api import call_graphql, error_codes, register_user
+from tests.support.api import call_graphql, error_codes, register_user, shared_analyser
 from tests.support.gemini_standin import GeminiStandin, error
 from tests.support.live import serve_over_tcp
 from tests.support.ws import GraphQLWS
@@ -117,7 +117,7 @@ async def generated_strategy(http: httpx.AsyncClient, token: str) -> str:
 @asynccontextmanager
 async def served(settings: Settings, sandbox: Sandbox) -> AsyncIterator[tuple[str, Services]]:
     """An app of our own (other settings, another provider) on a real TCP port."""
-    services = build_services(settings, None, sandbox)
+    services = build_services(settings, None, sandbox, shared_analyser())
     try:
         async with serve_over_tcp(create_app(settings, services)) as base_url:
             yield base_url, services
@@ -235,7 +235,7 @@ async def test_at_shutdown_an_unwatched_generation_is_logged_as_failure(
     """uvicorn closes WebSockets at once, waits the grace period for the work they leave, then
     cancels it: the generation is cancelled like an HTTP request's and logs itself FAILURE."""
     gemini_standin.set_latency(5.0)
-    services = build_services(gemini_settings, None, sandbox)
+    services = build_services(gemini_settings, None, sandbox, shared_analyser())
     config = uvicorn.Config(
         create_app(gemini_settings, services),
         host="127.0.0.1",
@@ -276,7 +276,7 @@ async def test_generation_rate_limit_applies_to_the_subscription(
     database: str, settings: Settings, sandbox: Sandbox
 ) -> None:
     limited = settings.model_copy(update={"rate_limit_generate": "1/minute"})
-    services = build_services(limited, TemplateProvider(), sandbox)
+    services = build_services(limited, TemplateProvider(), sandbox, shared_analyser())
     async with (
         serve_over_tcp(create_app(limited, services)) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as http,
@@ -339,7 +339,7 @@ async def test_unsubscribing_stops_the_backtest(database: str, settings: Setting
     """One sandbox slot and no queue: while the backtest runs, another is refused; once the
     client unsubscribes, the slot is free again long before the backtest could have ended."""
     async with Sandbox(SandboxSettings(max_concurrent_jobs=1, max_queue=0)) as one_slot:
-        services = build_services(settings, TemplateProvider(), one_slot)
+        services = build_services(settings, TemplateProvider(), one_slot, shared_analyser())
         async with (
             serve_over_tcp(create_app(settings, services)) as base_url,
             httpx.AsyncClient(base_url=base_url, timeout=30) as http,
@@ -560,7 +560,7 @@ async def test_an_open_connection_checks_the_account_for_each_operation(
 ) -> None:
     """A WebSocket can stay open for hours: staff rights or the account itself must not be
     remembered for its whole life, only as long as over HTTP (RecentUsers)."""
-    services = build_services(settings, TemplateProvider(), sandbox)
+    services = build_services(settings, TemplateProvider(), sandbox, shared_analyser())
     services.recent_users = RecentUsers(ttl_seconds=0.05)
     async with serve_over_tcp(create_app(settings, services)) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:

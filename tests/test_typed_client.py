@@ -45,6 +45,8 @@ from services.samples import load_sample
 from tests.support.api import PASSWORD, ROOT
 from tests.support.client_docs import CLIENTS, OPERATIONS, SCHEMA, copy_client_sources
 
+pytestmark = pytest.mark.process
+
 PACKAGE = "strategy_api_client"
 
 PROMPT = "SMA crossover 10/30 with 2% stop loss and 4% take profit"

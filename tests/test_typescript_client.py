@@ -28,6 +28,8 @@ from models import GeneratedStrategy, User
 from tests.support.api import PASSWORD
 from tests.support.client_docs import CLIENTS, copy_client_sources
 
+pytestmark = pytest.mark.process
+
 NODE_MAJOR = 18  # Debian 12's nodejs; docs/clients/package.json pins tools that run on it
 
 

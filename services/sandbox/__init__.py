@@ -1,6 +1,6 @@
 """Isolated execution of untrusted strategy code: see docs/sandbox.md.
 
-`Sandbox` (an async object: `start`, `run_signal`, `run_backtest`, `smoke_test`, `close`)
+`Sandbox` (an async object: `start`, `run_signal`, `run_backtest`, `trial_run`, `close`)
 runs each job in a fresh process forked from a warm fork server and confined by seccomp,
 rlimits, Landlock and namespaces; errors are the typed ones in `services.sandbox.errors`.
 """
@@ -16,7 +16,8 @@ from services.sandbox.errors import (
     StrategyRuntimeError,
     StrategySandboxError,
 )
-from services.sandbox.runner import ProbeResult, Sandbox, SandboxSettings
+from services.sandbox.sandbox import Sandbox
+from services.sandbox.settings import ProbeResult, SandboxSettings
 
 __all__ = [
     "ExecutionTimeout",

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from services.code_rules import ENTRYPOINT
 from services.sandbox import oslayers, protocol
-from services.sandbox.guards import ForbiddenOperation, module_globals
+from services.sandbox.guards import ForbiddenCode, ForbiddenOperation, check_code, module_globals
 
 STRATEGY_FILENAME = "<strategy>"
 # Exit status of a job process that failed before any strategy code ran.
@@ -163,10 +163,14 @@ def run_job(
 
     try:
         code = compile(job["code"], STRATEGY_FILENAME, "exec", dont_inherit=True)
+        if job["guards"]:
+            check_code(job["code"], code)
     except SyntaxError as exc:
         return protocol.encode_frame(_error(protocol.KIND_SYNTAX, exc))
     except (ValueError, MemoryError, RecursionError) as exc:  # NUL bytes, absurd nesting
         return protocol.encode_frame(_error(protocol.KIND_SYNTAX, exc))
+    except ForbiddenCode as exc:
+        return protocol.encode_frame({**_error(protocol.KIND_VIOLATION, exc), "line": exc.line})
     bars = Bars.from_bytes(job["bars"])
     params = dict(job["params"])
     user_globals = module_globals(job["guards"])

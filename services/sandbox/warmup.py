@@ -23,6 +23,8 @@ import pandas  # noqa: F401
 from services import backtesting, market_data, signals  # noqa: F401
 from services.sandbox import child
 
+# Code the Python guards accept (their static pass refuses what the validator refuses), so
+# the warm-up runs all of it with the guards on, like a job.
 WARMUP_CODE = """
 import math
 import statistics
@@ -77,7 +79,7 @@ def execute_strategy(market_data, strategy_params):
     roll_apply = close.rolling(10).apply(lambda w: w[-1] - w[0], raw=True)
     corr = close.rolling(20).corr(high)
     desc = df.describe()
-    text = repr(df.tail(3)) + str(close.head()) + df.to_string(max_rows=5) + repr(desc)
+    text = repr(df.tail(3)) + str(close.head()) + str(df) + repr(desc)
     frame = df.iloc[-5:].copy().reset_index(drop=True)
     merged = frame.merge(frame, left_index=True, right_index=True, suffixes=("_a", "_b"))
     records = frame.to_dict("records")
@@ -100,7 +102,7 @@ def execute_strategy(market_data, strategy_params):
     _ = (np.convolve(arr, np.ones(3) / 3, mode="valid"), np.linalg.norm(arr), np.corrcoef(arr, x))
     _ = (np.cumsum(arr), np.exp(np.log(arr)), np.sqrt(arr), np.nanmean(arr), np.argmax(arr))
     _ = (np.diff(arr), np.isnan(arr).any(), np.clip(arr, 0, 1), np.where(arr > 0)[0])
-    _ = (np.lib.stride_tricks.sliding_window_view(arr, 3).mean(axis=1), np.maximum.accumulate(arr))
+    _ = np.maximum.accumulate(arr)
     _ = (np.linalg.lstsq(np.vstack([x, np.ones_like(x)]).T, arr, rcond=None), np.fft.rfft(arr))
     _ = (np.linalg.inv(np.eye(3)), np.linalg.eig(np.eye(2)), np.dot(arr, arr), arr @ arr)
     _ = (np.histogram(arr, bins=5), np.quantile(arr, 0.5), np.unique(np.round(arr)))

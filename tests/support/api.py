@@ -12,6 +12,7 @@ import httpx
 from server.app import create_app
 from server.settings import Settings
 from server.wiring import build_services
+from services.code_analysis import CodeAnalyser
 from services.providers.base import CodeProvider
 from services.sandbox import Sandbox
 
@@ -20,6 +21,14 @@ PASSWORD = "correct horse battery"
 
 GraphQLCall = Callable[..., Awaitable[dict[str, Any]]]
 
+_SHARED_ANALYSER = CodeAnalyser()
+
+
+def shared_analyser() -> CodeAnalyser:
+    """One pool of code-analysis workers for the run (conftest closes it): test apps are not
+    shut down through their lifespan, and a pool per app would pile up processes."""
+    return _SHARED_ANALYSER
+
 
 def make_client(
     settings: Settings,
@@ -27,10 +36,12 @@ def make_client(
     *,
     sandbox: Sandbox,
     client_address: str = "127.0.0.1",
+    analyser: CodeAnalyser | None = None,
 ) -> httpx.AsyncClient:
     """The app in-process. `sandbox` is required: the app would otherwise start a fork server
     of its own at the first job (every generation's trial run) that nothing ever closes."""
-    app = create_app(settings, build_services(settings, provider, sandbox))
+    services = build_services(settings, provider, sandbox, analyser or shared_analyser())
+    app = create_app(settings, services)
     transport = httpx.ASGITransport(app=app, client=(client_address, 40000))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)
 

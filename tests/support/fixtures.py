@@ -11,6 +11,7 @@ from server.settings import Settings
 from server.wiring import build_services
 from services.sandbox import Sandbox
 from services.templates import TemplateProvider
+from tests.support.api import shared_analyser
 from tests.support.gemini_standin import GeminiStandin
 from tests.support.live import serve_over_tcp
 
@@ -31,6 +32,8 @@ def gemini_standin(_standin_server: GeminiStandin) -> Iterator[GeminiStandin]:
 @pytest.fixture
 async def live_url(database: str, settings: Settings, sandbox: Sandbox) -> AsyncIterator[str]:
     """The app (template provider) on a real TCP port: for WebSocket and generated clients."""
-    app = create_app(settings, build_services(settings, TemplateProvider(), sandbox))
+    app = create_app(
+        settings, build_services(settings, TemplateProvider(), sandbox, shared_analyser())
+    )
     async with serve_over_tcp(app) as base_url:
         yield base_url

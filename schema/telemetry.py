@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from services import metrics
+from services import telemetry
 
 
-class OperationMetrics(SchemaExtension):
+class OperationTelemetry(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         try:
             yield
@@ -18,4 +18,4 @@ class OperationMetrics(SchemaExtension):
                 kind = self.execution_context.operation_type.value
             except Exception:  # no document (unparsable, missing) or no such operation
                 kind = "unknown"
-            metrics.GRAPHQL_OPERATIONS.labels(kind).inc()
+            telemetry.GRAPHQL_OPERATIONS.labels(kind).inc()

@@ -11,12 +11,8 @@ the workers), prometheus_client keeps the values in files there and /metrics sum
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,9 +27,6 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from services.errors import ServiceError
-from services.sandbox.errors import SandboxBusy, SandboxUnavailable, StrategySandboxError
-
 # Read by prometheus_client when imported, as here: values live in files from then on.
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -43,30 +36,8 @@ GCCollector(registry=REGISTRY)
 
 # Generations take from milliseconds (templates) to minutes (a slow model with retries).
 SLOW_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
-# Requests and sandbox jobs: mostly milliseconds, backtests up to a minute or so.
+# Requests (server.observability) and sandbox jobs: milliseconds; backtests up to minutes.
 FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-
-HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-
-HTTP_REQUESTS = Counter(
-    "http_requests_total",
-    "HTTP requests answered, by method, matched route template and status code.",
-    ["method", "route", "status"],
-    registry=REGISTRY,
-)
-HTTP_DURATION = Histogram(
-    "http_request_duration_seconds",
-    "Time from the request's arrival to the end of its response, by method and route.",
-    ["method", "route"],
-    buckets=FAST_BUCKETS,
-    registry=REGISTRY,
-)
-HTTP_IN_PROGRESS = Gauge(
-    "http_requests_in_progress",
-    "HTTP requests being answered now.",
-    multiprocess_mode="livesum",
-    registry=REGISTRY,
-)
 
 GRAPHQL_OPERATIONS = Counter(
     "graphql_operations_total",
@@ -110,7 +81,7 @@ GENERATIONS_IN_FLIGHT = Gauge(
 
 SANDBOX_JOBS = Counter(
     "sandbox_jobs_total",
-    "Sandbox jobs by kind (run, backtest, smoke) and outcome (ok, timeout, memory_limit, "
+    "Sandbox jobs by kind (run, backtest, trial_run) and outcome (ok, timeout, memory_limit, "
     "sandbox_violation, runtime_error, invalid_output, output_too_large, busy, unavailable, "
     "cancelled, error).",
     ["kind", "outcome"],
@@ -145,17 +116,6 @@ SANDBOX_JOBS_QUEUED = Gauge(
 )
 
 
-def method_label(method: str) -> str:
-    """Clients may send any token as a method: only the usual ones get a label of their own."""
-    return method if method in HTTP_METHODS else "OTHER"
-
-
-def record_http(method: str, route: str, status: int, seconds: float) -> None:
-    method = method_label(method)
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route).observe(seconds)
-
-
 def record_graphql_error(code: str) -> None:
     GRAPHQL_ERRORS.labels(code).inc()
 
@@ -165,39 +125,6 @@ def record_generation(status: str, provider: str, tokens: int, seconds: float) -
     GENERATION_DURATION.labels(provider).observe(seconds)
     if tokens > 0:
         GENERATION_TOKENS.labels(provider).inc(tokens)
-
-
-def sandbox_outcome(error: BaseException | None) -> str:
-    """The outcome label of a job that ended with `error` (None: it returned a value)."""
-    if error is None:
-        return "ok"
-    if isinstance(error, asyncio.CancelledError):
-        return "cancelled"
-    if isinstance(error, StrategySandboxError):
-        # The class's reason, not the instance's: the classes are a fixed set.
-        return type(error).reason.lower()
-    if isinstance(error, SandboxBusy):
-        return "busy"
-    if isinstance(error, SandboxUnavailable):
-        return "unavailable"
-    if isinstance(error, ServiceError):
-        return error.code.lower()
-    return "error"
-
-
-@contextmanager
-def sandbox_job(kind: str) -> Iterator[None]:
-    """Count the job run inside the block by its outcome, and time it."""
-    started = time.perf_counter()
-    error: BaseException | None = None
-    try:
-        yield
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        SANDBOX_JOBS.labels(kind, sandbox_outcome(error)).inc()
-        SANDBOX_JOB_DURATION.labels(kind).observe(time.perf_counter() - started)
 
 
 def record_sandbox_kill(kind: str, reason: str) -> None:
