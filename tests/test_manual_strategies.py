@@ -3,8 +3,10 @@ user wrote, checked as generated code is (static rules, then a run in the sandbo
 
 from __future__ import annotations
 
+from server.settings import Settings
 from services.prompt_analysis import analyse_prompt
-from tests.support.api import GraphQLCall, error_codes
+from services.sandbox import Sandbox
+from tests.support.api import GraphQLCall, call_graphql, error_codes, make_client, register_user
 
 TEMPLATES = (
     """{ strategyTemplates { key name strategyType description parameters examplePrompts } }"""
@@ -89,3 +91,19 @@ async def test_create_strategy_rejects_bad_input(gql: GraphQLCall, token: str) -
         assert error_codes(body) == ["BAD_USER_INPUT"], body
     anonymous = await gql(CREATE, {"input": {"name": "x", "generatedCode": CODE}})
     assert error_codes(anonymous) == ["UNAUTHENTICATED"]
+
+
+async def test_the_trial_run_counts_against_the_execution_limit(
+    database: str, settings: Settings, sandbox: Sandbox
+) -> None:
+    limited = settings.model_copy(update={"rate_limit_execute": "1/minute"})
+    async with make_client(limited, sandbox=sandbox) as client:
+        token, _ = await register_user(client)
+        mine = {"input": {"name": "mine", "generatedCode": CODE}}
+        first = await call_graphql(client, CREATE, mine, token)
+        assert first["data"]["createStrategy"]["status"] == "VALIDATED", first
+        refused = await call_graphql(client, CREATE, mine, token)
+        assert error_codes(refused) == ["RATE_LIMITED"], refused
+        unchecked = {"input": {**mine["input"], "validateCode": False}}
+        draft = await call_graphql(client, CREATE, unchecked, token)
+        assert draft["data"]["createStrategy"]["status"] == "DRAFT", draft
