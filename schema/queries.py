@@ -12,6 +12,7 @@ from schema.types import (
     GenerationLogPage,
     GenerationStats,
     GenerationStatus,
+    ModelInfo,
     SampleDataset,
     Strategy,
     StrategyPage,
@@ -34,6 +35,13 @@ class Query:
     @strawberry.field
     async def me(self, info: Info) -> User:
         return User.from_model(await info.context.require_user())
+
+    @strawberry.field(description="The models generateStrategy can use; one is the default.")
+    async def models(self, info: Info) -> list[ModelInfo]:
+        await info.context.require_user()
+        return [
+            ModelInfo.from_choice(c) for c in info.context.services.generator.providers.models()
+        ]
 
     @strawberry.field
     async def strategies(

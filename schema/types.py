@@ -14,6 +14,7 @@ import models
 from services.analytics import GenerationStats as Stats
 from services.execution import BacktestOutcome, BacktestRequest, MarketDataColumns
 from services.generation import GenerationOutcome, GenerationRequest
+from services.providers.registry import ModelChoice
 from services.strategies import NewStrategy, Page, code_preview
 from services.templates import TemplateInfo
 from services.validation import ValidationReport
@@ -160,6 +161,11 @@ class GenerationLog:
     error_message: str | None
     processing_time_seconds: float
     tokens_used: int
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float | None = strawberry.field(
+        description="USD from the model's price per token; null when the price is unknown."
+    )
     created_at: datetime
     strategy_id: strawberry.Private[uuid.UUID | None]
     owner_id: strawberry.Private[uuid.UUID]
@@ -208,6 +214,9 @@ class GenerationLog:
             error_message=entry.error_message,
             processing_time_seconds=entry.processing_time_seconds,
             tokens_used=entry.tokens_used,
+            input_tokens=entry.input_tokens,
+            output_tokens=entry.output_tokens,
+            estimated_cost_usd=entry.estimated_cost_usd,
             created_at=entry.created_at,
             strategy_id=entry.strategy_id,  # type: ignore[arg-type]
             owner_id=entry.user_id,  # type: ignore[arg-type]
@@ -261,6 +270,9 @@ class ModelTokenUsage:
     model: str
     generations: int
     tokens_used: BigInt
+    estimated_cost_usd: float | None = strawberry.field(
+        description="USD over the generations whose price was known; null if none was."
+    )
 
 
 @strawberry.type
@@ -328,6 +340,7 @@ class GenerationStats:
                     model=m.model,
                     generations=m.generations,
                     tokens_used=BigInt(m.tokens_used),
+                    estimated_cost_usd=m.estimated_cost_usd,
                 )
                 for m in stats.by_model
             ],
@@ -344,6 +357,20 @@ class GenerationStats:
                 )
                 for d in stats.daily
             ],
+        )
+
+
+@strawberry.type(description="A model generateStrategy can use.")
+class ModelInfo:
+    id: str = strawberry.field(description="What generateStrategy(input: {model}) takes.")
+    provider: str = strawberry.field(description='"gemini", "openai", "anthropic", "template"')
+    model: str
+    is_default: bool
+
+    @classmethod
+    def from_choice(cls, choice: ModelChoice) -> ModelInfo:
+        return cls(
+            id=choice.id, provider=choice.provider, model=choice.model, is_default=choice.is_default
         )
 
 
@@ -374,6 +401,9 @@ class GenerateStrategyInput:
         "Code failing either is stored as ERROR (generation PARTIAL); false stores a DRAFT "
         "unchecked.",
     )
+    model: str | None = strawberry.field(
+        default=None, description="A ModelInfo.id (see `models`); default: the default model."
+    )
 
     def to_request(self) -> GenerationRequest:
         return GenerationRequest(
@@ -381,6 +411,7 @@ class GenerateStrategyInput:
             name=self.name,
             strategy_type=self.strategy_type,
             validate=self.validate_code is not False,
+            model=self.model,
         )
 
 

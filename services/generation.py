@@ -32,6 +32,8 @@ from services.errors import BadInput, RateLimited
 from services.extraction import read_report
 from services.prompt_analysis import analyse_prompt
 from services.providers.base import CodeProvider, ProviderResult
+from services.providers.pricing import PriceTable
+from services.providers.registry import ProviderRegistry
 from services.rate_limits import RateLimit
 from services.sandbox.errors import SandboxBusy, SandboxUnavailable
 from services.strategies import MAX_NAME_LENGTH
@@ -43,6 +45,7 @@ MAX_PROMPT_CHARS = 4000
 MAX_DESCRIPTION_CHARS = 2000
 SHUTDOWN_MESSAGE = "Server shut down before the model answered"
 UNCHECKED_AT_SHUTDOWN = "Server shut down before the answer was checked"
+TRUNCATED_NOTE = "the answer was cut off at the model's output token limit"
 # A cancelled generation only has its log left to write: this is ample.
 DRAIN_TIMEOUT_SECONDS = 10.0
 
@@ -76,6 +79,7 @@ class GenerationRequest:
     name: str | None = None
     strategy_type: StrategyType | None = None
     validate: bool = True
+    model: str | None = None  # a ModelInfo id or model name; None: the default model
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ def check_request(request: GenerationRequest) -> GenerationRequest:
     name = request.name.strip() if request.name is not None else None
     if name is not None and not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise BadInput(f"name must be 1 to {MAX_NAME_LENGTH} characters")
-    return GenerationRequest(prompt, name, request.strategy_type, request.validate)
+    return replace(request, prompt=prompt, name=name)
 
 
 async def judge(
@@ -123,11 +127,15 @@ async def judge(
         ), None
     on_stage(GenerationStage.EXTRACTED)
     if found is None:
-        return _Verdict(
-            GenerationStatus.FAILURE, None, None, "The response contained no Python code"
-        ), None
+        message = "The response contained no Python code"
+        if result.truncated:
+            message += f" ({TRUNCATED_NOTE})"
+        return _Verdict(GenerationStatus.FAILURE, None, None, message), None
     ignored = tuple(result.ignored_requirements)
-    return _verdict_on(found.code, found.analysis.report, validate, ignored), found.analysis
+    verdict = _verdict_on(found.code, found.analysis.report, validate, ignored)
+    if result.truncated and verdict.error is not None:
+        verdict = replace(verdict, error=f"{verdict.error} ({TRUNCATED_NOTE})")
+    return verdict, found.analysis
 
 
 def _verdict_on(
@@ -245,20 +253,26 @@ TRIAL_OVER_BUDGET = "Trial run skipped: too many generations at once; validateCo
 
 
 class Generator:
-    """`trial_run`, when given, runs code that passed the static checks once on sample data
-    (the sandbox) before it is called SUCCESS: code that parses but crashes is PARTIAL.
-    `trial_budget` caps how many do so; the others are stored untried, with a warning."""
+    """`providers` are the models a request may pick (`GenerationRequest.model`); a single
+    provider is a registry of one. `trial_run`, when given, runs code that passed the static
+    checks once on sample data (the sandbox) before it is called SUCCESS: code that parses but
+    crashes is PARTIAL. `trial_budget` caps how many do so; the others are stored untried,
+    with a warning. `prices` turn a generation's tokens into its estimated cost."""
 
     def __init__(
         self,
-        provider: CodeProvider,
+        providers: ProviderRegistry | CodeProvider,
         analyser: CodeAnalyser,
         rate_limit: RateLimit | None = None,
         trial_run: TrialRun | None = None,
         trial_budget: RateLimit | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
-        self.provider = provider
+        if not isinstance(providers, ProviderRegistry):
+            providers = ProviderRegistry([providers])
+        self.providers = providers
         self.analyser = analyser
+        self.prices = prices or PriceTable()
         self.rate_limit = rate_limit
         self.trial_run = trial_run
         self.trial_budget = trial_budget
@@ -292,13 +306,14 @@ class Generator:
     ) -> GenerationOutcome:
         """`on_stage` hears each GenerationStage reached; it must be quick and must not raise."""
         request = check_request(request)
+        provider = self.providers.select(request.model)
         if self.rate_limit is not None:
             await self.rate_limit.hit(str(user.id))
         self._in_flight += 1
         self._idle.clear()
         telemetry.GENERATIONS_IN_FLIGHT.inc()
         try:
-            outcome = await self._generate(user, request, on_stage)
+            outcome = await self._generate(user, request, provider, on_stage)
         finally:
             self._in_flight -= 1
             telemetry.GENERATIONS_IN_FLIGHT.dec()
@@ -308,25 +323,29 @@ class Generator:
         return outcome
 
     async def _generate(
-        self, user: User, request: GenerationRequest, on_stage: StageListener
+        self,
+        user: User,
+        request: GenerationRequest,
+        provider: CodeProvider,
+        on_stage: StageListener,
     ) -> GenerationOutcome:
         started = time.perf_counter()
         on_stage(GenerationStage.SENT)
         try:
-            result = await self.provider.generate(request.prompt)
+            result = await provider.generate(request.prompt)
         except asyncio.CancelledError:
             result = ProviderResult(
-                provider=self.provider.name, model=self.provider.model, error=SHUTDOWN_MESSAGE
+                provider=provider.name, model=provider.model, error=SHUTDOWN_MESSAGE
             )
             prepared = await prepare(request, result, self.analyser)  # an error: no code
             await self._store_when_cancelled(user, request, result, prepared, started)
             raise
         except Exception:
             # A bug in a provider must still leave a FAILURE log behind.
-            log.exception("provider %s raised", self.provider.name)
+            log.exception("provider %s raised", provider.name)
             result = ProviderResult(
-                provider=self.provider.name,
-                model=self.provider.model,
+                provider=provider.name,
+                model=provider.model,
                 error="Internal error while contacting the provider",
             )
         on_stage(GenerationStage.RECEIVED)
@@ -425,6 +444,11 @@ class Generator:
                 error_message=verdict.error,
                 processing_time_seconds=elapsed,
                 tokens_used=result.tokens_used,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                estimated_cost_usd=self.prices.cost(
+                    result.model, result.input_tokens, result.output_tokens
+                ),
                 attempts=[attempt.as_dict() for attempt in result.attempts],
                 interpretation=result.interpretation,
                 ignored_requirements=list(result.ignored_requirements),

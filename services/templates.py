@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from services.prompt_analysis import NATURAL_TYPE, TEMPLATE_LABELS, PromptIntent, analyse_prompt
 from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart
 
-TEMPLATE_MODEL = "templates-v2"
+TEMPLATE_MODEL = "templates-v1"
 NOTHING_RECOGNISED = (
     "The built-in template provider found nothing it can build in this prompt. It builds: "
     "SMA or EMA crossovers, RSI thresholds, MACD crossovers, Bollinger band reversion, "
     "channel breakouts, dips a percentage below a moving average and Bollinger squeeze "
     "breakouts, with optional stop-loss, take-profit and trailing-stop percentages and a "
     "volume filter (the strategyTemplates query lists them with example prompts). To have a "
-    "model write any strategy, the server operator sets GEMINI_API_KEY."
+    "model write any strategy, the server operator configures one (GEMINI_API_KEY, "
+    "OPENAI_API_KEY or OPENAI_BASE_URL, ANTHROPIC_API_KEY); the models query lists those "
+    "configured and generateStrategy(input: {model}) picks one."
 )
 _UNSAFE_IN_DOCSTRING = re.compile(r"[^\w .,:;%()/+*=<>!?'-]|_{2,}")
 

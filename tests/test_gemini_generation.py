@@ -13,12 +13,14 @@ import httpx
 import pytest
 
 from server.settings import Settings
+from services.generation import TRUNCATED_NOTE
 from services.prompting import SYSTEM_INSTRUCTION
 from services.sandbox import Sandbox
 from tests.support.api import call_graphql, make_client, register_user
 from tests.support.gemini_standin import (
     DEFAULT_CODE,
     GeminiStandin,
+    answer_payload,
     blocked,
     blocked_candidate,
     code_answer,
@@ -26,6 +28,7 @@ from tests.support.gemini_standin import (
     error,
     hang,
     invalid_key,
+    json_answer,
     non_json,
     text_answer,
 )
@@ -38,6 +41,7 @@ mutation($input: GenerateStrategyInput!) {
     strategy { id status generatedCode parameters validationResults { valid errors } }
     generationLog {
       id status provider model aiResponseRaw extractedCode errorMessage tokensUsed
+      inputTokens outputTokens
       processingTimeSeconds strategy { id }
       attempts { number httpStatus error durationSeconds }
     }
@@ -126,6 +130,17 @@ async def test_executable_code_wins_and_test_harness_is_cut(
     assert "def execute_strategy" in code
     assert "print(" not in code and "sample =" not in code
     assert "def helper" not in code
+
+
+async def test_answer_cut_at_max_tokens_says_so(gemini: Any, gemini_standin: GeminiStandin) -> None:
+    cut = f"Here is the strategy:\n\n```python\n{DEFAULT_CODE}"[:400]
+    gemini_standin.script(
+        json_answer(answer_payload([{"text": cut}], (120, 8192), finish_reason="MAX_TOKENS"))
+    )
+    log = (await gemini())["generationLog"]
+    assert log["status"] == "PARTIAL"
+    assert TRUNCATED_NOTE in log["errorMessage"]
+    assert (log["inputTokens"], log["outputTokens"]) == (120, 8192)
 
 
 async def test_answer_without_code_fails_and_stores_nothing(
