@@ -51,10 +51,11 @@ Rules (the code is validated and runs in a sandbox; violations are rejected)
 - Implement exactly what the trader asked for: add no rule, exit or default they did not ask
   for (no stop loss or take profit unless asked) and never substitute a different strategy.
 - Before the code, report what you understood in one ```json fenced block:
-  {{"interpretation": {{"name": "a short strategy name", "strategyType": one of
-  {", ".join(STRATEGY_TYPES)}, "indicators": [...], "periods": {{...}}, "thresholds": {{...}},
-  "exits": {{...}}, "sizing": ...}}, "ignoredRequirements": ["each part of the request your
-  code does not implement, quoted in the trader's words"]}}.
+  {{"interpretation": {{"name": "a short strategy name", "strategyType": "<type>",
+  "indicators": [...], "periods": {{...}}, "thresholds": {{...}}, "exits": {{...}},
+  "sizing": ...}}, "ignoredRequirements": ["each part of the request your code does not
+  implement, quoted in the trader's words"]}}
+  where <type> is one of {", ".join(STRATEGY_TYPES)}.
 - Use the code-execution tool to run the function once on a small synthetic series and fix any
   error, then give the final, complete module in a single ```python fenced block.
 """
