@@ -9,17 +9,17 @@ import strawberry
 from schema.context import Context
 from schema.types import (
     GenerationLog,
-    GenerationLogPage,
     GenerationStats,
     GenerationStatus,
     ModelInfo,
+    Page,
     SampleDataset,
     Strategy,
-    StrategyPage,
     StrategyStatus,
     StrategyTemplate,
     StrategyType,
     User,
+    page_of,
 )
 from services import analytics, strategies
 from services.execution import sample_datasets
@@ -52,7 +52,7 @@ class Query:
         page: int | None = 1,
         page_size: int | None = 20,
         all_users: Annotated[bool, ALL_USERS] = False,
-    ) -> StrategyPage:
+    ) -> Page[Strategy]:
         user = await info.context.require_user()
         result = await strategies.list_strategies(
             user,
@@ -62,7 +62,7 @@ class Query:
             page_size=20 if page_size is None else page_size,
             all_users=all_users,
         )
-        return StrategyPage.from_page(result)
+        return page_of(result, Strategy.from_model)
 
     @strawberry.field
     async def strategy(
@@ -80,7 +80,7 @@ class Query:
         page: int | None = 1,
         page_size: int | None = 20,
         all_users: Annotated[bool, ALL_USERS] = False,
-    ) -> GenerationLogPage:
+    ) -> Page[GenerationLog]:
         user = await info.context.require_user()
         result = await strategies.list_generation_logs(
             user,
@@ -89,7 +89,7 @@ class Query:
             page_size=20 if page_size is None else page_size,
             all_users=all_users,
         )
-        return GenerationLogPage.from_page(result)
+        return page_of(result, GenerationLog.from_model)
 
     @strawberry.field
     async def generation_log(

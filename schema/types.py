@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NewType, cast
+from typing import TYPE_CHECKING, Any, Generic, NewType, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
+from tortoise.models import Model
 
 import models
 from services.analytics import GenerationStats as Stats
 from services.execution import BacktestOutcome, BacktestRequest, MarketDataColumns
 from services.generation import GenerationOutcome, GenerationRequest
 from services.providers.registry import ModelChoice
-from services.strategies import NewStrategy, Page, code_preview
+from services.strategies import NewStrategy, code_preview
+from services.strategies import Page as RowPage
 from services.templates import TemplateInfo
 from services.validation import ValidationReport
 
@@ -45,6 +48,9 @@ BIG_INT_SCALAR = strawberry.scalar(
     serialize=int,
     parse_value=int,
 )
+
+Item = TypeVar("Item")
+Row = TypeVar("Row", bound=Model)
 
 OWNER_ID = "The owner's user id: the caller's own, except in the staff admin view (allUsers)."
 
@@ -226,42 +232,28 @@ class GenerationLog:
         )
 
 
-def _page_fields(page: Page[Any]) -> dict[str, Any]:
-    return {
-        "total_count": page.total_count,
-        "page": page.page,
-        "page_size": page.page_size,
-        "has_next_page": page.has_next_page,
-        "has_previous_page": page.has_previous_page,
-    }
+@strawberry.type(description="One page of a list, with what a client needs to page on.")
+class Page(Generic[Item]):
+    """Strawberry names it per item type: Page[Strategy] is the contract's StrategyPage."""
 
-
-@strawberry.type
-class StrategyPage:
-    items: list[Strategy]
+    items: list[Item]
     total_count: int
     page: int
     page_size: int
     has_next_page: bool
     has_previous_page: bool
 
-    @classmethod
-    def from_page(cls, page: Page[models.GeneratedStrategy]) -> StrategyPage:
-        return cls(items=[Strategy.from_model(s) for s in page.items], **_page_fields(page))
 
-
-@strawberry.type
-class GenerationLogPage:
-    items: list[GenerationLog]
-    total_count: int
-    page: int
-    page_size: int
-    has_next_page: bool
-    has_previous_page: bool
-
-    @classmethod
-    def from_page(cls, page: Page[models.StrategyGenerationLog]) -> GenerationLogPage:
-        return cls(items=[GenerationLog.from_model(g) for g in page.items], **_page_fields(page))
+def page_of(page: RowPage[Row], view: Callable[[Row], Item]) -> Page[Item]:
+    """A services page of rows as the schema's page of their views."""
+    return Page(
+        items=[view(row) for row in page.items],
+        total_count=page.total_count,
+        page=page.page,
+        page_size=page.page_size,
+        has_next_page=page.has_next_page,
+        has_previous_page=page.has_previous_page,
+    )
 
 
 @strawberry.type(description="Generations and tokens of one provider and model.")

@@ -13,6 +13,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path("data")
+ORIGIN_PATTERN = re.compile(
+    r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
+)
 RATE_LIMIT_PATTERN = re.compile(r"^\s*\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.I)
 
 
@@ -73,6 +76,9 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR networks,
     # comma-separated). Empty: nobody's, so a client cannot pick the address it is limited by.
     trusted_proxies: str = ""
+    # Web pages on these origins may call the API (CORS, and WebSockets): exact origins such as
+    # https://app.example.com or http://localhost:5173, comma-separated; empty: same origin only.
+    cors_allow_origins: str = ""
     # Static checks of code a user sends (validateCode, updateStrategy): a budget per user in
     # KiB of code per minute, and a cap on the code one request carries over all its fields.
     code_validation_kib_per_minute: int = Field(default=1024, ge=64, le=1_000_000)
@@ -128,6 +134,22 @@ class Settings(BaseSettings):
         if not RATE_LIMIT_PATTERN.match(value):
             raise ValueError("expected '<count>/<period>', e.g. '10/minute' or '100/hour'")
         return value.strip()
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        entries = [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        for entry in entries:
+            if not ORIGIN_PATTERN.match(entry):
+                raise ValueError(
+                    f"{entry!r} is not an origin: scheme://host[:port], such as "
+                    "https://app.example.com or http://localhost:5173 (no path, no wildcard)"
+                )
+        return ",".join(entries)
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(self.cors_allow_origins.split(",")) if self.cors_allow_origins else ()
 
     @field_validator("trusted_proxies")
     @classmethod
