@@ -412,8 +412,12 @@ def report(load: Load, elapsed: float, lost: bool, results: Results, setup: str)
         print(f"{text} -> {'MET' if met else 'NOT MET'}")
     results.add(
         f"mixed load, {elapsed:.0f} s: {setup}: errors and lost writes",
-        f"{total_errors} errors, {'some' if lost else '0'} lost writes "
-        f"({seen_ok:,} successful generations seen, each stored: {'no' if lost else 'yes'})",
+        f"{total_errors} errors, "
+        + (
+            "lost writes (stored counts differ from what the clients saw)"
+            if lost
+            else f"0 lost writes (all {seen_ok:,} successful generations seen are stored)"
+        ),
         ONE_RUN,
         "0 and 0",
         total_errors == 0 and not lost,

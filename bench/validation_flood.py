@@ -211,7 +211,9 @@ def summary(values: list[float]) -> str:
     return f"{statistics.median(values):7.1f} ms ({min(values):.1f} to {max(values):.1f})"
 
 
-def report(label: str, phases: list[Phase], results: Results, args: argparse.Namespace) -> bool:
+def report(
+    label: str, short_label: str, phases: list[Phase], results: Results, args: argparse.Namespace
+) -> bool:
     print(f"\n== {label}")
     print(f"{'phase':<12}{'list p50':>10}{'list p99':>10}{'hz p50':>9}{'hz p99':>9}  probes")
     for phase in phases:
@@ -241,7 +243,7 @@ def report(label: str, phases: list[Phase], results: Results, args: argparse.Nam
             f"{'met' if met else 'MISSED'}"
         )
         results.add(
-            f"validation flood ({label}): another user's `{name}` p99 under attack; "
+            f"validation flood, {short_label}: another user's `{name}` p99 under attack; "
             f"off and on alternated, {args.rounds} rounds of {args.seconds:g} s",
             f"{statistics.median(on):.1f} ms (off: {statistics.median(off):.1f} ms)",
             f"on {span(on)}; off {span(off)}",
@@ -281,7 +283,12 @@ def main() -> int:
             if budget
             else "default budget (1024 KiB/minute): the attacker is soon RATE_LIMITED"
         )
-        ok &= report(label, phases, results, args)
+        short_label = (
+            "every probe reaching the worker pool (budget 1,000,000 KiB a minute)"
+            if budget
+            else "default budget (1024 KiB a minute)"
+        )
+        ok &= report(label, short_label, phases, results, args)
     results.write()
     print("\nverdict:", "targets met" if ok else "TARGETS MISSED (or errors)")
     return 0 if ok else 1
