@@ -27,9 +27,10 @@ HOW_TO_READ = """\
   the same script. Where a script compares two things over several rounds (backtest against
   backtesting.py, attack off against attack on, this checkout against the reference) the
   two alternate round by round, so load from other work hits both alike.
-- *Result* is a median over the rounds where the row names rounds, else the figure of that
-  one run; *spread* is min to max over the rounds, or "one run" when the script does not
-  repeat the measurement (a single run's figure is the least reliable in the table).
+- *Result* is the median over the rounds or runs the row names (the best of them where the
+  spread says "best of"), else the figure of one run; *spread* is min to max over the
+  rounds or runs, or "one run" when the script measures once, neither repeated nor
+  alternated: the least reliable figures in the table.
 - The machine is shared and noisy (see the load average above: above the core count, other
   work competed for the CPU during the run). Read ratios and the figure against its
   reference in the same row; absolute times move from run to run.
