@@ -132,8 +132,8 @@ def count_queries_per_list(database_url: str) -> dict[int, int]:
 
     from server.db import serving_config
     from server.settings import Settings
+    from services.providers.templates import TemplateProvider
     from services.sandbox import Sandbox, SandboxSettings
-    from services.templates import TemplateProvider
     from tests.support.api import call_graphql, make_client, register_user
 
     class Counter(logging.Handler):
@@ -188,7 +188,7 @@ def direct_calls(urls: dict[str, str]) -> dict[str, Callable[[], Awaitable[objec
     from google import genai
     from google.genai import types
 
-    from services.prompting import SYSTEM_INSTRUCTION, user_prompt
+    from services.providers.prompting import SYSTEM_INSTRUCTION, user_prompt
 
     gemini = genai.Client(
         api_key="bench-key",

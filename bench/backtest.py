@@ -126,7 +126,7 @@ async def run_strategy_latency(sandbox: Sandbox, calls: int) -> list[float]:
 
     from server.db import migrate, tortoise_config
     from server.settings import Settings
-    from services.templates import TemplateProvider
+    from services.providers.templates import TemplateProvider
     from tests.support.api import call_graphql, make_client, register_user
 
     url = f"sqlite://{tempfile.mkdtemp(prefix='bench-run-')}/bench.sqlite3"

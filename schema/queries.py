@@ -23,8 +23,8 @@ from schema.types import (
 )
 from services import analytics, strategies
 from services.execution import sample_datasets
+from services.providers.templates import template_catalogue
 from services.samples import SAMPLE_NAMES
-from services.templates import template_catalogue
 
 Info = strawberry.Info[Context, None]
 ALL_USERS = strawberry.argument(description="Staff only: every user's rows (the admin view).")

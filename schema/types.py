@@ -17,9 +17,9 @@ from services.analytics import GenerationStats as Stats
 from services.execution import BacktestOutcome, BacktestRequest, MarketDataColumns
 from services.generation import GenerationOutcome, GenerationRequest
 from services.providers.registry import ModelChoice
+from services.providers.templates import TemplateInfo
 from services.strategies import NewStrategy, code_preview
 from services.strategies import Page as RowPage
-from services.templates import TemplateInfo
 from services.validation import ValidationReport
 
 if TYPE_CHECKING:

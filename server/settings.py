@@ -176,7 +176,7 @@ class Settings(BaseSettings):
 
     def configured_models(self) -> list[tuple[str, str]]:
         """(provider, model) of every configured model, in the default's order of preference."""
-        from services.templates import TemplateProvider
+        from services.providers.templates import TemplateProvider
 
         models = []
         if self.gemini_api_key:

@@ -11,9 +11,9 @@ from services.generation import Generator
 from services.providers.base import CodeProvider
 from services.providers.pricing import Price, PriceTable
 from services.providers.registry import ProviderRegistry
+from services.providers.templates import TemplateProvider
 from services.rate_limits import RateLimit, RateLimits
 from services.sandbox import Sandbox, SandboxSettings
-from services.templates import TemplateProvider
 
 
 def build_providers(settings: Settings) -> ProviderRegistry:

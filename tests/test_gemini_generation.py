@@ -14,7 +14,7 @@ import pytest
 
 from server.settings import Settings
 from services.generation import TRUNCATED_NOTE
-from services.prompting import FENCE_CLOSE, FENCE_OPEN, SYSTEM_INSTRUCTION
+from services.providers.prompting import FENCE_CLOSE, FENCE_OPEN, SYSTEM_INSTRUCTION
 from services.sandbox import Sandbox
 from tests.support.api import call_graphql, make_client, register_user
 from tests.support.gemini_standin import (

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from services.extraction import extract_code
 from services.prompt_analysis import analyse_prompt, read_as
-from services.templates import TemplateProvider, compose
+from services.providers.templates import TemplateProvider, compose
 from services.validation import extract_default_params, validate_code
 
 
