@@ -263,6 +263,7 @@ async def test_frozen_postgres_holds_requests_only_as_long_as_the_bounds(
     async with httpx.AsyncClient(base_url=server.base, timeout=60) as client:
         _, body = await register(client)
         auth = {"Authorization": f"Bearer {body['data']['register']['token']}"}
+        offset = len(server.output())
         postgres.freeze()
         try:
             started = time.monotonic()
@@ -283,6 +284,9 @@ async def test_frozen_postgres_holds_requests_only_as_long_as_the_bounds(
     assert elapsed < POOL_TIMEOUT + QUERY_TIMEOUT + BOUND_SLACK, f"took {elapsed:.1f} s"
     assert {tuple(error_codes(body)) for _, body in answers} == {("SERVICE_UNAVAILABLE",)}
     assert ready.status_code == 503 and ready_elapsed < 2 + BOUND_SLACK
+    lines = log_lines(server, offset)
+    assert len(outage_lines(lines, "database", "started")) == 1, lines
+    assert not [line for line in lines if "exception" in line], "no traceback per request"
 
 
 def test_private_instances_leave_no_process_behind(tmp_path: Path) -> None:
