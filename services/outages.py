@@ -119,5 +119,5 @@ def unavailable_from(error: BaseException | None) -> ServiceUnavailable | None:
             return current
         if isinstance(current, ESCAPED_DATABASE_FAILURES):
             return database_unavailable(current)
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
     return None

@@ -31,6 +31,7 @@ from tests.support.chaos import (
     redis_available,
 )
 from tests.support.server_process import ServerProcess
+from tests.support.ws import GraphQLWS
 
 pytestmark = [
     pytest.mark.process,
@@ -49,8 +50,8 @@ CONNECT_TIMEOUT = 1.0
 BOUND_SLACK = 2.0
 
 ME = "{ me { id email } }"
-LOGIN = """mutation($email: String!, $password: String!) {
-  login(email: $email, password: $password) { token } }"""
+GENERATE_PROGRESS = """subscription($input: GenerateStrategyInput!) {
+  generateStrategyProgress(input: $input) { stage } }"""
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +236,8 @@ async def test_postgres_down_answers_service_unavailable_logged_once_per_outage(
         answers = [await graphql(client, ME, **auth) for _ in range(20)]
         answers.append(await register(client))
         ready = await client.get("/readyz")
+        async with GraphQLWS.connect(server.base, auth) as ws:
+            subscription = await ws.collect(GENERATE_PROGRESS, {"input": {"prompt": "SMA 10/30"}})
 
         postgres.start()
 
@@ -250,6 +253,8 @@ async def test_postgres_down_answers_service_unavailable_logged_once_per_outage(
         assert "127.0.0.1" not in json.dumps(body) and "asyncpg" not in json.dumps(body)
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"]["ok"] is False
+    assert subscription.ended == "error" and subscription.codes == ["SERVICE_UNAVAILABLE"]
+    assert subscription.all_errors[0]["extensions"]["retryAfterSeconds"] > 0
     lines = log_lines(server, offset)
     assert len(outage_lines(lines, "database", "started")) == 1, lines
     assert len(outage_lines(lines, "database", "ended")) == 1, lines
