@@ -86,6 +86,8 @@ def build_limits(settings: Settings) -> RateLimits:
         auth_by_address=settings.rate_limit_auth_by_address,
         code_validation=f"{settings.code_validation_kib_per_minute}/minute",
         redis_url=settings.redis_url,
+        redis_timeout=settings.redis_timeout_seconds,
+        redis_retry_after=settings.redis_retry_seconds,
     )
 
 
