@@ -7,18 +7,20 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.context import Context
+from schema.inputs import (
+    BacktestInput,
+    CreateStrategyInput,
+    GenerateStrategyInput,
+    MarketDataInput,
+    UpdateStrategyInput,
+)
 from schema.queries import ALL_USERS
 from schema.types import (
     AuthPayload,
-    BacktestInput,
     BacktestResult,
-    CreateStrategyInput,
-    GenerateStrategyInput,
     GenerateStrategyPayload,
-    MarketDataInput,
     Signal,
     Strategy,
-    UpdateStrategyInput,
     User,
     ValidationResult,
 )
