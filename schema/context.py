@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 import models
-from services import accounts, strategies
+from services import accounts, strategies, versions
 from services.container import Services
 from services.errors import Unauthenticated
 
@@ -34,6 +34,7 @@ class Context:
     _strategy_loaders: dict[uuid.UUID, DataLoader[uuid.UUID, models.GeneratedStrategy | None]] = (
         field(default_factory=dict)
     )
+    _versions_loader: DataLoader[tuple[uuid.UUID, int], list[models.StrategyVersion]] | None = None
 
     @property
     def client_address(self) -> str:
@@ -76,3 +77,18 @@ class Context:
                 load_fn=load, cache=not self.lasts_a_connection
             )
         return loader
+
+    def versions_loader(self) -> DataLoader[tuple[uuid.UUID, int], list[models.StrategyVersion]]:
+        """Each strategy's versions, oldest first: one query for every strategy of a list.
+        Keyed by (strategy id, current version number), so a list cached earlier in the
+        request is never served once a mutation has added a version. Callers pass only
+        strategies the caller may see (they were read owner-scoped)."""
+        if self._versions_loader is None:
+
+            async def load(
+                keys: list[tuple[uuid.UUID, int]],
+            ) -> list[list[models.StrategyVersion]]:
+                return await versions.versions_of([strategy_id for strategy_id, _ in keys])
+
+            self._versions_loader = DataLoader(load_fn=load, cache=not self.lasts_a_connection)
+        return self._versions_loader

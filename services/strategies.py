@@ -24,6 +24,7 @@ from models import (
     StrategyType,
     User,
 )
+from services import versions
 from services.code_analysis import UserCodeChecks
 from services.errors import BadInput, Forbidden, NotFound
 
@@ -166,6 +167,15 @@ def status_after_validation(
     return StrategyStatus.VALIDATED
 
 
+def _set_status_by_hand(strategy: GeneratedStrategy, requested: StrategyStatus) -> None:
+    """A status asked for without new code: code that does not validate can only be archived."""
+    if strategy.status is StrategyStatus.ERROR and requested is not StrategyStatus.ARCHIVED:
+        raise BadInput(
+            f"Cannot set status {requested.name}: the code does not validate; fix it first"
+        )
+    strategy.status = requested
+
+
 async def update_strategy(
     user: User,
     strategy_id: uuid.UUID,
@@ -174,7 +184,9 @@ async def update_strategy(
     *,
     code_checks: UserCodeChecks,
 ) -> GeneratedStrategy:
-    """New code is checked through `code_checks`, charged to `user` (the caller)."""
+    """New code is checked through `code_checks`, charged to `user` (the caller). A change of
+    code or parameters becomes the strategy's next version; code or parameters equal to the
+    current ones are no change."""
     strategy = await require_strategy(user, strategy_id, all_users)
     if changes.status is StrategyStatus.ERROR:
         raise BadInput("Status ERROR is set by validation, not by hand")
@@ -189,27 +201,71 @@ async def update_strategy(
         strategy.description = changes.description
     if changes.strategy_type is not None:
         strategy.strategy_type = changes.strategy_type
+    parameters = strategy.parameters
     if changes.parameters is not None:
-        strategy.parameters = check_parameters(changes.parameters)
-
-    if changes.generated_code is not None:
-        report = (await code_checks.check(str(user.id), changes.generated_code)).report
-        strategy.generated_code = changes.generated_code
-        strategy.validation_results = report.as_dict()
-        # Edited code invalidates earlier backtests.
-        strategy.performance_metrics = {}
-        strategy.status = status_after_validation(report.valid, changes.status, strategy.status)
-    elif changes.status is not None:
-        if (
-            strategy.status is StrategyStatus.ERROR
-            and changes.status is not StrategyStatus.ARCHIVED
-        ):
-            raise BadInput(
-                f"Cannot set status {changes.status.name}: the code does not validate; fix it first"
-            )
-        strategy.status = changes.status
+        parameters = check_parameters(changes.parameters)
+    code = strategy.generated_code if changes.generated_code is None else changes.generated_code
+    if code != strategy.generated_code or parameters != strategy.parameters:
+        change = CodeChange(code, parameters, versions.MANUAL_EDIT, changes.status)
+        await _store_version(user, strategy, change, code_checks)
+        return strategy
+    if changes.status is not None:
+        _set_status_by_hand(strategy, changes.status)
     await strategy.save()
     return strategy
+
+
+async def revert_strategy(
+    user: User,
+    strategy_id: uuid.UUID,
+    number: int,
+    all_users: bool = False,
+    *,
+    code_checks: UserCodeChecks,
+) -> GeneratedStrategy:
+    """Version `number`'s code and parameters become the next version ("revert to N"); the
+    code is checked again, as an edit is: the rules may have grown since it was stored."""
+    strategy = await require_strategy(user, strategy_id, all_users)
+    target = await versions.require_version(strategy, number)
+    if number == strategy.version:
+        raise BadInput(f"Version {number} is already the current version")
+    change = CodeChange(
+        target.generated_code, target.parameters, versions.revert_instruction(number), None
+    )
+    await _store_version(user, strategy, change, code_checks)
+    return strategy
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    code: str
+    parameters: dict[str, Any]
+    instruction: str
+    requested_status: StrategyStatus | None
+
+
+async def _store_version(
+    user: User, strategy: GeneratedStrategy, change: CodeChange, code_checks: UserCodeChecks
+) -> None:
+    """A person's change of code or parameters: the code validated when it changed, the
+    status following the verdict, then stored as the next version (authored by `user`)."""
+    validation = strategy.validation_results
+    if change.code != strategy.generated_code:
+        report = (await code_checks.check(str(user.id), change.code)).report
+        validation = report.as_dict()
+        strategy.status = status_after_validation(
+            report.valid, change.requested_status, strategy.status
+        )
+    elif change.requested_status is not None:
+        _set_status_by_hand(strategy, change.requested_status)
+    new = versions.NewVersion(
+        code=change.code,
+        parameters=change.parameters,
+        validation=validation,
+        instruction=change.instruction,
+        author=user.email,
+    )
+    await versions.add_version(strategy, new)
 
 
 async def delete_strategy(user: User, strategy_id: uuid.UUID, all_users: bool = False) -> bool:

@@ -1,0 +1,158 @@
+"""Numbered versions of a strategy's code and parameters.
+
+Every change of either (a generation, a refinement, a manual edit, a revert) becomes the
+strategy's next version, stored in the same transaction as the strategy itself, so the
+strategy always holds exactly its current version's code and parameters. Backtest metrics
+are kept per version: a user can compare versions and see whether a change helped.
+
+Callers have already checked ownership: these functions take a strategy, not a user.
+"""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from models import GeneratedStrategy, StrategyVersion
+from services.errors import NotFound
+
+MANUAL_EDIT = "manual edit"
+
+
+def model_author(provider: str, model: str) -> str:
+    """The author of generated code: the model's id as the `models` query names it."""
+    return f"{provider}:{model}"
+
+
+def revert_instruction(number: int) -> str:
+    return f"revert to {number}"
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A change of a strategy's code or parameters, with why and by whom it was made."""
+
+    code: str
+    parameters: dict[str, Any]
+    validation: dict[str, Any] | None  # the ValidationReport of `code`, as_dict()
+    instruction: str  # the prompt, the refinement instruction, "manual edit", "revert to N"
+    author: str  # model_author(...) for a model's code, the user's email for a person's
+
+
+async def record_first_version(
+    strategy: GeneratedStrategy, *, instruction: str, author: str
+) -> StrategyVersion:
+    """Version 1 of a strategy just created: call it in the transaction that created it."""
+    return await StrategyVersion.create(
+        strategy_id=strategy.id,
+        number=strategy.version,
+        generated_code=strategy.generated_code,
+        parameters=strategy.parameters,
+        instruction=instruction,
+        author=author,
+        validation_results=strategy.validation_results,
+        performance_metrics=strategy.performance_metrics,
+    )
+
+
+async def add_version(strategy: GeneratedStrategy, new: NewVersion) -> StrategyVersion:
+    """Make `new` the strategy's current code and parameters, as its next numbered version.
+
+    The strategy is saved with it in one transaction, with whatever else the caller changed
+    on it (name, status, ...). Its stored backtest metrics are cleared: they measured the
+    previous version, which keeps them. The number comes from an increment in the database,
+    so concurrent changes get distinct numbers (PostgreSQL locks the row until commit; SQLite
+    has one writer).
+    """
+    async with in_transaction("default") as connection:
+        bumped = (
+            await GeneratedStrategy.filter(id=strategy.id)
+            .using_db(connection)
+            .update(version=F("version") + 1)
+        )
+        if not bumped:
+            raise NotFound(f"Strategy {strategy.id} not found")
+        # Read on the transaction's own connection: SQLite's reader would not see the bump.
+        await strategy.refresh_from_db(fields=["version"], using_db=connection)
+        strategy.generated_code = new.code
+        strategy.parameters = new.parameters
+        strategy.validation_results = new.validation
+        strategy.performance_metrics = {}
+        await strategy.save(using_db=connection)
+        return await StrategyVersion.create(
+            strategy_id=strategy.id,
+            number=strategy.version,
+            generated_code=new.code,
+            parameters=new.parameters,
+            instruction=new.instruction,
+            author=new.author,
+            validation_results=new.validation,
+            performance_metrics={},
+            using_db=connection,
+        )
+
+
+async def versions_of(
+    strategy_ids: Sequence[uuid.UUID],
+) -> list[list[StrategyVersion]]:
+    """Batch lookup for DataLoaders: each strategy's versions, oldest first, in the order
+    asked (one query for them all)."""
+    found: dict[uuid.UUID, list[StrategyVersion]] = {i: [] for i in strategy_ids}
+    query = StrategyVersion.filter(strategy_id__in=list(strategy_ids)).order_by(
+        "strategy_id", "number"
+    )
+    for version in await query:
+        found[uuid.UUID(str(version.strategy_id))].append(version)
+    return [found[i] for i in strategy_ids]
+
+
+def pick_version(
+    strategy_id: uuid.UUID, versions: Sequence[StrategyVersion], number: int
+) -> StrategyVersion:
+    for version in versions:
+        if version.number == number:
+            return version
+    raise NotFound(f"Strategy {strategy_id} has no version {number}")
+
+
+async def require_version(strategy: GeneratedStrategy, number: int) -> StrategyVersion:
+    version = await StrategyVersion.get_or_none(strategy_id=strategy.id, number=number)
+    if version is None:
+        raise NotFound(f"Strategy {strategy.id} has no version {number}")
+    return version
+
+
+def code_diff(before: StrategyVersion, after: StrategyVersion) -> str:
+    """A unified diff of two versions' code, headed "version N"; "" when the code is the same."""
+    lines = difflib.unified_diff(
+        before.generated_code.splitlines(),
+        after.generated_code.splitlines(),
+        fromfile=f"version {before.number}",
+        tofile=f"version {after.number}",
+        lineterm="",
+    )
+    text = "\n".join(lines)
+    return text + "\n" if text else ""
+
+
+async def record_backtest(strategy: GeneratedStrategy, metrics: dict[str, Any]) -> None:
+    """Store a backtest's metrics on the version it ran (the one `strategy` held when read),
+    and on the strategy only if that is still its current version: code changed during the
+    backtest must not inherit metrics measured on the code before."""
+    async with in_transaction("default") as connection:
+        await (
+            StrategyVersion.filter(strategy_id=strategy.id, number=strategy.version)
+            .using_db(connection)
+            .update(performance_metrics=metrics)
+        )
+        await (
+            GeneratedStrategy.filter(id=strategy.id, version=strategy.version)
+            .using_db(connection)
+            .update(performance_metrics=metrics)
+        )
