@@ -347,7 +347,11 @@ async def test_versions_through_the_typed_client(api: ModuleType, live_url: str)
         history = (await client.strategy_versions(id=strategy.id)).strategy
         assert history is not None and history.version == 2
         first, second = history.versions
-        assert (first.number, first.instruction, first.author) == (1, PROMPT, "template:templates-v1")
+        assert (first.number, first.instruction, first.author) == (
+            1,
+            PROMPT,
+            "template:templates-v1",
+        )
         assert (second.number, second.instruction, second.author) == (2, "manual edit", email)
         assert second.validation_results is not None and not second.validation_results.valid
         assert first.performance_metrics == second.performance_metrics == {}
