@@ -16,7 +16,7 @@ from services.execution import BacktestOutcome, BacktestRequest, MarketDataColum
 from services.generation import GenerationOutcome, GenerationRequest
 from services.strategies import Page, code_preview
 from services.validation import ValidationReport
-from services.versions import code_diff, pick_version
+from services.versions import diff_versions
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -160,14 +160,16 @@ class Strategy:
 
     @strawberry.field(
         description='A unified diff of two versions\' code, headed "version N" ("" when the '
-        "code is the same); an unknown version number is NOT_FOUND."
+        "code is the same); an unknown version number is NOT_FOUND. Charged like a check of "
+        "both versions' code (validateCode)."
     )
     async def diff(
         self, info: strawberry.Info[Context, None], from_version: int, to_version: int
     ) -> str:
+        user = await info.context.require_user()
         found = await info.context.versions_loader().load((self.id, self.version))
-        return code_diff(
-            pick_version(self.id, found, from_version), pick_version(self.id, found, to_version)
+        return await diff_versions(
+            user, self.id, found, from_version, to_version, info.context.services.code_checks
         )
 
     @classmethod

@@ -10,7 +10,6 @@ Callers have already checked ownership: these functions take a strategy, not a u
 
 from __future__ import annotations
 
-import difflib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from typing import Any
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from models import GeneratedStrategy, StrategyVersion
+from models import GeneratedStrategy, StrategyVersion, User
+from services.code_analysis import UserCodeChecks
 from services.errors import NotFound
 
 MANUAL_EDIT = "manual edit"
@@ -128,17 +128,25 @@ async def require_version(strategy: GeneratedStrategy, number: int) -> StrategyV
     return version
 
 
-def code_diff(before: StrategyVersion, after: StrategyVersion) -> str:
-    """A unified diff of two versions' code, headed "version N"; "" when the code is the same."""
-    lines = difflib.unified_diff(
-        before.generated_code.splitlines(),
-        after.generated_code.splitlines(),
-        fromfile=f"version {before.number}",
-        tofile=f"version {after.number}",
-        lineterm="",
+async def diff_versions(
+    user: User,
+    strategy_id: uuid.UUID,
+    versions: Sequence[StrategyVersion],
+    from_number: int,
+    to_number: int,
+    code_checks: UserCodeChecks,
+) -> str:
+    """A unified diff of two of `versions`' code, headed "version N" ("" when the code is the
+    same); computed in the code-analysis workers and charged to `user` (the caller)."""
+    before = pick_version(strategy_id, versions, from_number)
+    after = pick_version(strategy_id, versions, to_number)
+    return await code_checks.diff(
+        str(user.id),
+        before.generated_code,
+        after.generated_code,
+        f"version {before.number}",
+        f"version {after.number}",
     )
-    text = "\n".join(lines)
-    return text + "\n" if text else ""
 
 
 async def record_backtest(strategy: GeneratedStrategy, metrics: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Any, cast
 
@@ -151,6 +152,42 @@ async def test_diff_between_versions(gql: GraphQLCall, token: str) -> None:
         assert error_codes(body) == ["NOT_FOUND"], body
         missing = numbers[0] if numbers[0] not in (1, 2) else numbers[1]
         assert body["errors"][0]["message"] == f"Strategy {strategy_id} has no version {missing}"
+
+
+async def test_a_costly_diff_is_refused_within_the_time_bound(gql: GraphQLCall, token: str) -> None:
+    """difflib is quadratic on lines repeated just under its 'popular' threshold (this pair
+    took 72 s in-process): the diff runs in the analysis workers and is cut at their bound."""
+    strategy_id = (await generate(gql, token))["strategy"]["id"]
+    before = "\n".join(str(i % 199) for i in range(25_000))[:60_000]
+    after = "\n".join(str(i * 7 % 199) for i in range(25_000))[:60_000]
+    await update(gql, token, strategy_id, generatedCode=before)
+    await update(gql, token, strategy_id, generatedCode=after)
+    started = time.perf_counter()
+    body = await gql(DIFF, {"id": strategy_id, "from": 2, "to": 3}, token=token)
+    assert time.perf_counter() - started < 10
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+    assert body["errors"][0]["message"].startswith(
+        "The diff of version 2 and version 3 is too costly to compute (over 1 s"
+    )
+    served = await gql(DIFF, {"id": strategy_id, "from": 1, "to": 2}, token=token)
+    assert served["data"]["strategy"]["diff"].startswith("--- version 1\n"), "the next is served"
+
+
+async def test_diffs_count_against_the_requests_code_allowance(
+    gql: GraphQLCall, token: str
+) -> None:
+    strategy_id = (await generate(gql, token))["strategy"]["id"]
+    padding = "# " + "x" * 77 + "\n"
+    big = GOOD_CODE + padding * 750  # about 60 KB
+    await update(gql, token, strategy_id, generatedCode=big)
+    await update(gql, token, strategy_id, generatedCode=big + "# the end\n")
+    aliases = " ".join(f"d{i}: diff(fromVersion: 2, toVersion: 3)" for i in range(3))
+    query = f"query($id: UUID!) {{ strategy(id: $id) {{ {aliases} }} }}"
+    body = await gql(query, {"id": strategy_id}, token=token)
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+    assert "more than 262144 bytes of code" in body["errors"][0]["message"]
+    one = await gql(DIFF, {"id": strategy_id, "from": 2, "to": 3}, token=token)
+    assert one["data"]["strategy"]["diff"].endswith("+# the end\n")
 
 
 async def test_revert_makes_an_old_version_the_next_one(
