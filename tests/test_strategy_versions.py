@@ -11,8 +11,9 @@ from typing import Any, cast
 
 import httpx
 import pytest
+from tortoise.transactions import in_transaction
 
-from models import GeneratedStrategy, User
+from models import GeneratedStrategy, StrategyVersion, User
 from services import versions
 from services.execution import BacktestRequest, StrategyRunner
 from services.sandbox import Sandbox
@@ -54,6 +55,7 @@ mutation($id: UUID!) {
     metrics strategy { version performanceMetrics }
   }
 }"""
+DELETE = "mutation($id: UUID!) { deleteStrategy(id: $id) }"
 LIST = "{ strategies(pageSize: 100) { items { id version versions { number author } } } }"
 
 
@@ -340,3 +342,38 @@ async def test_concurrent_changes_get_distinct_numbers(gql: GraphQLCall, token: 
     assert stored["version"] == 7
     assert [v["number"] for v in stored["versions"]] == list(range(1, 8))
     assert stored["parameters"] == stored["versions"][-1]["parameters"]
+
+
+async def test_a_version_lands_with_the_callers_transaction_or_not_at_all(
+    gql: GraphQLCall, token: str
+) -> None:
+    """A caller that stores more with the version (a refinement and its generation log) wraps
+    add_version in its own transaction: a failure afterwards takes the version back too."""
+    strategy_id = uuid.UUID((await generate(gql, token))["strategy"]["id"])
+    strategy = await GeneratedStrategy.get(id=strategy_id)
+    change = versions.NewVersion(GOOD_CODE, {"period": 5}, None, "add a filter", "template:x")
+    with pytest.raises(RuntimeError):
+        async with in_transaction("default"):
+            await versions.add_version(strategy, change)
+            raise RuntimeError("the log could not be written")
+    stored = await read(gql, token, str(strategy_id))
+    assert stored["version"] == 1
+    assert [v["number"] for v in stored["versions"]] == [1]
+    assert stored["generatedCode"] != GOOD_CODE
+
+    async with in_transaction("default"):
+        await versions.add_version(await GeneratedStrategy.get(id=strategy_id), change)
+    stored = await read(gql, token, str(strategy_id))
+    assert (stored["version"], stored["generatedCode"]) == (2, GOOD_CODE)
+    assert stored["versions"][-1]["instruction"] == "add a filter"
+
+
+async def test_deleting_a_strategy_deletes_its_versions(gql: GraphQLCall, token: str) -> None:
+    strategy_id = (await generate(gql, token))["strategy"]["id"]
+    await update(gql, token, strategy_id, generatedCode=GOOD_CODE)
+    assert await StrategyVersion.filter(strategy_id=strategy_id).count() == 2
+    body = await gql(
+        "mutation($id: UUID!) { deleteStrategy(id: $id) }", {"id": strategy_id}, token=token
+    )
+    assert body["data"]["deleteStrategy"] is True
+    assert await StrategyVersion.filter(strategy_id=strategy_id).count() == 0
