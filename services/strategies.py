@@ -211,8 +211,18 @@ async def update_strategy(
         return strategy
     if changes.status is not None:
         _set_status_by_hand(strategy, changes.status)
-    await strategy.save()
+    await save_edits(strategy)
     return strategy
+
+
+# What a person changes without making a version.
+EDITED_FIELDS = ("name", "description", "strategy_type", "status", "updated_at")
+
+
+async def save_edits(strategy: GeneratedStrategy) -> None:
+    """Save only the fields edited by hand: a strategy read before a concurrent new version
+    (or run, or backtest) never writes back its older code, version, metrics or counts."""
+    await strategy.save(update_fields=EDITED_FIELDS)
 
 
 async def revert_strategy(

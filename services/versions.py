@@ -23,6 +23,20 @@ from services.code_analysis import UserCodeChecks
 from services.errors import NotFound
 
 MANUAL_EDIT = "manual edit"
+# What add_version writes: the version's own fields and what the caller may have changed
+# with it, never the counters concurrent runs update (usage_count).
+SAVED_WITH_A_VERSION = (
+    "generated_code",
+    "parameters",
+    "validation_results",
+    "performance_metrics",
+    "version",
+    "name",
+    "description",
+    "strategy_type",
+    "status",
+    "updated_at",
+)
 
 
 def model_author(provider: str, model: str) -> str:
@@ -84,7 +98,7 @@ async def add_version(strategy: GeneratedStrategy, new: NewVersion) -> StrategyV
         strategy.parameters = new.parameters
         strategy.validation_results = new.validation
         strategy.performance_metrics = {}
-        await strategy.save(using_db=connection)
+        await strategy.save(using_db=connection, update_fields=SAVED_WITH_A_VERSION)
         return await StrategyVersion.create(
             strategy_id=strategy.id,
             number=strategy.version,

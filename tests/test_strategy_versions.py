@@ -11,10 +11,11 @@ from typing import Any, cast
 
 import httpx
 import pytest
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models import GeneratedStrategy, StrategyVersion, User
-from services import versions
+from services import strategies, versions
 from services.execution import BacktestRequest, StrategyRunner
 from services.sandbox import Sandbox
 from services.templates import TEMPLATE_MODEL
@@ -377,3 +378,31 @@ async def test_deleting_a_strategy_deletes_its_versions(gql: GraphQLCall, token:
     )
     assert body["data"]["deleteStrategy"] is True
     assert await StrategyVersion.filter(strategy_id=strategy_id).count() == 0
+
+
+async def test_a_strategy_read_before_a_change_never_writes_back_older_state(
+    gql: GraphQLCall, token: str
+) -> None:
+    """A rename (or a new version) saved from a strategy read before another request added a
+    version or counted a run keeps that version and that count."""
+    strategy_id = uuid.UUID((await generate(gql, token))["strategy"]["id"])
+    stale = await GeneratedStrategy.get(id=strategy_id)
+    fresh = await GeneratedStrategy.get(id=strategy_id)
+    await versions.add_version(
+        fresh, versions.NewVersion(GOOD_CODE, {"period": 5}, None, "manual edit", "a")
+    )
+    await GeneratedStrategy.filter(id=strategy_id).update(usage_count=F("usage_count") + 1)
+
+    stale.name = "Renamed"
+    await strategies.save_edits(stale)
+    stored = await GeneratedStrategy.get(id=strategy_id)
+    assert (stored.name, stored.version, stored.generated_code) == ("Renamed", 2, GOOD_CODE)
+    assert stored.usage_count == 1
+
+    await versions.add_version(
+        stale, versions.NewVersion(GOOD_CODE, {"period": 9}, None, "manual edit", "b")
+    )
+    stored = await GeneratedStrategy.get(id=strategy_id)
+    assert (stored.version, stored.parameters, stored.usage_count) == (3, {"period": 9}, 1)
+    history = (await read(gql, token, str(strategy_id)))["versions"]
+    assert [v["number"] for v in history] == [1, 2, 3]
