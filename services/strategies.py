@@ -167,6 +167,26 @@ def status_after_validation(
     return StrategyStatus.VALIDATED
 
 
+# What a person changes without making a version.
+EDITED_FIELDS = ("name", "description", "strategy_type", "status", "updated_at")
+
+
+async def save_edits(strategy: GeneratedStrategy) -> None:
+    """Save only the fields edited by hand: a strategy read before a concurrent new version
+    (or run, or backtest) never writes back its older code, version, metrics or counts."""
+    await strategy.save(update_fields=EDITED_FIELDS)
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    """A person's change of code or parameters (an edit or a revert), to become a version."""
+
+    code: str
+    parameters: dict[str, Any]
+    instruction: str  # versions.MANUAL_EDIT or versions.revert_instruction(n)
+    requested_status: StrategyStatus | None
+
+
 def _set_status_by_hand(strategy: GeneratedStrategy, requested: StrategyStatus) -> None:
     """A status asked for without new code: code that does not validate can only be archived."""
     if strategy.status is StrategyStatus.ERROR and requested is not StrategyStatus.ARCHIVED:
@@ -215,16 +235,6 @@ async def update_strategy(
     return strategy
 
 
-# What a person changes without making a version.
-EDITED_FIELDS = ("name", "description", "strategy_type", "status", "updated_at")
-
-
-async def save_edits(strategy: GeneratedStrategy) -> None:
-    """Save only the fields edited by hand: a strategy read before a concurrent new version
-    (or run, or backtest) never writes back its older code, version, metrics or counts."""
-    await strategy.save(update_fields=EDITED_FIELDS)
-
-
 async def revert_strategy(
     user: User,
     strategy_id: uuid.UUID,
@@ -244,14 +254,6 @@ async def revert_strategy(
     )
     await _store_version(user, strategy, change, code_checks)
     return strategy
-
-
-@dataclass(frozen=True)
-class CodeChange:
-    code: str
-    parameters: dict[str, Any]
-    instruction: str
-    requested_status: StrategyStatus | None
 
 
 async def _store_version(
