@@ -83,6 +83,11 @@ async def add_version(strategy: GeneratedStrategy, new: NewVersion) -> StrategyV
     previous version, which keeps them. The number comes from an increment in the database,
     so concurrent changes get distinct numbers (PostgreSQL locks the row until commit; SQLite
     has one writer).
+
+    A refinement sets the strategy's status from its verdict, then calls this with
+    `NewVersion(code, parameters, report.as_dict(), instruction, model_author(provider,
+    model))` inside the transaction that writes its generation log: the inner transaction
+    becomes a savepoint, and both land or neither does.
     """
     async with in_transaction("default") as connection:
         bumped = (
