@@ -34,7 +34,9 @@ class Context:
     _strategy_loaders: dict[uuid.UUID, DataLoader[uuid.UUID, models.GeneratedStrategy | None]] = (
         field(default_factory=dict)
     )
-    _versions_loader: DataLoader[tuple[uuid.UUID, int], list[models.StrategyVersion]] | None = None
+    _versions_loaders: dict[bool, DataLoader[uuid.UUID, list[models.StrategyVersion]]] = field(
+        default_factory=dict
+    )
 
     @property
     def client_address(self) -> str:
@@ -78,17 +80,17 @@ class Context:
             )
         return loader
 
-    def versions_loader(self) -> DataLoader[tuple[uuid.UUID, int], list[models.StrategyVersion]]:
-        """Each strategy's versions, oldest first: one query for every strategy of a list.
-        Keyed by (strategy id, current version number), so a list cached earlier in the
-        request is never served once a mutation has added a version. Callers pass only
-        strategies the caller may see (they were read owner-scoped)."""
-        if self._versions_loader is None:
-
-            async def load(
-                keys: list[tuple[uuid.UUID, int]],
-            ) -> list[list[models.StrategyVersion]]:
-                return await versions.versions_of([strategy_id for strategy_id, _ in keys])
-
-            self._versions_loader = DataLoader(load_fn=load, cache=not self.lasts_a_connection)
-        return self._versions_loader
+    def versions_loader(
+        self, *, fresh: bool
+    ) -> DataLoader[uuid.UUID, list[models.StrategyVersion]]:
+        """Each strategy's versions, oldest first: one query for all the strategies a step of
+        the operation asks about. `fresh` (mutations, whose fields add versions and store
+        metrics one after another) reads anew each time; so does a WebSocket. Callers pass
+        only strategies the caller may see (they were read owner-scoped)."""
+        cache = not (fresh or self.lasts_a_connection)
+        loader = self._versions_loaders.get(cache)
+        if loader is None:
+            loader = self._versions_loaders[cache] = DataLoader(
+                load_fn=versions.versions_of, cache=cache
+            )
+        return loader

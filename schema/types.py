@@ -8,6 +8,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, NewType, cast
 
 import strawberry
+from graphql import OperationType
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 import models
@@ -121,6 +123,14 @@ class StrategyVersion:
         )
 
 
+def _versions_loader(
+    info: strawberry.Info[Context, None],
+) -> DataLoader[uuid.UUID, list[models.StrategyVersion]]:
+    """Read afresh in mutations and subscriptions: their fields change versions in turn."""
+    fresh = info.operation.operation is not OperationType.QUERY
+    return info.context.versions_loader(fresh=fresh)
+
+
 def _validation_result(stored: dict[str, Any] | None) -> ValidationResult | None:
     if stored is None:
         return None
@@ -155,7 +165,7 @@ class Strategy:
 
     @strawberry.field(description="Every version of the code, oldest first.")
     async def versions(self, info: strawberry.Info[Context, None]) -> list[StrategyVersion]:
-        found = await info.context.versions_loader().load((self.id, self.version))
+        found = await _versions_loader(info).load(self.id)
         return [StrategyVersion.from_model(v) for v in found]
 
     @strawberry.field(
@@ -167,7 +177,7 @@ class Strategy:
         self, info: strawberry.Info[Context, None], from_version: int, to_version: int
     ) -> str:
         user = await info.context.require_user()
-        found = await info.context.versions_loader().load((self.id, self.version))
+        found = await _versions_loader(info).load(self.id)
         return await diff_versions(
             user, self.id, found, from_version, to_version, info.context.services.code_checks
         )

@@ -406,3 +406,29 @@ async def test_a_strategy_read_before_a_change_never_writes_back_older_state(
     assert (stored.version, stored.parameters, stored.usage_count) == (3, {"period": 9}, 1)
     history = (await read(gql, token, str(strategy_id)))["versions"]
     assert [v["number"] for v in history] == [1, 2, 3]
+
+
+async def test_each_field_of_a_mutation_sees_the_versions_as_they_are_then(
+    gql: GraphQLCall, token: str
+) -> None:
+    """Mutation fields run one after another, each changing versions: none is served a list
+    an earlier field read."""
+    strategy_id = (await generate(gql, token))["strategy"]["id"]
+    fields = "strategy { version versions { number performanceMetrics } }"
+    body = await gql(
+        f"""mutation($id: UUID!, $code: String!) {{
+          a: backtestStrategy(id: $id, input: {{sample: "trending_daily", commissionPct: 0.1}})
+            {{ {fields} }}
+          b: backtestStrategy(id: $id, input: {{sample: "trending_daily", commissionPct: 0.2}})
+            {{ {fields} }}
+          c: updateStrategy(id: $id, input: {{generatedCode: $code}})
+            {{ version versions {{ number }} }}
+        }}""",
+        {"id": strategy_id, "code": GOOD_CODE},
+        token=token,
+    )
+    assert "errors" not in body, body
+    data = body["data"]
+    assert data["a"]["strategy"]["versions"][0]["performanceMetrics"]["commissionPct"] == 0.1
+    assert data["b"]["strategy"]["versions"][0]["performanceMetrics"]["commissionPct"] == 0.2
+    assert [v["number"] for v in data["c"]["versions"]] == [1, 2]
