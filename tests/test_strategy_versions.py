@@ -92,6 +92,27 @@ async def test_a_generation_is_version_one(gql: GraphQLCall, token: str) -> None
     assert first["performanceMetrics"] == {}
 
 
+async def test_a_hand_written_strategy_is_version_one(
+    client: httpx.AsyncClient, gql: GraphQLCall
+) -> None:
+    token, user_id = await register_user(client)
+    body = await gql(
+        """mutation($code: String!) {
+          createStrategy(input: {name: "Mine", generatedCode: $code}) { id version }
+        }""",
+        {"code": GOOD_CODE},
+        token=token,
+    )
+    assert "errors" not in body, body
+    created = body["data"]["createStrategy"]
+    assert created["version"] == 1
+    [first] = (await read(gql, token, created["id"]))["versions"]
+    assert (first["number"], first["generatedCode"]) == (1, GOOD_CODE)
+    assert (first["instruction"], first["author"]) == ("manual edit", await email_of(user_id))
+    assert first["parameters"] == {"period": 5}
+    assert first["validationResults"] == {"valid": True, "errors": []}
+
+
 async def test_changes_of_code_or_parameters_are_numbered_versions(
     client: httpx.AsyncClient, gql: GraphQLCall
 ) -> None:
