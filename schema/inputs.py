@@ -68,10 +68,15 @@ class CreateStrategyInput:
 class UpdateStrategyInput:
     name: str | None = None
     description: str | None = None
-    generated_code: str | None = strawberry.field(default=None, description="Re-validated on save.")
+    generated_code: str | None = strawberry.field(
+        default=None,
+        description="Validated on save; new code (or parameters) becomes the next version.",
+    )
     strategy_type: StrategyType | None = None
     status: StrategyStatus | None = None
-    parameters: JSON | None = None
+    parameters: JSON | None = strawberry.field(
+        default=None, description="New parameters become the next version."
+    )
 
 
 @strawberry.input(description="OHLCV bars, oldest first; all lists the same length.")

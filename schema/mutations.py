@@ -100,6 +100,23 @@ class Mutation:
         )
         return Strategy.from_model(updated)
 
+    @strawberry.mutation(
+        description="Version `version`'s code and parameters become the next version, the "
+        "code validated again; an unknown version is NOT_FOUND, the current one BAD_USER_INPUT."
+    )
+    async def revert_strategy(
+        self,
+        info: Info,
+        id: uuid.UUID,
+        version: int,
+        all_users: Annotated[bool, ALL_USERS] = False,
+    ) -> Strategy:
+        user = await info.context.require_user()
+        reverted = await strategies.revert_strategy(
+            user, id, version, all_users, code_checks=info.context.services.code_checks
+        )
+        return Strategy.from_model(reverted)
+
     @strawberry.mutation
     async def delete_strategy(
         self, info: Info, id: uuid.UUID, all_users: Annotated[bool, ALL_USERS] = False

@@ -9,6 +9,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, NewType, TypeVar, cast
 
 import strawberry
+from graphql import OperationType
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from tortoise.models import Model
 
@@ -21,6 +23,7 @@ from services.providers.templates import TemplateInfo
 from services.strategies import Page as RowPage
 from services.strategies import code_preview
 from services.validation import ValidationReport
+from services.versions import diff_versions
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -98,6 +101,57 @@ class ValidationResult:
         )
 
 
+@strawberry.type(description="One state of a strategy's code and parameters.")
+class StrategyVersion:
+    number: int = strawberry.field(description="1 is the first code; each change adds one.")
+    generated_code: str
+    parameters: JSON
+    instruction: str = strawberry.field(
+        description='The prompt, the refinement instruction, "manual edit" or "revert to N".'
+    )
+    author: str = strawberry.field(
+        description='Who wrote the code: a model ("<provider>:<model>", as the models query '
+        'names it), the email of the user who edited or reverted, or "migration" for the '
+        "code a strategy held when versions were introduced."
+    )
+    performance_metrics: JSON = strawberry.field(
+        description="The latest backtest run on this version ({} if none)."
+    )
+    created_at: datetime
+    stored_validation: strawberry.Private[dict[str, Any] | None]
+
+    @strawberry.field
+    def validation_results(self) -> ValidationResult | None:
+        return _validation_result(self.stored_validation)
+
+    @classmethod
+    def from_model(cls, version: models.StrategyVersion) -> StrategyVersion:
+        return cls(
+            number=version.number,
+            generated_code=version.generated_code,
+            parameters=cast(JSON, version.parameters),
+            instruction=version.instruction,
+            author=version.author,
+            performance_metrics=cast(JSON, version.performance_metrics),
+            created_at=version.created_at,
+            stored_validation=version.validation_results,
+        )
+
+
+def _versions_loader(
+    info: strawberry.Info[Context, None],
+) -> DataLoader[uuid.UUID, list[models.StrategyVersion]]:
+    """Read afresh in mutations and subscriptions: their fields change versions in turn."""
+    fresh = info.operation.operation is not OperationType.QUERY
+    return info.context.versions_loader(fresh=fresh)
+
+
+def _validation_result(stored: dict[str, Any] | None) -> ValidationResult | None:
+    if stored is None:
+        return None
+    return ValidationResult.from_report(ValidationReport.from_dict(stored))
+
+
 @strawberry.type
 class Strategy:
     id: uuid.UUID
@@ -110,6 +164,7 @@ class Strategy:
     parameters: JSON
     performance_metrics: JSON
     usage_count: int
+    version: int = strawberry.field(description="The current version's number.")
     created_at: datetime
     updated_at: datetime
     user_id: uuid.UUID = strawberry.field(description=OWNER_ID)
@@ -121,9 +176,26 @@ class Strategy:
 
     @strawberry.field
     def validation_results(self) -> ValidationResult | None:
-        if self.stored_validation is None:
-            return None
-        return ValidationResult.from_report(ValidationReport.from_dict(self.stored_validation))
+        return _validation_result(self.stored_validation)
+
+    @strawberry.field(description="Every version of the code, oldest first.")
+    async def versions(self, info: strawberry.Info[Context, None]) -> list[StrategyVersion]:
+        found = await _versions_loader(info).load(self.id)
+        return [StrategyVersion.from_model(v) for v in found]
+
+    @strawberry.field(
+        description='A unified diff of two versions\' code, headed "version N" ("" when the '
+        "code is the same); an unknown version number is NOT_FOUND. Charged like a check of "
+        "both versions' code (validateCode)."
+    )
+    async def diff(
+        self, info: strawberry.Info[Context, None], from_version: int, to_version: int
+    ) -> str:
+        user = await info.context.require_user()
+        found = await _versions_loader(info).load(self.id)
+        return await diff_versions(
+            user, self.id, found, from_version, to_version, info.context.services.code_checks
+        )
 
     @classmethod
     def from_model(cls, strategy: models.GeneratedStrategy) -> Strategy:
@@ -138,6 +210,7 @@ class Strategy:
             parameters=cast(JSON, strategy.parameters),
             performance_metrics=cast(JSON, strategy.performance_metrics),
             usage_count=strategy.usage_count,
+            version=strategy.version,
             created_at=strategy.created_at,
             updated_at=strategy.updated_at,
             user_id=strategy.user_id,  # type: ignore[arg-type]

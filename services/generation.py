@@ -26,7 +26,7 @@ from models import (
     StrategyType,
     User,
 )
-from services import telemetry
+from services import telemetry, versions
 from services.code_analysis import AnalysisBusy, CodeAnalyser, CodeAnalysis, CodeTooComplex
 from services.errors import BadInput, RateLimited
 from services.extraction import read_report
@@ -431,6 +431,11 @@ class Generator:
             if prepared.strategy_fields is not None:
                 strategy = await GeneratedStrategy.create(
                     user=user, original_prompt=request.prompt, **prepared.strategy_fields
+                )
+                # Version 1 (services/versions.py), in this same transaction.
+                author = versions.model_author(result.provider, result.model)
+                await versions.record_first_version(
+                    strategy, instruction=request.prompt, author=author
                 )
             generation_log = await StrategyGenerationLog.create(
                 user=user,

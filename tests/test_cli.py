@@ -375,6 +375,12 @@ async def test_backtest_csv_matches_the_api(
     )
     stored = json.loads(stored) if isinstance(stored, str) else stored
     assert stored["finalEquity"] == metrics["finalEquity"] and stored["data"] == "csv"
+    [(on_version,)] = cli.rows(
+        "SELECT performance_metrics FROM strategy_versions WHERE strategy_id = ? AND number = 1",
+        sma_strategy,
+    )
+    on_version = json.loads(on_version) if isinstance(on_version, str) else on_version
+    assert on_version == stored, "the metrics are also the version's (the CLI's generation is 1)"
 
     # The same strategy (the template provider is deterministic) through the API.
     token, _ = await register_user(client)
