@@ -31,6 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import ONE_RUN, add_json_option, results_for  # noqa: E402
 from tests.support.anthropic_standin import AnthropicStandin  # noqa: E402
 from tests.support.gemini_standin import GeminiStandin  # noqa: E402
 from tests.support.openai_standin import OpenAIStandin  # noqa: E402
@@ -131,8 +132,8 @@ def count_queries_per_list(database_url: str) -> dict[int, int]:
 
     from server.db import serving_config
     from server.settings import Settings
+    from services.providers.templates import TemplateProvider
     from services.sandbox import Sandbox, SandboxSettings
-    from services.templates import TemplateProvider
     from tests.support.api import call_graphql, make_client, register_user
 
     class Counter(logging.Handler):
@@ -187,7 +188,7 @@ def direct_calls(urls: dict[str, str]) -> dict[str, Callable[[], Awaitable[objec
     from google import genai
     from google.genai import types
 
-    from services.prompting import SYSTEM_INSTRUCTION, user_prompt
+    from services.providers.prompting import SYSTEM_INSTRUCTION, user_prompt
 
     gemini = genai.Client(
         api_key="bench-key",
@@ -276,6 +277,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--generations", type=int, default=100)
+    add_json_option(parser)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
@@ -372,6 +374,35 @@ def main() -> None:
             f"{figures['overhead_p50']:>12.1f} ms {spread:>13}"
             f"   target < 25 ms -> {verdict(figures['overhead_p50'] < 25)}"
         )
+
+    results = results_for(args)
+    results.add(
+        f"`strategies(pageSize: 20)` throughput, {args.concurrency} clients for "
+        f"{args.seconds:g} s, {dialect}, against a bare Strawberry app",
+        f"{ratio:.0%} ({ours['rps']:.0f} vs {bare['rps']:.0f} req/s; "
+        f"p50 {ours['p50']:.1f} vs {bare['p50']:.1f} ms)",
+        ONE_RUN,
+        ">= 70% of the bare app",
+        ratio >= 0.7,
+    )
+    results.add(
+        "SQL statements per list request, page sizes 1, 20, 100",
+        ", ".join(str(v) for v in queries.values()),
+        "exact count",
+        "<= 3",
+        max(queries.values()) <= 3,
+    )
+    for provider, figures in overhead.items():
+        results.add(
+            f"`generateStrategy` overhead over a direct SDK call (stand-in {provider}), "
+            f"{args.generations} alternated rounds",
+            f"p50 {figures['overhead_p50']:.1f} ms ({figures['api_p50']:.1f} vs "
+            f"{figures['direct_p50']:.1f} ms)",
+            f"p25-p75 {figures['overhead_p25']:.1f}-{figures['overhead_p75']:.1f} ms",
+            "< 25 ms",
+            figures["overhead_p50"] < 25,
+        )
+    results.write()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import Results, add_json_option, results_for, span
 from schema import make_schema
 from schema.persisted_queries import PersistedQueries
 from services.persisted_queries import (
@@ -45,7 +46,7 @@ async def per_operation(
     return (time.process_time() - started) / n * 1e6
 
 
-async def main(rounds: int, operations: int) -> None:
+async def main(rounds: int, operations: int, results: Results) -> None:
     persisted = PersistedOperations(MemoryDocumentStore())
     await persisted.register(document_hash(QUERY), QUERY)
     context = SimpleNamespace(
@@ -71,11 +72,23 @@ async def main(rounds: int, operations: int) -> None:
             f"{name:34} median {statistics.median(values):7.1f} us of CPU/op "
             f"(spread {min(values):.1f} to {max(values):.1f}, {rounds} rounds)"
         )
+    plain = statistics.median(times["plain text, without it"])
+    reference = f"the schema without the extension: {plain:.1f} us"
+    for name in ("plain text, with the extension", "by hash alone (memory store)"):
+        values = times[name]
+        results.add(
+            f"persisted queries: `{{ sampleDatasets }}` in process, {name}, CPU per operation",
+            f"{statistics.median(values):.1f} us",
+            span(values, unit=" us"),
+            reference,
+        )
+    results.write()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--operations", type=int, default=3000)
+    add_json_option(parser)
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.operations))
+    asyncio.run(main(args.rounds, args.operations, results_for(args)))

@@ -6,6 +6,7 @@ from models.strategy import (
     StrategyGenerationLog,
     StrategyStatus,
     StrategyType,
+    StrategyVersion,
 )
 from models.user import User
 
@@ -15,5 +16,6 @@ __all__ = [
     "StrategyGenerationLog",
     "StrategyStatus",
     "StrategyType",
+    "StrategyVersion",
     "User",
 ]

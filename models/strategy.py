@@ -48,6 +48,8 @@ class GeneratedStrategy(Model):
     parameters: dict = JSONField(default=dict)
     performance_metrics: dict = JSONField(default=dict)
     usage_count = fields.IntField(default=0)
+    # The number of the StrategyVersion that holds the current code and parameters.
+    version = fields.IntField(default=1)
     created_at = DatetimeField(auto_now_add=True)
     updated_at = DatetimeField(auto_now=True)
 
@@ -63,6 +65,34 @@ class GeneratedStrategy(Model):
             ("user_id", "strategy_type", "created_at"),
             ("created_at",),
         )
+
+
+class StrategyVersion(Model):
+    """One state of a strategy's code and parameters; every change of either adds the next
+    number, and nothing edits a version afterwards except its backtest metrics."""
+
+    id = fields.IntField(primary_key=True)
+    strategy: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.GeneratedStrategy", related_name="versions", on_delete=fields.CASCADE
+    )
+    number = fields.IntField()
+    generated_code = fields.TextField()
+    parameters: dict = JSONField(default=dict)
+    # The prompt, the refinement instruction, "manual edit" or "revert to N".
+    instruction = fields.TextField()
+    # Who wrote the code: "<provider>:<model>" or the editing user's email.
+    author = fields.CharField(max_length=300)
+    validation_results: dict | None = JSONField(null=True)
+    # The latest backtest run on this version ({} if none).
+    performance_metrics: dict = JSONField(default=dict)
+    created_at = DatetimeField(auto_now_add=True)
+
+    strategy_id: str
+
+    class Meta:
+        table = "strategy_versions"
+        # Also the index of "every version of these strategies, in order".
+        unique_together = (("strategy", "number"),)
 
 
 class StrategyGenerationLog(Model):
@@ -90,6 +120,10 @@ class StrategyGenerationLog(Model):
     # USD, from the price table at the time; null when the model's price was unknown.
     estimated_cost_usd = fields.FloatField(null=True)
     attempts: list = JSONField(default=list)
+    # What the provider understood (indicators, periods, exits...) and the parts of the prompt
+    # its code does not implement, in the user's words.
+    interpretation: dict = JSONField(default=dict)
+    ignored_requirements: list = JSONField(default=list)
     created_at = DatetimeField(auto_now_add=True)
 
     user_id: str

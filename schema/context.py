@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 import models
-from services import accounts, strategies
+from services import accounts, strategies, versions
 from services.container import Services
 from services.errors import Unauthenticated
 
@@ -33,6 +33,9 @@ class Context:
     _user: models.User | None = None
     _strategy_loaders: dict[uuid.UUID, DataLoader[uuid.UUID, models.GeneratedStrategy | None]] = (
         field(default_factory=dict)
+    )
+    _versions_loaders: dict[bool, DataLoader[uuid.UUID, list[models.StrategyVersion]]] = field(
+        default_factory=dict
     )
 
     @property
@@ -74,5 +77,20 @@ class Context:
 
             loader = self._strategy_loaders[owner_id] = DataLoader(
                 load_fn=load, cache=not self.lasts_a_connection
+            )
+        return loader
+
+    def versions_loader(
+        self, *, fresh: bool
+    ) -> DataLoader[uuid.UUID, list[models.StrategyVersion]]:
+        """Each strategy's versions, oldest first: one query for all the strategies a step of
+        the operation asks about. `fresh` (mutations, whose fields add versions and store
+        metrics one after another) reads anew each time; so does a WebSocket. Callers pass
+        only strategies the caller may see (they were read owner-scoped)."""
+        cache = not (fresh or self.lasts_a_connection)
+        loader = self._versions_loaders.get(cache)
+        if loader is None:
+            loader = self._versions_loaders[cache] = DataLoader(
+                load_fn=versions.versions_of, cache=cache
             )
         return loader

@@ -15,6 +15,7 @@ from graphql.error import GraphQLError
 
 from services import telemetry
 from services.errors import ServiceError
+from services.outages import unavailable_from
 from services.request_ids import current_request_id
 
 log = logging.getLogger("server.errors")
@@ -30,7 +31,11 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 def apply_contract(error: GraphQLError) -> None:
     """Give `error` a contract code in place; replace an unexpected error's message."""
-    if is_unexpected(error):
+    if is_unexpected(error) and (unavailable := unavailable_from(error.original_error)):
+        # A dependency is down: logged once per outage (services/outages.py), not per request.
+        error.message = unavailable.message
+        error.extensions = dict(unavailable.extensions)
+    elif is_unexpected(error):
         log.error(
             "unexpected error at %s",
             ".".join(str(p) for p in error.path or []) or "(operation)",

@@ -7,17 +7,20 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.context import Context
+from schema.inputs import (
+    BacktestInput,
+    CreateStrategyInput,
+    GenerateStrategyInput,
+    MarketDataInput,
+    UpdateStrategyInput,
+)
 from schema.queries import ALL_USERS
 from schema.types import (
     AuthPayload,
-    BacktestInput,
     BacktestResult,
-    GenerateStrategyInput,
     GenerateStrategyPayload,
-    MarketDataInput,
     Signal,
     Strategy,
-    UpdateStrategyInput,
     User,
     ValidationResult,
 )
@@ -60,6 +63,21 @@ class Mutation:
         )
         return GenerateStrategyPayload.from_outcome(outcome)
 
+    @strawberry.mutation(
+        description="Store a strategy from code the user wrote, checked as generated code is."
+    )
+    async def create_strategy(self, info: Info, input: CreateStrategyInput) -> Strategy:
+        user = await info.context.require_user()
+        services = info.context.services
+
+        async def trial_run(code: str, parameters: dict[str, Any]) -> list[str]:
+            return await services.runner.trial_run(user, code, parameters, charged=True)
+
+        created = await strategies.create_strategy(
+            user, input.to_new_strategy(), code_checks=services.code_checks, trial_run=trial_run
+        )
+        return Strategy.from_model(created)
+
     @strawberry.mutation
     async def update_strategy(
         self,
@@ -81,6 +99,23 @@ class Mutation:
             user, id, changes, all_users, code_checks=info.context.services.code_checks
         )
         return Strategy.from_model(updated)
+
+    @strawberry.mutation(
+        description="Version `version`'s code and parameters become the next version, the "
+        "code validated again; an unknown version is NOT_FOUND, the current one BAD_USER_INPUT."
+    )
+    async def revert_strategy(
+        self,
+        info: Info,
+        id: uuid.UUID,
+        version: int,
+        all_users: Annotated[bool, ALL_USERS] = False,
+    ) -> Strategy:
+        user = await info.context.require_user()
+        reverted = await strategies.revert_strategy(
+            user, id, version, all_users, code_checks=info.context.services.code_checks
+        )
+        return Strategy.from_model(reverted)
 
     @strawberry.mutation
     async def delete_strategy(

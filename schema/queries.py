@@ -16,12 +16,14 @@ from schema.types import (
     SampleDataset,
     Strategy,
     StrategyStatus,
+    StrategyTemplate,
     StrategyType,
     User,
     page_of,
 )
 from services import analytics, strategies
 from services.execution import sample_datasets
+from services.providers.templates import template_catalogue
 from services.samples import SAMPLE_NAMES
 
 Info = strawberry.Info[Context, None]
@@ -124,3 +126,10 @@ class Query:
     @strawberry.field(description="The built-in data sets with their descriptions.")
     def sample_dataset_details(self) -> list[SampleDataset]:
         return [SampleDataset(**vars(dataset)) for dataset in sample_datasets()]
+
+    @strawberry.field(
+        description="The template provider's built-in templates: what it builds without a "
+        "model, with parameter defaults and ranges and example prompts."
+    )
+    def strategy_templates(self) -> list[StrategyTemplate]:
+        return [StrategyTemplate.from_info(info) for info in template_catalogue()]

@@ -9,17 +9,21 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, NewType, TypeVar, cast
 
 import strawberry
+from graphql import OperationType
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from tortoise.models import Model
 
 import models
 from services.analytics import GenerationStats as Stats
-from services.execution import BacktestOutcome, BacktestRequest, MarketDataColumns
-from services.generation import GenerationOutcome, GenerationRequest
+from services.execution import BacktestOutcome
+from services.generation import GenerationOutcome
 from services.providers.registry import ModelChoice
+from services.providers.templates import TemplateInfo
 from services.strategies import Page as RowPage
 from services.strategies import code_preview
 from services.validation import ValidationReport
+from services.versions import diff_versions
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -27,7 +31,14 @@ if TYPE_CHECKING:
 # strawberry.enum registers the model enums in place, so one enum serves ORM and API alike.
 strawberry.enum(models.StrategyStatus, name="StrategyStatus")
 strawberry.enum(models.StrategyType, name="StrategyType")
-strawberry.enum(models.GenerationStatus, name="GenerationStatus")
+strawberry.enum(
+    models.GenerationStatus,
+    name="GenerationStatus",
+    description="SUCCESS: code that does all the prompt asked (and, when checked, is valid). "
+    "PARTIAL: code stored, but it failed its checks (strategy status ERROR) or leaves parts "
+    "of the prompt out (GenerationLog.ignoredRequirements). FAILURE: no usable code, no "
+    "strategy stored.",
+)
 StrategyStatus = models.StrategyStatus
 StrategyType = models.StrategyType
 GenerationStatus = models.GenerationStatus
@@ -90,6 +101,57 @@ class ValidationResult:
         )
 
 
+@strawberry.type(description="One state of a strategy's code and parameters.")
+class StrategyVersion:
+    number: int = strawberry.field(description="1 is the first code; each change adds one.")
+    generated_code: str
+    parameters: JSON
+    instruction: str = strawberry.field(
+        description='The prompt, the refinement instruction, "manual edit" or "revert to N".'
+    )
+    author: str = strawberry.field(
+        description='Who wrote the code: a model ("<provider>:<model>", as the models query '
+        'names it), the email of the user who edited or reverted, or "migration" for the '
+        "code a strategy held when versions were introduced."
+    )
+    performance_metrics: JSON = strawberry.field(
+        description="The latest backtest run on this version ({} if none)."
+    )
+    created_at: datetime
+    stored_validation: strawberry.Private[dict[str, Any] | None]
+
+    @strawberry.field
+    def validation_results(self) -> ValidationResult | None:
+        return _validation_result(self.stored_validation)
+
+    @classmethod
+    def from_model(cls, version: models.StrategyVersion) -> StrategyVersion:
+        return cls(
+            number=version.number,
+            generated_code=version.generated_code,
+            parameters=cast(JSON, version.parameters),
+            instruction=version.instruction,
+            author=version.author,
+            performance_metrics=cast(JSON, version.performance_metrics),
+            created_at=version.created_at,
+            stored_validation=version.validation_results,
+        )
+
+
+def _versions_loader(
+    info: strawberry.Info[Context, None],
+) -> DataLoader[uuid.UUID, list[models.StrategyVersion]]:
+    """Read afresh in mutations and subscriptions: their fields change versions in turn."""
+    fresh = info.operation.operation is not OperationType.QUERY
+    return info.context.versions_loader(fresh=fresh)
+
+
+def _validation_result(stored: dict[str, Any] | None) -> ValidationResult | None:
+    if stored is None:
+        return None
+    return ValidationResult.from_report(ValidationReport.from_dict(stored))
+
+
 @strawberry.type
 class Strategy:
     id: uuid.UUID
@@ -102,6 +164,7 @@ class Strategy:
     parameters: JSON
     performance_metrics: JSON
     usage_count: int
+    version: int = strawberry.field(description="The current version's number.")
     created_at: datetime
     updated_at: datetime
     user_id: uuid.UUID = strawberry.field(description=OWNER_ID)
@@ -113,9 +176,26 @@ class Strategy:
 
     @strawberry.field
     def validation_results(self) -> ValidationResult | None:
-        if self.stored_validation is None:
-            return None
-        return ValidationResult.from_report(ValidationReport.from_dict(self.stored_validation))
+        return _validation_result(self.stored_validation)
+
+    @strawberry.field(description="Every version of the code, oldest first.")
+    async def versions(self, info: strawberry.Info[Context, None]) -> list[StrategyVersion]:
+        found = await _versions_loader(info).load(self.id)
+        return [StrategyVersion.from_model(v) for v in found]
+
+    @strawberry.field(
+        description='A unified diff of two versions\' code, headed "version N" ("" when the '
+        "code is the same); an unknown version number is NOT_FOUND. Charged like a check of "
+        "both versions' code (validateCode)."
+    )
+    async def diff(
+        self, info: strawberry.Info[Context, None], from_version: int, to_version: int
+    ) -> str:
+        user = await info.context.require_user()
+        found = await _versions_loader(info).load(self.id)
+        return await diff_versions(
+            user, self.id, found, from_version, to_version, info.context.services.code_checks
+        )
 
     @classmethod
     def from_model(cls, strategy: models.GeneratedStrategy) -> Strategy:
@@ -130,6 +210,7 @@ class Strategy:
             parameters=cast(JSON, strategy.parameters),
             performance_metrics=cast(JSON, strategy.performance_metrics),
             usage_count=strategy.usage_count,
+            version=strategy.version,
             created_at=strategy.created_at,
             updated_at=strategy.updated_at,
             user_id=strategy.user_id,  # type: ignore[arg-type]
@@ -168,6 +249,13 @@ class GenerationLog:
     strategy_id: strawberry.Private[uuid.UUID | None]
     owner_id: strawberry.Private[uuid.UUID]
     attempt_records: strawberry.Private[list[dict[str, Any]]]
+    interpretation: JSON = strawberry.field(
+        description="What was understood: template, indicators, periods, thresholds, exits, "
+        "filters, sizing, the clauses implemented and the parameters left at their defaults."
+    )
+    ignored_requirements: list[str] = strawberry.field(
+        description="Parts of the prompt the code does not implement, in the user's words."
+    )
 
     @strawberry.field(description=OWNER_ID)
     def user_id(self) -> uuid.UUID:
@@ -212,6 +300,8 @@ class GenerationLog:
             strategy_id=entry.strategy_id,  # type: ignore[arg-type]
             owner_id=entry.user_id,  # type: ignore[arg-type]
             attempt_records=entry.attempts or [],
+            interpretation=cast(JSON, entry.interpretation or {}),
+            ignored_requirements=[str(item) for item in entry.ignored_requirements or []],
         )
 
 
@@ -364,40 +454,25 @@ class GenerateStrategyPayload:
         )
 
 
-@strawberry.input
-class GenerateStrategyInput:
-    prompt: str
-    name: str | None = None
-    strategy_type: StrategyType | None = None
-    validate_code: bool | None = strawberry.field(
-        default=True,
-        description="Check the code before storing it: static rules, then one trial run on "
-        "sample data in the sandbox (skipped, with a warning, when the server is too busy). "
-        "Code failing either is stored as ERROR (generation PARTIAL); false stores a DRAFT "
-        "unchecked.",
-    )
-    model: str | None = strawberry.field(
-        default=None, description="A ModelInfo.id (see `models`); default: the default model."
-    )
+@strawberry.type(description="A built-in template of the template provider.")
+class StrategyTemplate:
+    key: str
+    name: str
+    strategy_type: StrategyType
+    description: str
+    parameters: JSON = strawberry.field(description="name -> {default, min, max}")
+    example_prompts: list[str]
 
-    def to_request(self) -> GenerationRequest:
-        return GenerationRequest(
-            prompt=self.prompt,
-            name=self.name,
-            strategy_type=self.strategy_type,
-            validate=self.validate_code is not False,
-            model=self.model,
+    @classmethod
+    def from_info(cls, info: TemplateInfo) -> StrategyTemplate:
+        return cls(
+            key=info.key,
+            name=info.name,
+            strategy_type=models.StrategyType.__members__[info.strategy_type],
+            description=info.description,
+            parameters=cast(JSON, info.parameters),
+            example_prompts=list(info.example_prompts),
         )
-
-
-@strawberry.input
-class UpdateStrategyInput:
-    name: str | None = None
-    description: str | None = None
-    generated_code: str | None = strawberry.field(default=None, description="Re-validated on save.")
-    strategy_type: StrategyType | None = None
-    status: StrategyStatus | None = None
-    parameters: JSON | None = None
 
 
 @strawberry.enum
@@ -454,61 +529,3 @@ class SampleDataset:
     description: str
     bars: int
     timeframe: str | None
-
-
-@strawberry.input(description="OHLCV bars, oldest first; all lists the same length.")
-class MarketDataInput:
-    symbol: str | None = None
-    timeframe: str | None = None
-    timestamp: list[float] | None = strawberry.field(default=None, description="unix seconds")
-    open: list[float]
-    high: list[float]
-    low: list[float]
-    close: list[float]
-    volume: list[float]
-
-    def to_columns(self) -> MarketDataColumns:
-        return MarketDataColumns(
-            open=self.open,
-            high=self.high,
-            low=self.low,
-            close=self.close,
-            volume=self.volume,
-            timestamp=self.timestamp,
-            symbol=self.symbol,
-            timeframe=self.timeframe,
-        )
-
-
-@strawberry.input
-class BacktestInput:
-    market_data: MarketDataInput | None = strawberry.field(
-        default=None, description="The bars to test on; or sample, or csv."
-    )
-    sample: str | None = strawberry.field(
-        default=None, description="The name of a built-in data set (see Query.sampleDatasets)."
-    )
-    initial_cash: float | None = 10000.0
-    commission_pct: float | None = 0.1
-    parameters: JSON | None = strawberry.field(
-        default=None, description="Overrides the strategy's own parameters."
-    )
-    csv: str | None = strawberry.field(
-        default=None,
-        description="OHLCV as CSV text with a header row: timestamp (or date/time, unix "
-        "seconds or ISO-8601), open, high, low, close, volume.",
-    )
-    allow_short: bool | None = strawberry.field(
-        default=False, description="Let a sell signal open a short when flat."
-    )
-
-    def to_request(self) -> BacktestRequest:
-        return BacktestRequest(
-            market_data=self.market_data.to_columns() if self.market_data else None,
-            sample=self.sample,
-            csv=self.csv,
-            initial_cash=10000.0 if self.initial_cash is None else self.initial_cash,
-            commission_pct=0.1 if self.commission_pct is None else self.commission_pct,
-            allow_short=bool(self.allow_short),
-            parameters=cast("dict[str, Any] | None", self.parameters),
-        )

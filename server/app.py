@@ -28,7 +28,7 @@ from schema.context import Context
 from server import observability
 from server.body_limit import BodySizeLimit
 from server.cors import cors_middleware
-from server.db import MigrationsPending, prepare_database, serving_config
+from server.db import DatabaseBounds, MigrationsPending, prepare_database, serving_config
 from server.graphiql import render_page, static_files_mount
 from server.request_errors import request_error_response
 from server.settings import Settings, get_settings
@@ -139,7 +139,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         except MigrationsPending as exc:
             log.error("not serving: %s", exc)
             raise
-        async with RegisterTortoise(app, config=serving_config(settings.database_url)):
+        bounds = DatabaseBounds.from_settings(settings)
+        async with RegisterTortoise(app, config=serving_config(settings.database_url, bounds)):
             try:
                 # Probe the isolation layers now, so the log says at start-up what protects us;
                 # without isolation the server still serves everything but execution.

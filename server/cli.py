@@ -385,6 +385,8 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
                 "estimatedCostUsd": entry.estimated_cost_usd,
                 "processingTimeSeconds": outcome.processing_time_seconds,
                 "errorMessage": entry.error_message,
+                "interpretation": entry.interpretation,
+                "ignoredRequirements": entry.ignored_requirements,
                 "strategy": None
                 if strategy is None
                 else {
@@ -405,6 +407,7 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
                 f"strategy: {strategy.id} '{strategy.name}' "
                 f"({strategy.strategy_type.name}, {strategy.status.name})"
             )
+        lines += [f"not implemented: {phrase}" for phrase in entry.ignored_requirements]
         lines += [
             f"log: {entry.id}",
             f"tokens: {entry.tokens_used} ({entry.input_tokens} in, {entry.output_tokens} out)",

@@ -15,15 +15,17 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aerich import Command
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError, OperationalError
 
-from server.settings import get_settings
+from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +94,45 @@ class SqliteReader:
         return "default"
 
 
-def serving_config(database_url: str) -> dict[str, Any]:
-    """`tortoise_config` for serving: SQLite files also get a connection for reads."""
+@dataclass(frozen=True)
+class DatabaseBounds:
+    """How long a request may wait on PostgreSQL (server/postgres_client.py): to connect, for
+    a pooled connection, and for each statement."""
+
+    connect_seconds: float
+    pool_seconds: float
+    query_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DatabaseBounds:
+        return cls(
+            connect_seconds=settings.database_connect_timeout_seconds,
+            pool_seconds=settings.database_pool_timeout_seconds,
+            query_seconds=settings.database_query_timeout_seconds,
+        )
+
+
+def bounded_postgres(database_url: str, bounds: DatabaseBounds) -> dict[str, Any]:
+    """The URL as Tortoise's dict form, served by our bounded client."""
+    connection = expand_db_url(with_pool_default(database_url))
+    connection["engine"] = "server.postgres_client"
+    credentials = connection["credentials"]
+    # asyncpg's own names: `timeout` to connect, `command_timeout` per statement.
+    credentials.setdefault("timeout", bounds.connect_seconds)
+    credentials.setdefault("command_timeout", bounds.query_seconds)
+    credentials["pool_timeout"] = bounds.pool_seconds
+    # No connection floor: asyncpg restores one in the background and, while the server is
+    # down, logs a traceback for every try. Connections open on demand instead.
+    credentials.setdefault("minsize", 0)
+    return connection
+
+
+def serving_config(database_url: str, bounds: DatabaseBounds | None = None) -> dict[str, Any]:
+    """`tortoise_config` for serving: SQLite files also get a connection for reads;
+    PostgreSQL gets the `bounds` on waiting (migrations run without them)."""
     config = tortoise_config(database_url)
+    if dialect_of(database_url) == "postgres" and bounds is not None:
+        config["connections"]["default"] = bounded_postgres(database_url, bounds)
     path = database_url.split("://", 1)[1].split("?", 1)[0]
     if dialect_of(database_url) == "sqlite" and path and path != ":memory:":
         config["connections"][READER] = database_url

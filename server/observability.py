@@ -27,6 +27,9 @@ from server.db import applied_migrations, migration_files
 from server.settings import Settings
 from services import telemetry
 from services.container import Services
+from services.errors import ServiceUnavailable
+from services.outages import DATABASE, OUTAGES
+from services.rate_limits import RateLimits
 from services.request_ids import REQUEST_ID
 from services.sandbox import Sandbox
 
@@ -225,21 +228,36 @@ class RequestObservability:
 
 async def database_check(expected_migrations: list[str]) -> dict[str, Any]:
     """Reachable (bounded in time) and migrated: a database without this code's tables
-    would fail every request."""
+    would fail every request. A failure is logged once per outage (services/outages.py)."""
     try:
         async with asyncio.timeout(DATABASE_CHECK_TIMEOUT_SECONDS):
             applied = await applied_migrations(connections.get("default"))
-    except TimeoutError:
-        log.warning("readiness: the database gave no answer in %gs", DATABASE_CHECK_TIMEOUT_SECONDS)
+    except TimeoutError as exc:
+        OUTAGES.failed(DATABASE, exc)
         return {"ok": False, "error": f"no answer within {DATABASE_CHECK_TIMEOUT_SECONDS:g} s"}
     except Exception as exc:
         # The class name only: driver messages carry hosts, users and paths.
-        log.warning("readiness: the database is unreachable: %s: %s", type(exc).__name__, exc)
-        return {"ok": False, "error": f"unreachable ({type(exc).__name__})"}
+        cause = exc.__cause__ if isinstance(exc, ServiceUnavailable) and exc.__cause__ else exc
+        OUTAGES.failed(DATABASE, cause)
+        return {"ok": False, "error": f"unreachable ({type(cause).__name__})"}
+    OUTAGES.answered(DATABASE)
     pending = [name for name in expected_migrations if name not in (applied or set())]
     if pending:
         return {"ok": False, "error": "migrations pending", "pendingMigrations": pending}
     return {"ok": True}
+
+
+async def redis_check(limits: RateLimits) -> dict[str, Any] | None:
+    """With REDIS_URL: does Redis answer? Not fatal: limits are then counted per process."""
+    if limits.shared is None:
+        return None
+    if await limits.shared.reachable():
+        return {"ok": True}
+    return {
+        "ok": False,
+        "error": f"no answer within {limits.shared.timeout:g} s",
+        "rateLimits": "per process",
+    }
 
 
 def sandbox_check(sandbox: Sandbox) -> dict[str, Any]:
@@ -271,14 +289,19 @@ def readiness_endpoint(settings: Settings, services: Services) -> Endpoint:
 
     async def readyz(_: Request) -> Response:
         """503 only when the database is unreachable or not migrated: without a sandbox
-        everything else serves."""
-        database = await database_check(expected_migrations)
+        everything else serves, and without Redis limits are counted per process."""
+        database, redis = await asyncio.gather(
+            database_check(expected_migrations), redis_check(services.limits)
+        )
         sandbox = sandbox_check(services.runner.sandbox)
-        status = "ok" if sandbox["ok"] else "degraded"
+        checks = {"database": database, "sandbox": sandbox}
+        if redis is not None:
+            checks["redis"] = redis
+        status = "ok" if all(check["ok"] for check in checks.values()) else "degraded"
         if not database["ok"]:
             status = "unavailable"
         return JSONResponse(
-            {"status": status, "checks": {"database": database, "sandbox": sandbox}},
+            {"status": status, "checks": checks},
             status_code=200 if database["ok"] else 503,
             headers={"Cache-Control": "no-store"},
         )

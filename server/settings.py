@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     rate_limit_login: str = "10/minute"
     rate_limit_auth_by_address: str = "30/minute"
     redis_url: str = ""
+    # How long a request waits on Redis before counting its limits in this process instead
+    # (services/rate_limits.py); Redis is retried after REDIS_RETRY_SECONDS.
+    redis_timeout_seconds: float = Field(default=0.25, gt=0, le=30)
+    redis_retry_seconds: float = Field(default=5.0, gt=0, le=300)
+    # PostgreSQL bounds (server/postgres_client.py): connecting, waiting for a pooled
+    # connection, and each statement. Past them a request gets SERVICE_UNAVAILABLE.
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    database_query_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
     # Unset: SQLite applies pending migrations at start-up, PostgreSQL refuses to start
     # until `python -m server migrate` has run (or this is true).
     migrate_on_start: bool | None = None
@@ -201,7 +210,7 @@ class Settings(BaseSettings):
 
     def configured_models(self) -> list[tuple[str, str]]:
         """(provider, model) of every configured model, in the default's order of preference."""
-        from services.templates import TemplateProvider
+        from services.providers.templates import TemplateProvider
 
         models = []
         if self.gemini_api_key:

@@ -21,9 +21,9 @@ from services.persisted_queries import (
 from services.providers.base import CodeProvider
 from services.providers.pricing import Price, PriceTable
 from services.providers.registry import ProviderRegistry
+from services.providers.templates import TemplateProvider
 from services.rate_limits import RateLimit, RateLimits
 from services.sandbox import Sandbox, SandboxSettings
-from services.templates import TemplateProvider
 
 
 def build_providers(settings: Settings) -> ProviderRegistry:
@@ -96,6 +96,8 @@ def build_limits(settings: Settings) -> RateLimits:
         auth_by_address=settings.rate_limit_auth_by_address,
         code_validation=f"{settings.code_validation_kib_per_minute}/minute",
         redis_url=settings.redis_url,
+        redis_timeout=settings.redis_timeout_seconds,
+        redis_retry_after=settings.redis_retry_seconds,
     )
 
 
@@ -148,7 +150,13 @@ def build_persisted(settings: Settings) -> PersistedOperations:
     """APQ's store (Redis with REDIS_URL, so every process knows a registered hash) and the
     trusted manifest: docs/operations' operations and PERSISTED_OPERATIONS_MANIFESTS."""
     store: DocumentStore = (
-        RedisDocumentStore(settings.redis_url) if settings.redis_url else MemoryDocumentStore()
+        RedisDocumentStore(
+            settings.redis_url,
+            timeout=settings.redis_timeout_seconds,
+            retry_after=settings.redis_retry_seconds,
+        )
+        if settings.redis_url
+        else MemoryDocumentStore()
     )
     manifest = read_operations(OPERATIONS_DIR)
     for path in settings.manifest_paths:

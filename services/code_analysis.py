@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
+from services.code_diff import unified_diff_of
 from services.code_rules import MAX_CODE_BYTES
 from services.errors import BadInput, RateLimited
 from services.extraction import extract_code
@@ -162,6 +163,17 @@ class CodeAnalyser:
     async def analyse_answer(self, parts: list[ResponsePart]) -> AnswerAnalysis | None:
         return await self._run(analyse_answer, parts)
 
+    async def diff(self, before: str, after: str, from_label: str, to_label: str) -> str:
+        """A unified diff of two code texts (services/code_diff.py), under the time bound."""
+        try:
+            result: str = await self._run(unified_diff_of, (before, after, from_label, to_label))
+        except CodeTooComplex:
+            raise CodeTooComplex(
+                f"The diff of {from_label} and {to_label} is too costly to compute (over "
+                f"{self.timeout_seconds:g} s or {self.memory_mb} MiB)"
+            ) from None
+        return result
+
     async def _run(self, function: Any, argument: Any) -> Any:
         if self._pending >= self.max_pending:
             raise AnalysisBusy(
@@ -222,8 +234,8 @@ class CodeAnalyser:
 
 class UserCodeChecks:
     """The one way in for code a user sent (validateCode with or without its trial run,
-    updateStrategy): its size, the operation's allowance and the user's budget (KiB per
-    minute, `budget`) are charged before any parsing."""
+    updateStrategy, createStrategy): its size, the operation's allowance and the user's
+    budget (KiB per minute, `budget`) are charged before any parsing."""
 
     def __init__(
         self, analyser: CodeAnalyser, budget: RateLimit | None, per_operation_bytes: int
@@ -233,10 +245,20 @@ class UserCodeChecks:
         self.per_operation_bytes = per_operation_bytes  # each operation's CodeAllowance
 
     async def check(self, user_key: str, code: str) -> CodeAnalysis:
-        size = check_code_size(code)
+        await self._charge(user_key, check_code_size(code))
+        return await self.analyser.analyse(code)
+
+    async def diff(
+        self, user_key: str, before: str, after: str, from_label: str, to_label: str
+    ) -> str:
+        """A diff of two stored code texts, charged like a check of both (its cost grows with
+        their size, and faster on some inputs)."""
+        await self._charge(user_key, code_size(before) + code_size(after))
+        return await self.analyser.diff(before, after, from_label, to_label)
+
+    async def _charge(self, user_key: str, size: int) -> None:
         allowance = CURRENT_CODE_ALLOWANCE.get()
         if allowance is not None:
             allowance.take(size)
         if self.budget is not None:
             await self.budget.hit(user_key, cost=max(1, math.ceil(size / 1024)))
-        return await self.analyser.analyse(code)

@@ -42,3 +42,14 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, retry_after_seconds: int) -> None:
         super().__init__(message, retryAfterSeconds=retry_after_seconds)
         self.retry_after_seconds = retry_after_seconds
+
+
+class ServiceUnavailable(ServiceError):
+    """A dependency (database, Redis, sandbox) is down or overloaded: nothing the client
+    did wrong, and worth retrying after `retryAfterSeconds`."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message, retryAfterSeconds=retry_after_seconds)
+        self.retry_after_seconds = retry_after_seconds

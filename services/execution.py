@@ -16,6 +16,7 @@ from typing import Any
 from tortoise.expressions import F
 
 from models import GeneratedStrategy, StrategyStatus, User
+from services import versions
 from services.backtesting import BacktestOptions
 from services.code_analysis import UserCodeChecks
 from services.errors import BadInput
@@ -202,10 +203,11 @@ class StrategyRunner:
         if on_progress is not None:
             on_progress(0, len(bars))  # accepted: the listener learns the total before any wait
         started = time.perf_counter()
+        parameters = _effective_parameters(strategy, request.parameters)
         result = await self.sandbox.run_backtest(
             strategy.generated_code,
             bars,
-            _effective_parameters(strategy, request.parameters),
+            parameters,
             options,
             timeout_seconds=self.backtest_timeout_seconds,
             on_progress=on_progress,
@@ -219,9 +221,11 @@ class StrategyRunner:
             "initialCash": options.initial_cash,
             "commissionPct": options.commission_pct,
             "allowShort": options.allow_short,
+            # With the data, what makes backtests of different versions comparable.
+            "parameters": parameters,
             "backtestedAt": datetime.now(UTC).isoformat(),
         }
-        await GeneratedStrategy.filter(id=strategy.id).update(performance_metrics=summary)
+        await versions.record_backtest(strategy, summary)
         await strategy.refresh_from_db()
         return BacktestOutcome(strategy=strategy, result=result, elapsed_seconds=elapsed)
 

@@ -26,9 +26,10 @@ from models import (
     StrategyType,
     User,
 )
-from services import telemetry
+from services import telemetry, versions
 from services.code_analysis import AnalysisBusy, CodeAnalyser, CodeAnalysis, CodeTooComplex
 from services.errors import BadInput, RateLimited
+from services.extraction import read_report
 from services.prompt_analysis import analyse_prompt
 from services.providers.base import CodeProvider, ProviderResult
 from services.providers.pricing import PriceTable
@@ -130,16 +131,24 @@ async def judge(
         if result.truncated:
             message += f" ({TRUNCATED_NOTE})"
         return _Verdict(GenerationStatus.FAILURE, None, None, message), None
-    verdict = _verdict_on(found.code, found.analysis.report, validate)
+    ignored = tuple(result.ignored_requirements)
+    verdict = _verdict_on(found.code, found.analysis.report, validate, ignored)
     if result.truncated and verdict.error is not None:
         verdict = replace(verdict, error=f"{verdict.error} ({TRUNCATED_NOTE})")
     return verdict, found.analysis
 
 
-def _verdict_on(code: str, report: ValidationReport, validate: bool) -> _Verdict:
+def _verdict_on(
+    code: str, report: ValidationReport, validate: bool, ignored: tuple[str, ...] = ()
+) -> _Verdict:
+    """PARTIAL when the code fails validation or leaves parts of the prompt out."""
+    problems = []
     if validate and not report.valid:
-        message = "Generated code failed validation: " + "; ".join(report.errors)
-        return _Verdict(GenerationStatus.PARTIAL, code, report, message)
+        problems.append("Generated code failed validation: " + "; ".join(report.errors))
+    if ignored:
+        problems.append("Not implemented: " + "; ".join(ignored))
+    if problems:
+        return _Verdict(GenerationStatus.PARTIAL, code, report, ". ".join(problems))
     return _Verdict(GenerationStatus.SUCCESS, code, report, None)
 
 
@@ -154,6 +163,7 @@ def strategy_status(verdict: _Verdict, validate: bool) -> StrategyStatus:
 class _Prepared:
     verdict: _Verdict
     strategy_fields: dict[str, Any] | None  # None: no strategy to store
+    ignored: tuple[str, ...] = ()
 
 
 async def prepare(
@@ -165,34 +175,49 @@ async def prepare(
     """Everything CPU-bound about an answer (extraction, validation, parameters), done before
     the transaction: on SQLite every query waits while one holds the only connection."""
     verdict, analysis = await judge(result, request.validate, analyser, on_stage)
+    ignored = tuple(result.ignored_requirements)
     if verdict.code is None or verdict.report is None or analysis is None:
-        return _Prepared(verdict, None)
-    intent = analyse_prompt(request.prompt)
+        return _Prepared(verdict, None, ignored)
+    name, strategy_type = describe(request.prompt, result.interpretation)
     description = analysis.description or request.prompt
     return _Prepared(
         verdict,
         {
-            "name": (request.name or intent.name)[:MAX_NAME_LENGTH],
+            "name": (request.name or name)[:MAX_NAME_LENGTH],
             "description": description[:MAX_DESCRIPTION_CHARS],
             "generated_code": verdict.code,
-            "strategy_type": request.strategy_type or StrategyType[intent.strategy_type],
+            "strategy_type": request.strategy_type or strategy_type,
             "status": strategy_status(verdict, request.validate),
             "validation_results": verdict.report.as_dict(),
             "parameters": analysis.parameters,
         },
+        ignored,
     )
+
+
+def describe(prompt: str, interpretation: dict[str, Any]) -> tuple[str, StrategyType]:
+    """The strategy's name and type: the provider's own account of its code when it gave one
+    (the template provider always does; a model may), else read from the prompt."""
+    intent = analyse_prompt(prompt)
+    name = interpretation.get("name")
+    type_name = interpretation.get("strategyType")
+    if not isinstance(name, str) or not name.strip():
+        name = intent.name
+    if not isinstance(type_name, str) or type_name.upper() not in StrategyType.__members__:
+        type_name = intent.strategy_type
+    return name.strip(), StrategyType[type_name.upper()]
 
 
 def _with_report(prepared: _Prepared, report: ValidationReport, validate: bool) -> _Prepared:
     """`prepared` judged again on a report that learnt more (a trial run's errors or notes)."""
     assert prepared.verdict.code is not None and prepared.strategy_fields is not None
-    verdict = _verdict_on(prepared.verdict.code, report, validate)
+    verdict = _verdict_on(prepared.verdict.code, report, validate, prepared.ignored)
     fields = {
         **prepared.strategy_fields,
         "status": strategy_status(verdict, validate),
         "validation_results": report.as_dict(),
     }
-    return _Prepared(verdict, fields)
+    return _Prepared(verdict, fields, prepared.ignored)
 
 
 def _with_warning(prepared: _Prepared, warning: str, validate: bool) -> _Prepared:
@@ -324,6 +349,7 @@ class Generator:
                 error="Internal error while contacting the provider",
             )
         on_stage(GenerationStage.RECEIVED)
+        result = read_report(result)
         try:
             prepared = await prepare(request, result, self.analyser, on_stage)
         except asyncio.CancelledError:
@@ -351,9 +377,9 @@ class Generator:
         if (
             self.trial_run is None
             or not request.validate
-            or verdict.status is not GenerationStatus.SUCCESS
             or verdict.code is None
             or verdict.report is None
+            or not verdict.report.valid
             or prepared.strategy_fields is None
         ):
             return prepared
@@ -406,6 +432,11 @@ class Generator:
                 strategy = await GeneratedStrategy.create(
                     user=user, original_prompt=request.prompt, **prepared.strategy_fields
                 )
+                # Version 1 (services/versions.py), in this same transaction.
+                author = versions.model_author(result.provider, result.model)
+                await versions.record_first_version(
+                    strategy, instruction=request.prompt, author=author
+                )
             generation_log = await StrategyGenerationLog.create(
                 user=user,
                 strategy=strategy,
@@ -424,6 +455,8 @@ class Generator:
                     result.model, result.input_tokens, result.output_tokens
                 ),
                 attempts=[attempt.as_dict() for attempt in result.attempts],
+                interpretation=result.interpretation,
+                ignored_requirements=list(result.ignored_requirements),
             )
         # Counted once logged, so the metrics and the generation logs agree.
         telemetry.record_generation(

@@ -12,14 +12,16 @@ Nothing here knows about HTTP or GraphQL execution: schema/persisted_queries.py 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from graphql import (
     DocumentNode,
@@ -33,6 +35,9 @@ from graphql import (
 )
 
 from services.errors import BadInput, Forbidden, ServiceError
+from services.outages import OUTAGES, REDIS
+
+T = TypeVar("T")
 
 APQ_VERSION = 1
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -100,20 +105,64 @@ class MemoryDocumentStore:
 class RedisDocumentStore:
     """Shared by every server process. Entries expire REDIS_TTL_SECONDS after their last use:
     a TTL, not a size cap, because Redis' own eviction depends on a maxmemory-policy we do not
-    control, and an unused entry costs only one more round trip (PersistedQueryNotFound)."""
+    control, and an unused entry costs only one more round trip (PersistedQueryNotFound).
 
-    def __init__(self, redis_url: str, ttl_seconds: int = REDIS_TTL_SECONDS) -> None:
+    As the rate limits do (services/rate_limits.py): when Redis fails or is slower than
+    `timeout`, this process' memory store answers instead, and Redis is tried again after
+    `retry_after`. A client then sees at worst one PersistedQueryNotFound more."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        ttl_seconds: int = REDIS_TTL_SECONDS,
+        *,
+        timeout: float = 0.25,
+        retry_after: float = 5.0,
+    ) -> None:
         import redis.asyncio
 
-        self._redis = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        self._redis = redis.asyncio.Redis.from_url(
+            redis_url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
         self._ttl = ttl_seconds
+        self.local = MemoryDocumentStore()
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self._skip_until = 0.0  # monotonic time before which Redis is not tried
+
+    async def _shared(self, call: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+        """(True, result) when Redis answered in time; (False, None) after recording why not."""
+        from redis.exceptions import RedisError
+
+        if time.monotonic() < self._skip_until:
+            return False, None
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await call()
+        except (RedisError, TimeoutError, OSError) as exc:
+            self._skip_until = time.monotonic() + self.retry_after
+            OUTAGES.failed(REDIS, exc)
+            return False, None
+        OUTAGES.answered(REDIS)
+        return True, result
 
     async def get(self, key: str) -> str | None:
-        document = await self._redis.getex(REDIS_KEY_PREFIX + key, ex=self._ttl)
+        answered, document = await self._shared(
+            lambda: self._redis.getex(REDIS_KEY_PREFIX + key, ex=self._ttl)
+        )
+        if not answered:
+            return await self.local.get(key)
         return document if isinstance(document, str) else None
 
     async def put(self, key: str, document: str) -> None:
-        await self._redis.set(REDIS_KEY_PREFIX + key, document, ex=self._ttl)
+        answered, _ = await self._shared(
+            lambda: self._redis.set(REDIS_KEY_PREFIX + key, document, ex=self._ttl)
+        )
+        if not answered:
+            await self.local.put(key, document)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

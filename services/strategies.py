@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from tortoise.expressions import RawSQL
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
 from models import (
     GeneratedStrategy,
@@ -24,8 +25,10 @@ from models import (
     StrategyType,
     User,
 )
+from services import versions
 from services.code_analysis import UserCodeChecks
 from services.errors import BadInput, Forbidden, NotFound
+from services.validation import with_errors
 
 MAX_PAGE_SIZE = 100
 MAX_NAME_LENGTH = 200
@@ -166,6 +169,35 @@ def status_after_validation(
     return StrategyStatus.VALIDATED
 
 
+# What a person changes without making a version.
+EDITED_FIELDS = ("name", "description", "strategy_type", "status", "updated_at")
+
+
+async def save_edits(strategy: GeneratedStrategy) -> None:
+    """Save only the fields edited by hand: a strategy read before a concurrent new version
+    (or run, or backtest) never writes back its older code, version, metrics or counts."""
+    await strategy.save(update_fields=EDITED_FIELDS)
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    """A person's change of code or parameters (an edit or a revert), to become a version."""
+
+    code: str
+    parameters: dict[str, Any]
+    instruction: str  # versions.MANUAL_EDIT or versions.revert_instruction(n)
+    requested_status: StrategyStatus | None
+
+
+def _set_status_by_hand(strategy: GeneratedStrategy, requested: StrategyStatus) -> None:
+    """A status asked for without new code: code that does not validate can only be archived."""
+    if strategy.status is StrategyStatus.ERROR and requested is not StrategyStatus.ARCHIVED:
+        raise BadInput(
+            f"Cannot set status {requested.name}: the code does not validate; fix it first"
+        )
+    strategy.status = requested
+
+
 async def update_strategy(
     user: User,
     strategy_id: uuid.UUID,
@@ -174,7 +206,9 @@ async def update_strategy(
     *,
     code_checks: UserCodeChecks,
 ) -> GeneratedStrategy:
-    """New code is checked through `code_checks`, charged to `user` (the caller)."""
+    """New code is checked through `code_checks`, charged to `user` (the caller). A change of
+    code or parameters becomes the strategy's next version; code or parameters equal to the
+    current ones are no change."""
     strategy = await require_strategy(user, strategy_id, all_users)
     if changes.status is StrategyStatus.ERROR:
         raise BadInput("Status ERROR is set by validation, not by hand")
@@ -189,26 +223,125 @@ async def update_strategy(
         strategy.description = changes.description
     if changes.strategy_type is not None:
         strategy.strategy_type = changes.strategy_type
+    parameters = strategy.parameters
     if changes.parameters is not None:
-        strategy.parameters = check_parameters(changes.parameters)
+        parameters = check_parameters(changes.parameters)
+    code = strategy.generated_code if changes.generated_code is None else changes.generated_code
+    if code != strategy.generated_code or parameters != strategy.parameters:
+        change = CodeChange(code, parameters, versions.MANUAL_EDIT, changes.status)
+        await _store_version(user, strategy, change, code_checks)
+        return strategy
+    if changes.status is not None:
+        _set_status_by_hand(strategy, changes.status)
+    await save_edits(strategy)
+    return strategy
 
-    if changes.generated_code is not None:
-        report = (await code_checks.check(str(user.id), changes.generated_code)).report
-        strategy.generated_code = changes.generated_code
-        strategy.validation_results = report.as_dict()
-        # Edited code invalidates earlier backtests.
-        strategy.performance_metrics = {}
-        strategy.status = status_after_validation(report.valid, changes.status, strategy.status)
-    elif changes.status is not None:
-        if (
-            strategy.status is StrategyStatus.ERROR
-            and changes.status is not StrategyStatus.ARCHIVED
-        ):
-            raise BadInput(
-                f"Cannot set status {changes.status.name}: the code does not validate; fix it first"
-            )
-        strategy.status = changes.status
-    await strategy.save()
+
+async def revert_strategy(
+    user: User,
+    strategy_id: uuid.UUID,
+    number: int,
+    all_users: bool = False,
+    *,
+    code_checks: UserCodeChecks,
+) -> GeneratedStrategy:
+    """Version `number`'s code and parameters become the next version ("revert to N"); the
+    code is checked again, as an edit is: the rules may have grown since it was stored."""
+    strategy = await require_strategy(user, strategy_id, all_users)
+    target = await versions.require_version(strategy, number)
+    if number == strategy.version:
+        raise BadInput(f"Version {number} is already the current version")
+    change = CodeChange(
+        target.generated_code, target.parameters, versions.revert_instruction(number), None
+    )
+    await _store_version(user, strategy, change, code_checks)
+    return strategy
+
+
+async def _store_version(
+    user: User, strategy: GeneratedStrategy, change: CodeChange, code_checks: UserCodeChecks
+) -> None:
+    """A person's change of code or parameters: the code validated when it changed, the
+    status following the verdict, then stored as the next version (authored by `user`)."""
+    validation = strategy.validation_results
+    if change.code != strategy.generated_code:
+        report = (await code_checks.check(str(user.id), change.code)).report
+        validation = report.as_dict()
+        strategy.status = status_after_validation(
+            report.valid, change.requested_status, strategy.status
+        )
+    elif change.requested_status is not None:
+        _set_status_by_hand(strategy, change.requested_status)
+    new = versions.NewVersion(
+        code=change.code,
+        parameters=change.parameters,
+        validation=validation,
+        instruction=change.instruction,
+        author=user.email,
+    )
+    await versions.add_version(strategy, new)
+
+
+@dataclass(frozen=True)
+class NewStrategy:
+    """A strategy whose code the user wrote (createStrategy)."""
+
+    name: str
+    generated_code: str
+    description: str | None = None
+    strategy_type: StrategyType | None = None
+    parameters: dict[str, Any] | None = None
+    validate: bool = True
+
+
+# Runs code once in the sandbox on sample data; the problems found ([] when it works).
+CodeCheck = Callable[[str, dict[str, Any]], Awaitable[list[str]]]
+
+
+async def create_strategy(
+    user: User,
+    new: NewStrategy,
+    *,
+    code_checks: UserCodeChecks,
+    trial_run: CodeCheck | None = None,
+) -> GeneratedStrategy:
+    """Store code the user wrote, judged as generated code is: the static checks (through
+    `code_checks`, charged to `user`), then (when `validate`) one trial run on sample data;
+    code failing either is stored with status ERROR, unchecked code as a DRAFT."""
+    name = new.name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise BadInput(f"name must be 1 to {MAX_NAME_LENGTH} characters")
+    if new.description is not None and len(new.description) > MAX_DESCRIPTION_LENGTH:
+        raise BadInput(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
+    if not new.generated_code.strip():
+        raise BadInput("generatedCode must not be empty")
+    given = None if new.parameters is None else check_parameters(new.parameters)
+    analysis = await code_checks.check(str(user.id), new.generated_code)
+    parameters = analysis.parameters if given is None else given
+    report = analysis.report
+    if new.validate and report.valid and trial_run is not None:
+        report = with_errors(report, await trial_run(new.generated_code, parameters))
+    if not report.valid:
+        status = StrategyStatus.ERROR
+    else:
+        status = StrategyStatus.VALIDATED if new.validate else StrategyStatus.DRAFT
+    description = analysis.description if new.description is None else new.description
+    # The strategy and its version 1 land together (services/versions.py).
+    async with in_transaction("default"):
+        strategy = await GeneratedStrategy.create(
+            user=user,
+            name=name,
+            description=description,
+            original_prompt="",
+            generated_code=new.generated_code,
+            strategy_type=new.strategy_type or StrategyType.CUSTOM,
+            status=status,
+            validation_results=report.as_dict(),
+            parameters=parameters,
+        )
+        await versions.record_first_version(
+            strategy, instruction=versions.MANUAL_EDIT, author=user.email
+        )
     return strategy
 
 

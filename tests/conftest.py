@@ -17,8 +17,8 @@ from tortoise import Tortoise
 from server.db import migrate, serving_config
 from server.settings import Settings
 from services.code_analysis import CodeAnalyser
+from services.providers.templates import TemplateProvider
 from services.sandbox import Sandbox, SandboxSettings
-from services.templates import TemplateProvider
 from tests.support.api import (
     GraphQLCall,
     call_graphql,

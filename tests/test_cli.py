@@ -205,6 +205,20 @@ def test_generate_with_template_provider_prints_and_stores(cli: Cli) -> None:
     assert (log_status, provider, str(log_strategy)) == ("success", "template", strategy_id)
 
 
+def test_generate_shows_what_the_template_provider_left_out(cli: Cli) -> None:
+    partial = cli("generate", "SMA 10/30 crossover grid strategy", "--user", OWNER)
+    assert partial.returncode == 1
+    assert "status: PARTIAL (template, " in partial.stderr
+    assert "not implemented: grid" in partial.stderr
+    assert "def execute_strategy(" in partial.stdout  # the part it understood is stored
+    as_json = cli("generate", "options straddle", "--user", OWNER, "--json")
+    assert as_json.returncode == 1
+    report = json.loads(as_json.stdout)
+    assert report["status"] == "FAILURE" and report["strategy"] is None
+    assert report["ignoredRequirements"] == ["options straddle"]
+    assert report["interpretation"]["template"] is None
+
+
 def test_generate_json_with_name_type_and_no_validate(cli: Cli) -> None:
     result = cli(
         "generate",
@@ -362,6 +376,12 @@ async def test_backtest_csv_matches_the_api(
     )
     stored = json.loads(stored) if isinstance(stored, str) else stored
     assert stored["finalEquity"] == metrics["finalEquity"] and stored["data"] == "csv"
+    [(on_version,)] = cli.rows(
+        "SELECT performance_metrics FROM strategy_versions WHERE strategy_id = ? AND number = 1",
+        sma_strategy,
+    )
+    on_version = json.loads(on_version) if isinstance(on_version, str) else on_version
+    assert on_version == stored, "the metrics are also the version's (the CLI's generation is 1)"
 
     # The same strategy (the template provider is deterministic) through the API.
     token, _ = await register_user(client)

@@ -140,6 +140,8 @@ async def test_the_validation_budget_refuses_once_spent(
     update = """mutation($id: UUID!, $code: String!) {
       updateStrategy(id: $id, input: {generatedCode: $code}) { status } }"""
     smoke = "mutation($c: String!) { validateCode(code: $c) { valid } }"
+    create = """mutation($code: String!) {
+      createStrategy(input: {name: "mine", generatedCode: $code}) { status } }"""
     async with client_with(
         settings, sandbox, code_validation_kib_per_minute=64, redis_url=limit_storage
     ) as client:
@@ -152,6 +154,7 @@ async def test_the_validation_budget_refuses_once_spent(
             (update, {"id": strategy_id, "code": code}),
             (aliased_validations(1), {"c0": code}),
             (smoke, {"c": code}),
+            (create, {"code": code}),
         ]:
             refused = await call_graphql(client, query, variables, token)
             assert error_codes(refused) == ["RATE_LIMITED"], refused

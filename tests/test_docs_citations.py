@@ -38,3 +38,17 @@ def test_cited_tests_exist(doc: Path) -> None:
             missing.append(f"tests/{file}::{name}")
     missing += [f"`{name}`" for name in NAME_REF.findall(text) if name not in every_name]
     assert missing == [], f"{doc.name} cites tests that do not exist: {missing}"
+
+
+PATH_REF = re.compile(
+    r"\b((?:services|server|schema|models|tests|bench|scripts|docs)/[\w/.-]+\.(?:py|sh|md|graphql|toml|json|ts))\b"
+)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_cited_files_exist(doc: Path) -> None:
+    """A moved or renamed module must not leave the docs pointing at nothing."""
+    missing = sorted(
+        {path for path in PATH_REF.findall(doc.read_text()) if not (ROOT / path).exists()}
+    )
+    assert missing == [], f"{doc.name} cites files that do not exist: {missing}"

@@ -2,8 +2,8 @@
 
 Whatever the input, the server must answer within the error contract: no 5xx, nothing of its
 internals (tracebacks, file paths) in a body, every error coded UNAUTHENTICATED, FORBIDDEN,
-NOT_FOUND, BAD_USER_INPUT, RATE_LIMITED or STRATEGY_ERROR. INTERNAL is in the contract but
-always a bug.
+NOT_FOUND, BAD_USER_INPUT, RATE_LIMITED, STRATEGY_ERROR or SERVICE_UNAVAILABLE (a dependency
+down or overloaded). INTERNAL is in the contract but always a bug.
 
 Schemathesis writes each operation's queries; the test also sends them with their arguments
 as variables, and with hostile text appended to one string. Random inputs reach a given place
@@ -47,6 +47,7 @@ CONTRACT_CODES = {
     "BAD_USER_INPUT",
     "RATE_LIMITED",
     "STRATEGY_ERROR",
+    "SERVICE_UNAVAILABLE",
 }
 SEED = """mutation($prompt: String!) {
   generateStrategy(input: {prompt: $prompt}) { strategy { id } generationLog { id } }

@@ -14,7 +14,7 @@ import pytest
 
 from server.settings import Settings
 from services.generation import TRUNCATED_NOTE
-from services.prompting import FENCE_CLOSE, FENCE_OPEN, SYSTEM_INSTRUCTION
+from services.providers.prompting import FENCE_CLOSE, FENCE_OPEN, SYSTEM_INSTRUCTION
 from services.sandbox import Sandbox
 from tests.support.api import call_graphql, make_client, register_user
 from tests.support.gemini_standin import (
@@ -79,7 +79,13 @@ async def gemini(
         async def query(text: str) -> dict[str, Any]:
             return dict((await call_graphql(client, text, None, token))["data"])
 
+        async def query_with(text: str, variables: dict[str, Any]) -> dict[str, Any]:
+            body = await call_graphql(client, text, variables, token)
+            assert "errors" not in body, body
+            return dict(body["data"])
+
         generate.query = query  # type: ignore[attr-defined]
+        generate.query_with = query_with  # type: ignore[attr-defined]
         yield generate
 
 
@@ -410,3 +416,58 @@ async def test_standin_rejects_unknown_paths(gemini_standin: GeminiStandin) -> N
     async with httpx.AsyncClient(base_url=gemini_standin.base_url) as http:
         response = await http.post("/v1beta/models/x:countTokens", json={})
     assert response.status_code == 404
+
+
+HONEST_GENERATE = """
+mutation($input: GenerateStrategyInput!) {
+  generateStrategy(input: $input) {
+    strategy { name strategyType status }
+    generationLog { status errorMessage interpretation ignoredRequirements }
+  }
+}"""
+
+
+def _report_answer(report: str) -> Any:
+    return text_answer(
+        f"What I understood:\n\n```json\n{report}\n```\n\n```python\n{DEFAULT_CODE}```\n"
+    )
+
+
+async def test_the_models_report_is_shown_and_names_the_strategy(
+    gemini: Any, gemini_standin: GeminiStandin
+) -> None:
+    """The system instruction asks the model for its interpretation and the parts it left
+    out; they reach the payload, a left-out part makes the generation PARTIAL, and the
+    model's own name and type for its code win over a reading of the prompt."""
+    assert "ignoredRequirements" in SYSTEM_INSTRUCTION and "never substitute" in SYSTEM_INSTRUCTION
+    report = (
+        '{"interpretation": {"name": "Pairs Spread Reversion", "strategyType": "ARBITRAGE", '
+        '"indicators": ["spread z-score"], "periods": {"lookback": 20}}, '
+        '"ignoredRequirements": ["execute on both exchanges at once"]}'
+    )
+    gemini_standin.script(_report_answer(report))
+    prompt = "pairs trading BTC vs ETH, execute on both exchanges at once"
+    body = await call_graphql_honest(gemini, prompt)
+    log, strategy = body["generationLog"], body["strategy"]
+    assert log["status"] == "PARTIAL"
+    assert log["ignoredRequirements"] == ["execute on both exchanges at once"]
+    assert log["errorMessage"] == "Not implemented: execute on both exchanges at once"
+    assert log["interpretation"]["indicators"] == ["spread z-score"]
+    assert (strategy["name"], strategy["strategyType"]) == ("Pairs Spread Reversion", "ARBITRAGE")
+    assert strategy["status"] == "VALIDATED"
+
+
+async def test_an_answer_without_a_report_is_judged_on_its_code(
+    gemini: Any, gemini_standin: GeminiStandin
+) -> None:
+    gemini_standin.script(_report_answer("{not json"))
+    body = await call_graphql_honest(gemini, "SMA crossover 5/20")
+    log = body["generationLog"]
+    assert log["status"] == "SUCCESS"
+    assert (log["interpretation"], log["ignoredRequirements"]) == ({}, [])
+    assert body["strategy"]["strategyType"] == "TREND_FOLLOWING"
+
+
+async def call_graphql_honest(gemini: Any, prompt: str) -> dict[str, Any]:
+    data = await gemini.query_with(HONEST_GENERATE, {"input": {"prompt": prompt}})
+    return dict(data["generateStrategy"])

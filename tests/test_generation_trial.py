@@ -23,10 +23,10 @@ from services.generation import (
     GenerationRequest,
     Generator,
 )
+from services.providers.templates import TemplateProvider
 from services.rate_limits import RateLimit
 from services.samples import load_sample
 from services.sandbox import Sandbox, SandboxSettings
-from services.templates import TemplateProvider
 from tests.support.api import PASSWORD, shared_analyser
 from tests.support.strategy_code import SPIN
 from tests.support.waiting import until

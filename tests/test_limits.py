@@ -18,8 +18,11 @@ from schema import (
     MAX_TOKENS,
 )
 from server.settings import Settings
+from services.errors import RateLimited
+from services.rate_limits import RateLimit, make_limiter
 from services.sandbox import Sandbox
 from tests.support.api import PASSWORD, REGISTER, call_graphql, error_codes, make_client
+from tests.support.server_process import free_port
 
 LOGIN = """mutation($email: String!, $password: String!) {
   login(email: $email, password: $password) { token } }"""
@@ -221,3 +224,16 @@ async def test_redis_limits_are_shared_between_processes(
             body = await call_graphql(client, REGISTER, {"email": email, "password": PASSWORD})
             outcomes.append(error_codes(body))
     assert outcomes == [[], [], [], ["RATE_LIMITED"]]
+
+
+async def test_limits_hold_per_process_while_redis_is_unreachable() -> None:
+    """Redis down (nothing listens on its port): the limit is still enforced, counted in
+    this process, and the check gives up on Redis within its timeout."""
+    limiter = make_limiter(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2, retry_after=60)
+    limit = RateLimit("2/minute", scope="register/login", limiter=limiter)
+    await limit.hit("192.0.2.7")
+    await limit.hit("192.0.2.7")
+    with pytest.raises(RateLimited) as refused:
+        await limit.hit("192.0.2.7")
+    assert refused.value.retry_after_seconds >= 1
+    await limit.hit("192.0.2.8")  # another key has its own count

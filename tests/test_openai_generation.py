@@ -14,7 +14,7 @@ import pytest
 
 from server.settings import Settings
 from services.generation import TRUNCATED_NOTE
-from services.prompting import SYSTEM_INSTRUCTION
+from services.providers.prompting import SYSTEM_INSTRUCTION
 from services.sandbox import Sandbox
 from tests.support.api import GenerationSession, generation_session
 from tests.support.openai_standin import (

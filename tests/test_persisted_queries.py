@@ -296,3 +296,18 @@ def test_the_cli_prints_the_manifest_of_docs_operations() -> None:
     assert printed == read_operations(OPERATIONS_DIR)
     names = {text.split("(")[0].split("{")[0].split()[1] for text in printed.values()}
     assert {"Login", "Register", "Me", "Strategies", "GenerateStrategyProgress"} <= names
+
+
+async def test_without_redis_the_process_keeps_persisted_queries_itself(
+    database: str, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Redis down (nothing listens there): the round trip still works, from this process'
+    memory, as the rate limits fall back to per-process counts."""
+    down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    query = unique_query()
+    key = document_hash(query)
+    async with make_client(down, sandbox=sandbox) as client:
+        assert error_codes((await by_hash(client, key)).json()) == ["PERSISTED_QUERY_NOT_FOUND"]
+        sent = await client.post("/graphql", json={"query": query, "extensions": persisted(key)})
+        assert sent.json()["data"]["sampleDatasets"], sent.text
+        assert (await by_hash(client, key)).json() == sent.json()

@@ -18,9 +18,9 @@ from server.settings import Settings
 from server.wiring import build_sandbox
 from services import telemetry
 from services.errors import BadInput, ServiceError
+from services.providers.templates import TemplateProvider
 from services.sandbox import Sandbox, SandboxBusy, SandboxSettings
 from services.sandbox.warmup import sample_bars
-from services.templates import TemplateProvider
 from tests.support.api import call_graphql, error_codes, make_client, register_user
 from tests.support.strategy_code import SPIN, SPIN_STORABLE
 from tests.support.waiting import until

@@ -26,8 +26,8 @@ from services.accounts import RecentUsers
 from services.container import Services
 from services.generation import SHUTDOWN_MESSAGE, GenerationStage
 from services.progress import Throttle
+from services.providers.templates import TemplateProvider
 from services.sandbox import Sandbox, SandboxSettings
-from services.templates import TemplateProvider
 from tests.support.api import call_graphql, error_codes, register_user, shared_analyser
 from tests.support.gemini_standin import GeminiStandin, error
 from tests.support.live import serve_over_tcp

@@ -326,6 +326,48 @@ async def test_main_flows_through_the_typed_client(api: ModuleType, live_url: st
         assert (await client.strategies()).strategies.total_count == 0
 
 
+async def test_versions_through_the_typed_client(api: ModuleType, live_url: str) -> None:
+    """StrategyVersions, StrategyDiff and RevertStrategy of docs/operations/strategies.graphql."""
+    url = f"{live_url}/graphql"
+    email = f"typed-{uuid.uuid4().hex[:10]}@example.com"
+    async with api.Client(url=url) as anonymous:
+        token = (await anonymous.register(email=email, password=PASSWORD)).registration.token
+
+    async with api.Client(url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+        generated = await client.generate_strategy(input=api.GenerateStrategyInput(prompt=PROMPT))
+        strategy = generated.generate_strategy.strategy
+        assert strategy is not None and strategy.version == 1
+        edited = (
+            await client.update_strategy(
+                id=strategy.id, input=api.UpdateStrategyInput(generated_code=BAD_CODE)
+            )
+        ).update_strategy
+        assert (edited.version, edited.status) == (2, api.StrategyStatus.ERROR)
+
+        history = (await client.strategy_versions(id=strategy.id)).strategy
+        assert history is not None and history.version == 2
+        first, second = history.versions
+        assert (first.number, first.instruction, first.author) == (
+            1,
+            PROMPT,
+            "template:templates-v1",
+        )
+        assert (second.number, second.instruction, second.author) == (2, "manual edit", email)
+        assert second.validation_results is not None and not second.validation_results.valid
+        assert first.performance_metrics == second.performance_metrics == {}
+
+        diff = (await client.strategy_diff(id=strategy.id, from_version=1, to_version=2)).strategy
+        assert diff is not None and diff.diff.startswith("--- version 1\n+++ version 2\n")
+        assert "\n+    return os.environ\n" in diff.diff
+
+        reverted = (await client.revert_strategy(id=strategy.id, version=1)).revert_strategy
+        assert (reverted.version, reverted.status) == (3, api.StrategyStatus.VALIDATED)
+        assert reverted.generated_code == first.generated_code
+        with pytest.raises(api.GraphQLClientGraphQLMultiError) as unknown:
+            await client.revert_strategy(id=strategy.id, version=7)
+        assert unknown.value.errors[0].extensions["code"] == "NOT_FOUND"
+
+
 async def test_errors_arrive_typed_with_contract_codes(api: ModuleType, live_url: str) -> None:
     url = f"{live_url}/graphql"
     async with api.Client(url=url) as anonymous:

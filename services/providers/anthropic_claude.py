@@ -14,8 +14,8 @@ from typing import Any
 import anthropic
 from anthropic.types import Message
 
-from services.prompting import SYSTEM_INSTRUCTION, user_prompt
 from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart
+from services.providers.prompting import SYSTEM_INSTRUCTION, user_prompt
 from services.providers.retrying import (
     MAX_RAW_CHARS,
     RETRYABLE_STATUSES,

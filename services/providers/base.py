@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class PartKind(StrEnum):
@@ -27,6 +27,9 @@ class Attempt:
     duration_seconds: float
     http_status: int | None = None
     error: str | None = None
+    # What the provider says it understood, and the parts of the prompt its code leaves out.
+    interpretation: dict[str, Any] = field(default_factory=dict)
+    ignored_requirements: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -57,6 +60,9 @@ class ProviderResult:
     truncated: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     error: str | None = None
+    # What the provider says it understood, and the parts of the prompt its code leaves out.
+    interpretation: dict[str, Any] = field(default_factory=dict)
+    ignored_requirements: list[str] = field(default_factory=list)
 
     def count_tokens(self, input_tokens: int, output_tokens: int) -> None:
         """Add one answer's usage (retried answers cost tokens too)."""

@@ -16,8 +16,8 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from services.prompting import SYSTEM_INSTRUCTION, user_prompt
 from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart
+from services.providers.prompting import SYSTEM_INSTRUCTION, user_prompt
 from services.providers.retrying import (
     MAX_RAW_CHARS,
     RETRYABLE_STATUSES,

@@ -9,8 +9,8 @@ import pytest
 from server.app import create_app
 from server.settings import Settings
 from server.wiring import build_services
+from services.providers.templates import TemplateProvider
 from services.sandbox import Sandbox
-from services.templates import TemplateProvider
 from tests.support.anthropic_standin import AnthropicStandin
 from tests.support.api import shared_analyser
 from tests.support.gemini_standin import GeminiStandin

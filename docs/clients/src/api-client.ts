@@ -10,6 +10,7 @@ export type ErrorCode =
   | "NOT_FOUND"
   | "RATE_LIMITED"
   | "STRATEGY_ERROR"
+  | "SERVICE_UNAVAILABLE"
   | "INTERNAL";
 
 export interface ApiErrorEntry {
