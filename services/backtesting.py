@@ -3,9 +3,12 @@
 Two halves: `collect_signals` calls the strategy (in the sandbox's job process, so this module
 is pure Python + numpy and does no I/O) and `simulate`, the engine, runs in the server on
 signals it has checked itself (`unpack_signals`), so no number we store comes from the
-strategy's process. The strategy at bar i sees read-only views `arr[: i + 1]` (nothing to
-copy, and nothing later to peek at); its order fills at bar i + 1's open. Statistics follow
-backtesting.py's definitions (see `compute_metrics`), so results can be cross-checked.
+strategy's process. The strategy at bar i sees read-only views `buf[: i + 1]` of buffers
+filled one bar at a time (their bytes past bar i are NaN: no attribute reaches a later bar);
+its order fills at bar i + 1's open. That alone proves nothing (code in a process can reach
+all of its memory): services/lookahead.py re-runs sampled bars on truncated data to prove it.
+Statistics follow backtesting.py's definitions (see `compute_metrics`), so results can be
+cross-checked.
 
 Position rules, kept deliberately simple:
   * all-in: an entry uses all cash, units = cash / (price * (1 + commission));
@@ -139,24 +142,26 @@ def collect_signals(
     if n == 0:
         raise ValueError("bars is empty: at least 1 bar is needed")
     base_params = dict(params)
-    ts_arr = bars.timestamp
-    o_arr, h_arr, l_arr, c_arr, v_arr = bars.open, bars.high, bars.low, bars.close, bars.volume
     symbol, timeframe = bars.symbol, bars.timeframe
+    # The strategy's arrays are views of buffers filled one bar at a time, so what they hold
+    # past the current bar (through .base, the buffer protocol, ctypes...) is NaN, never a
+    # later bar. Writing one value per column per bar costs next to nothing.
+    sources = {"open": bars.open, "high": bars.high, "low": bars.low, "close": bars.close}
+    sources["volume"] = bars.volume
+    if bars.timestamp is not None:
+        sources["timestamp"] = bars.timestamp
+    filled = {name: np.full(n, math.nan) for name in sources}
+    shown = {name: _read_only(buffer) for name, buffer in filled.items()}
+    pairs = [(filled[name], source) for name, source in sources.items()]
     signals: list[dict[str, Any] | None] = [None] * n
     next_progress = progress_every
     for i in range(n):
         end = i + 1
-        market_data: dict[str, Any] = {
-            "open": o_arr[:end],
-            "high": h_arr[:end],
-            "low": l_arr[:end],
-            "close": c_arr[:end],
-            "volume": v_arr[:end],
-            "symbol": symbol,
-            "timeframe": timeframe,
-        }
-        if ts_arr is not None:
-            market_data["timestamp"] = ts_arr[:end]
+        for buffer, source in pairs:
+            buffer[i] = source[i]
+        market_data: dict[str, Any] = {name: view[:end] for name, view in shown.items()}
+        market_data["symbol"] = symbol
+        market_data["timeframe"] = timeframe
         try:
             signal = normalise_signal(strategy(market_data, dict(base_params)))
         except (Exception, SystemExit) as exc:  # sys.exit() in a strategy is its bug too
@@ -170,6 +175,12 @@ def collect_signals(
     if on_progress is not None and n % progress_every:
         on_progress(n, n)
     return signals
+
+
+def _read_only(buffer: np.ndarray) -> np.ndarray:
+    view = buffer.view()
+    view.flags.writeable = False
+    return view
 
 
 # A signal stream travels from the job process as one action letter per bar plus, for each
