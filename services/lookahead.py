@@ -32,6 +32,7 @@ from services.errors import BadInput
 # Histories tried when shortening: a signal that agrees with the full run from one of these
 # lengths on has warmed up by then.
 WARMUP_LENGTHS = (10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
+MIN_CHECK_CALLS = 60
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 # A signal as the check compares it: what changes a trade (the action and its levels).
 Compared = tuple[str, float | str | None, float | None]  # ("error", type name, None) too
@@ -64,31 +65,38 @@ def traded_bars(trades: Sequence[Mapping[str, Any]]) -> list[int]:
     return sorted(bar for bar in bars if bar >= 0)
 
 
+def check_budget(bar_count: int, check_pct: float) -> int:
+    """Strategy calls the check may make: `check_pct` percent of the backtest's (one per
+    bar), at least MIN_CHECK_CALLS; none when `check_pct` is 0 (the check is off)."""
+    if check_pct <= 0:
+        return 0
+    return max(MIN_CHECK_CALLS, math.ceil(bar_count * check_pct / 100))
+
+
 def plan_checks(
-    bar_count: int,
-    trades: Sequence[Mapping[str, Any]],
-    *,
-    random_bars: int,
-    max_trade_bars: int,
-    seed: int,
+    bar_count: int, trades: Sequence[Mapping[str, Any]], *, budget: int, seed: int
 ) -> CheckPlan:
-    """Every traded bar (a random `max_trade_bars` of them when there are more) plus
-    `random_bars` others; shortened histories at the random ones and as many traded ones.
-    The last bar is never a look-ahead check (nothing follows it)."""
+    """At most `budget` strategy calls: every traded bar (a random half of the budget of them
+    when there are more), a random tenth of the budget of other bars, and with what is left
+    shortened histories at the random bars and as many traded ones. The last bar is never a
+    look-ahead check (nothing follows it). A check is one call; MIN_CHECK_CALLS or more
+    leave room for every traded bar of a few dozen trades."""
     rng = random.Random(seed)
     traded = traded_bars(trades)
-    if len(traded) > max_trade_bars:
-        traded = sorted(rng.sample(traded, max_trade_bars))
+    if len(traded) > budget // 2:
+        traded = sorted(rng.sample(traded, budget // 2))
     others = sorted(set(range(max(0, bar_count - 1))) - set(traded))
-    sampled = sorted(rng.sample(others, min(random_bars, len(others))))
-    warm_bars = sampled + sorted(rng.sample(traded, min(random_bars, len(traded))))
-    warmup = {
-        bar: tuple(length for length in WARMUP_LENGTHS if length < bar + 1) for bar in warm_bars
-    }
+    sampled = sorted(rng.sample(others, min(max(1, budget // 10) if budget else 0, len(others))))
+    left = budget - len(traded) - len(sampled)
+    warmup: dict[int, tuple[int, ...]] = {}
+    # Traded bars first: their signals are buys and sells, which a short history changes.
+    for bar in rng.sample(traded, min(len(sampled), len(traded))) + sampled:
+        lengths = tuple(length for length in WARMUP_LENGTHS if length < bar + 1)
+        if lengths and len(lengths) <= left:
+            warmup[bar] = lengths
+            left -= len(lengths)
     return CheckPlan(
-        bars=tuple(sorted(set(traded) | set(sampled))),
-        warmup={bar: lengths for bar, lengths in warmup.items() if lengths},
-        trade_bars=len(traded),
+        bars=tuple(sorted(set(traded) | set(sampled))), warmup=warmup, trade_bars=len(traded)
     )
 
 
@@ -111,15 +119,19 @@ def run_checks(
     can reach a later bar by any route. `call` runs the strategy in a fresh module namespace
     (no cache survives from one run to the next) and returns its normalised signal."""
     results: list[list[Any]] = []
+    wiped_from = min((len(array) for array in columns.values()), default=0)
     for bar, lengths in sorted(checks, key=lambda check: -int(check[0])):
         bar = int(bar)
         for array in columns.values():
-            array[bar + 1 :] = math.nan
+            array[bar + 1 : wiped_from] = math.nan
+        wiped_from = min(wiped_from, bar + 1)
         for length in (0, *lengths):
-            start = 0 if length == 0 else bar + 1 - int(length)
             market_data: dict[str, Any] = dict(labels)
             for name, array in columns.items():
-                window = array[start : bar + 1].copy()  # its own memory: no .base to follow
+                if length == 0:  # the whole prefix: a view (its base is wiped past `bar`)
+                    window = array[: bar + 1]
+                else:  # a shortened history: its own memory, no .base to the earlier bars
+                    window = array[bar + 1 - int(length) : bar + 1].copy()
                 window.flags.writeable = False
                 market_data[name] = window
             try:
@@ -138,6 +150,7 @@ class LookAheadVerdict:
     trade_bars_checked: int
     differences: tuple[dict[str, Any], ...]  # look-ahead: {"bar", "full", "truncated"}
     warmup_bars_needed: int | None
+    differing_bars: tuple[int, ...] = ()  # all of them (`differences` shows the first ones)
     warmup_differences: tuple[dict[str, Any], ...] = ()  # {"bar", "history", ...}
     warmup_lengths_tried: tuple[int, ...] = ()
     check_seconds: float = 0.0
@@ -146,13 +159,13 @@ class LookAheadVerdict:
 
     @property
     def bias(self) -> bool:
-        return bool(self.differences) or self.error is not None
+        return bool(self.differing_bars) or self.error is not None
 
     @property
     def bars(self) -> list[int]:
-        if self.error is not None and not self.differences:
+        if self.error is not None and not self.differing_bars:
             return list(self.checked_bars)
-        return sorted({int(d["bar"]) for d in self.differences})
+        return list(self.differing_bars)
 
     @property
     def trustworthy(self) -> bool:
@@ -266,6 +279,7 @@ def verdict_of(
         trade_bars_checked=plan.trade_bars,
         differences=tuple(differences[:MAX_REPORTED]),
         warmup_bars_needed=needed,
+        differing_bars=tuple(d["bar"] for d in differences),
         warmup_differences=tuple(
             sorted(warm_differences, key=lambda d: (-d["history"], d["bar"]))[:MAX_REPORTED]
         ),

@@ -31,7 +31,13 @@ from services.backtesting import (
     unpack_signals,
 )
 from services.errors import BadInput
-from services.lookahead import LookAheadVerdict, failed_verdict, plan_checks, verdict_of
+from services.lookahead import (
+    LookAheadVerdict,
+    check_budget,
+    failed_verdict,
+    plan_checks,
+    verdict_of,
+)
 from services.market_data import Bars
 from services.offload import run_off_loop
 from services.sandbox import launcher
@@ -288,6 +294,9 @@ class Sandbox:
                 code, bars, params, signals, result["trades"], timeout_seconds, owner
             )
             result["lookAhead"] = {**verdict.as_json(), "backtestSeconds": backtest_seconds}
+            # Marked where every reader of the numbers sees it.
+            result["metrics"]["trustworthy"] = verdict.trustworthy
+            result["metrics"]["lookAheadBias"] = verdict.bias
         return result
 
     async def look_ahead_check(
@@ -304,14 +313,8 @@ class Sandbox:
         known (services/lookahead.py): one sandbox job re-runs the planned bars on data that
         ends at each of them, and the signals are compared here. Optimisation runs and
         walk-forward folds are to get their verdict from here too."""
-        settings = self.settings
-        plan = plan_checks(
-            len(bars),
-            trades,
-            random_bars=settings.lookahead_random_bars,
-            max_trade_bars=settings.lookahead_max_trade_bars,
-            seed=_seed_of(bars, signals),
-        )
+        budget = check_budget(len(bars), self.settings.lookahead_check_pct)
+        plan = plan_checks(len(bars), trades, budget=budget, seed=_seed_of(bars, signals))
         if not plan.bars:
             return verdict_of(plan, signals, [], check_seconds=0.0)
         job = self._job(
