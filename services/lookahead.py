@@ -32,7 +32,7 @@ from services.errors import BadInput
 # Histories tried when shortening: a signal that agrees with the full run from one of these
 # lengths on has warmed up by then.
 WARMUP_LENGTHS = (10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
-MIN_CHECK_CALLS = 60
+MIN_CHECK_CALLS = 40
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 # A signal as the check compares it: what changes a trade (the action and its levels).
 Compared = tuple[str, float | str | None, float | None]  # ("error", type name, None) too

@@ -47,6 +47,7 @@ BARS = load_sample("trending_daily")
 OPTIONS = BacktestOptions()
 SHORTS = BacktestOptions(allow_short=True)
 SAMPLES = Path(__file__).parent / "sandbox_samples"
+DEFAULT_PCT = SandboxSettings().lookahead_check_pct
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -209,9 +210,9 @@ async def test_cheats_that_reach_the_future_are_caught(
     assert check["lookAheadBias"] is True  # ...and was caught
     assert result["metrics"]["trustworthy"] is False
     assert result["metrics"]["lookAheadBias"] is True
-    # Every traded bar was re-run (at most half the budget of them: 30 on 1,000 bars at the
-    # default 5%), and every checked signal changed without the later bars.
-    assert check["tradeBarsChecked"] == min(len(traded_bars(trades)), 30)
+    # Every traded bar was re-run (at most half the budget of them: 20 on 1,000 bars at the
+    # default 2%), and every checked signal changed without the later bars.
+    assert check["tradeBarsChecked"] == min(len(traded_bars(trades)), 20)
     assert len(check["lookAheadBars"]) == check["checkedBars"] > check["tradeBarsChecked"]
     difference = check["differences"][0]
     assert difference["full"] != difference["truncated"]
@@ -255,7 +256,7 @@ async def test_honest_strategies_are_never_flagged(
     assert check["lookAheadBars"] == []
     assert result["metrics"]["trustworthy"] is True
     traded = len(traded_bars(result["trades"]))
-    assert check["tradeBarsChecked"] == min(traded, check_budget(len(bars), 5.0) // 2)
+    assert check["tradeBarsChecked"] == min(traded, check_budget(len(bars), DEFAULT_PCT) // 2)
     assert check["checkedBars"] > check["tradeBarsChecked"] > 0
 
 

@@ -28,8 +28,8 @@ class SandboxSettings:
     progress_every: int = 500  # bars between progress reports at most
     trial_run_timeout_seconds: float = 2.0
     # The look-ahead check after each backtest (services/lookahead.py) calls the strategy at
-    # most this percent as often as the backtest did (at least 60 times); 0: no check.
-    lookahead_check_pct: float = 5.0
+    # most this percent as often as the backtest did (at least 40 times); 0: no check.
+    lookahead_check_pct: float = 2.0
     start_timeout_seconds: float = 60.0
     namespaces: str = "auto"  # "auto", "bwrap", "unshare" or "none"
     seccomp: bool = True
