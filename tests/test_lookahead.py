@@ -307,6 +307,36 @@ async def test_an_indicator_over_the_whole_series_never_warms_up(sandbox: Sandbo
     assert "never warms up" in check["warmupWarning"]
 
 
+# Not look-ahead, but signals that runStrategy (one fresh call on the same bars) would not
+# give: flagged too.
+STATEFUL = """
+CALLS = [0]
+
+def execute_strategy(market_data, strategy_params):
+    CALLS[0] += 1
+    action = {0: "buy", 50: "sell"}.get(CALLS[0] % 100, "hold")
+    return {"action": action, "confidence": 0.5, "reason": "by call count"}
+"""
+
+UNSEEDED = """
+import numpy as np
+
+def execute_strategy(market_data, strategy_params):
+    draw = np.random.random()
+    action = "buy" if draw < 0.05 else "sell" if draw > 0.95 else "hold"
+    return {"action": action, "confidence": 0.5, "reason": "a coin"}
+"""
+
+
+@pytest.mark.parametrize("code", [STATEFUL, UNSEEDED], ids=["state between calls", "random"])
+async def test_signals_a_fresh_call_cannot_reproduce_are_flagged(
+    sandbox: Sandbox, code: str
+) -> None:
+    result = await sandbox.run_backtest(code, BARS, {}, OPTIONS)
+    assert result["metrics"]["numTrades"] > 3
+    assert result["lookAhead"]["lookAheadBias"] is True
+
+
 # --- the verdict as a service: plan, compare, refuse -----------------------------------------
 
 
@@ -409,3 +439,21 @@ async def test_a_biased_backtest_is_flagged_stored_and_the_strategy_refused(
     assert refused["errors"][0]["extensions"]["reason"] == "LOOK_AHEAD_BIAS"
     assert "errors" not in allowed, allowed
     assert uuid.UUID(ids["cheat"])
+
+
+def test_the_cli_says_which_verdict() -> None:
+    from server.cli import look_ahead_lines
+
+    biased = {
+        "lookAheadBias": True,
+        "lookAheadBars": [3, 8],
+        "differences": [{"bar": 3, "full": "buy", "truncated": "hold"}],
+        "warmupWarning": "signals need 200 bars of history before they stop changing",
+    }
+    lines = look_ahead_lines(biased)
+    assert lines[0].startswith("LOOK-AHEAD BIAS: the metrics above are untrustworthy")
+    assert "(bars 3, 8)" in lines[0] and "bar 3: full run buy, truncated hold" in lines[1]
+    assert lines[-1] == "Warm-up: signals need 200 bars of history before they stop changing"
+    clean = look_ahead_lines({"lookAheadBias": False, "checkedBars": 44, "checkSeconds": 0.03})
+    assert clean == ["No look-ahead found: 44 bars re-run on truncated data in 0.03 s"]
+    assert look_ahead_lines(None) == []
