@@ -4,8 +4,8 @@ Prints, side by side in one run:
   * requests/s, p50, p99 of an authenticated list query on this server vs bench/bare_app.py,
     both under uvicorn with the same settings (one worker, same loop and HTTP implementation);
   * SQL statements per list request for page sizes 1, 20 and 100 (target: at most 3);
-  * server-side overhead of generateStrategy over a direct SDK call to the same stand-in
-    Gemini (target: under 25 ms at p50).
+  * server-side overhead of generateStrategy over a direct SDK call to the same stand-in, per
+    provider: Gemini, OpenAI-compatible, Anthropic (target: under 25 ms at p50).
 
 Usage: .venv/bin/python bench/api.py [--seconds 10] [--concurrency 16]
 DATABASE_URL may point at PostgreSQL; by default a fresh SQLite file is used.
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,14 +31,18 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import ONE_RUN, add_json_option, results_for  # noqa: E402
+from tests.support.anthropic_standin import AnthropicStandin  # noqa: E402
 from tests.support.gemini_standin import GeminiStandin  # noqa: E402
+from tests.support.openai_standin import OpenAIStandin  # noqa: E402
 from tests.support.server_process import free_port  # noqa: E402
 
 LIST_QUERY = """query($size: Int) { strategies(pageSize: $size) { items {
   id name strategyType status usageCount codePreview parameters createdAt }
   totalCount page pageSize hasNextPage hasPreviousPage } }"""
-GENERATE = """mutation($prompt: String!) { generateStrategy(input: {prompt: $prompt}) {
-  strategy { id } generationLog { status } } }"""
+GENERATE = """mutation($prompt: String!, $model: String) {
+  generateStrategy(input: {prompt: $prompt, model: $model}) {
+  strategy { id } generationLog { status provider } } }"""
 PROMPT = "SMA crossover 20/50 with 2% stop loss"
 REGISTER = """mutation { register(email: "bench@example.com", password: "bench-password")
   { token } }"""
@@ -128,8 +132,8 @@ def count_queries_per_list(database_url: str) -> dict[int, int]:
 
     from server.db import serving_config
     from server.settings import Settings
+    from services.providers.templates import TemplateProvider
     from services.sandbox import Sandbox, SandboxSettings
-    from services.templates import TemplateProvider
     from tests.support.api import call_graphql, make_client, register_user
 
     class Counter(logging.Handler):
@@ -170,53 +174,102 @@ def count_queries_per_list(database_url: str) -> dict[int, int]:
     return asyncio.run(run())
 
 
-async def generation_overhead(server: str, token: str, standin_url: str, n: int) -> dict:
+MODELS = {  # provider -> the model the server and the direct SDK calls both ask for
+    "gemini": "gemini-bench",
+    "openai": "gpt-bench",
+    "anthropic": "claude-bench",
+}
+
+
+def direct_calls(urls: dict[str, str]) -> dict[str, Callable[[], Awaitable[object]]]:
+    """One direct SDK call per provider, shaped like the server's own request."""
+    import anthropic
+    import openai
     from google import genai
     from google.genai import types
 
-    from services.prompting import SYSTEM_INSTRUCTION
+    from services.providers.prompting import SYSTEM_INSTRUCTION, user_prompt
 
-    client = genai.Client(
-        api_key="bench-key", http_options=types.HttpOptions(base_url=standin_url, timeout=30_000)
+    gemini = genai.Client(
+        api_key="bench-key",
+        http_options=types.HttpOptions(base_url=urls["gemini"], timeout=30_000),
     )
     config = types.GenerateContentConfig(
         system_instruction=SYSTEM_INSTRUCTION,
         tools=[types.Tool(code_execution=types.ToolCodeExecution())],
         temperature=0.2,
     )
-    direct: list[float] = []
-    via_api: list[float] = []
+    chat = openai.AsyncOpenAI(api_key="bench-key", base_url=urls["openai"] + "/v1", max_retries=0)
+    claude = anthropic.AsyncAnthropic(
+        api_key="bench-key", base_url=urls["anthropic"], max_retries=0
+    )
+    content = user_prompt(PROMPT)
+
+    def call_gemini() -> Awaitable[object]:
+        return gemini.aio.models.generate_content(
+            model=MODELS["gemini"], contents=content, config=config
+        )
+
+    def call_openai() -> Awaitable[object]:
+        return chat.chat.completions.create(
+            model=MODELS["openai"],
+            messages=[
+                {"role": "system", "content": SYSTEM_INSTRUCTION},
+                {"role": "user", "content": content},
+            ],
+            temperature=0.2,
+        )
+
+    def call_anthropic() -> Awaitable[object]:
+        return claude.messages.create(
+            model=MODELS["anthropic"],
+            max_tokens=8192,
+            system=SYSTEM_INSTRUCTION,
+            messages=[{"role": "user", "content": content}],
+        )
+
+    return {"gemini": call_gemini, "openai": call_openai, "anthropic": call_anthropic}
+
+
+async def generation_overhead(server: str, token: str, urls: dict[str, str], n: int) -> dict:
+    """Per provider, `n` rounds alternating a direct SDK call and generateStrategy with that
+    model; the overhead of a round is the difference of the two."""
+    calls = direct_calls(urls)
+    results: dict[str, dict[str, float]] = {}
     async with httpx.AsyncClient(base_url=server, timeout=30) as http:
         headers = {"Authorization": f"Bearer {token}"}
-        for _ in range(5):  # warm-up both paths
-            await client.aio.models.generate_content(
-                model="gemini-bench", contents=PROMPT, config=config
-            )
-            await http.post(
-                "/graphql",
-                json={"query": GENERATE, "variables": {"prompt": PROMPT}},
-                headers=headers,
-            )
-        for _ in range(n):
-            started = time.perf_counter()
-            await client.aio.models.generate_content(
-                model="gemini-bench", contents=PROMPT, config=config
-            )
-            direct.append(time.perf_counter() - started)
-            started = time.perf_counter()
+
+        async def via_api(provider: str) -> None:
+            variables = {"prompt": PROMPT, "model": f"{provider}:{MODELS[provider]}"}
             response = await http.post(
-                "/graphql",
-                json={"query": GENERATE, "variables": {"prompt": PROMPT}},
-                headers=headers,
+                "/graphql", json={"query": GENERATE, "variables": variables}, headers=headers
             )
-            via_api.append(time.perf_counter() - started)
-            status = response.json()["data"]["generateStrategy"]["generationLog"]["status"]
-            assert status == "SUCCESS", response.text
-    return {
-        "direct_p50": statistics.median(direct) * 1000,
-        "api_p50": statistics.median(via_api) * 1000,
-        "overhead_p50": (statistics.median(via_api) - statistics.median(direct)) * 1000,
-    }
+            log = response.json()["data"]["generateStrategy"]["generationLog"]
+            assert (log["status"], log["provider"]) == ("SUCCESS", provider), response.text
+
+        for provider, direct_call in calls.items():
+            for _ in range(5):  # warm-up both paths
+                await direct_call()
+                await via_api(provider)
+            direct: list[float] = []
+            api: list[float] = []
+            for _ in range(n):
+                started = time.perf_counter()
+                await direct_call()
+                direct.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                await via_api(provider)
+                api.append(time.perf_counter() - started)
+            overheads = sorted((b - a) * 1000 for a, b in zip(direct, api, strict=True))
+            quartiles = statistics.quantiles(overheads, n=4)
+            results[provider] = {
+                "direct_p50": statistics.median(direct) * 1000,
+                "api_p50": statistics.median(api) * 1000,
+                "overhead_p50": statistics.median(overheads),
+                "overhead_p25": quartiles[0],
+                "overhead_p75": quartiles[2],
+            }
+    return results
 
 
 def main() -> None:
@@ -224,6 +277,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--generations", type=int, default=100)
+    add_json_option(parser)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
@@ -236,14 +290,26 @@ def main() -> None:
 
     queries = count_queries_per_list(database_url)
 
-    with GeminiStandin() as standin:
+    with GeminiStandin() as gemini, OpenAIStandin() as openai, AnthropicStandin() as anthropic:
+        urls = {
+            "gemini": gemini.base_url,
+            "openai": openai.base_url,
+            "anthropic": anthropic.base_url,
+        }
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
             "SECRET_KEY": "bench-secret",
             "GEMINI_API_KEY": "bench-key",
-            "GEMINI_BASE_URL": standin.base_url,
-            "GEMINI_MODEL": "gemini-bench",
+            "GEMINI_BASE_URL": urls["gemini"],
+            "GEMINI_MODEL": MODELS["gemini"],
+            "OPENAI_API_KEY": "bench-key",
+            "OPENAI_BASE_URL": urls["openai"] + "/v1",
+            "OPENAI_MODEL": MODELS["openai"],
+            "ANTHROPIC_API_KEY": "bench-key",
+            "ANTHROPIC_BASE_URL": urls["anthropic"],
+            "ANTHROPIC_MODEL": MODELS["anthropic"],
+            "DEFAULT_MODEL": "",
             "RATE_LIMIT_GENERATE": "1000000/minute",
             "LOG_LEVEL": "warning",
         }
@@ -269,9 +335,7 @@ def main() -> None:
                     args.concurrency,
                 )
             )
-            overhead = asyncio.run(
-                generation_overhead(server, token, standin.base_url, args.generations)
-            )
+            overhead = asyncio.run(generation_overhead(server, token, urls, args.generations))
         with uvicorn_process("bench.bare_app:app", env, ROOT) as bare_server:
             bare = asyncio.run(
                 drive(
@@ -298,15 +362,47 @@ def main() -> None:
     )
     print(f"target: <= 3 whatever the page size -> {verdict(max(queries.values()) <= 3)}")
     print()
-    print(f"generateStrategy, {args.generations} sequential calls against the stand-in Gemini:")
     print(
-        f"  direct SDK call p50 {overhead['direct_p50']:.1f} ms, "
-        f"through the API p50 {overhead['api_p50']:.1f} ms"
+        f"generateStrategy, {args.generations} rounds per provider, each a direct SDK call to "
+        "its stand-in then the same through the API:"
     )
-    print(
-        f"  server-side overhead p50 {overhead['overhead_p50']:.1f} ms "
-        f"(target < 25 ms -> {'MET' if overhead['overhead_p50'] < 25 else 'NOT MET'})"
+    print(f"{'provider':<12}{'direct p50':>12}{'API p50':>10}{'overhead p50 (p25-p75)':>26}")
+    for provider, figures in overhead.items():
+        spread = f"({figures['overhead_p25']:.1f}-{figures['overhead_p75']:.1f})"
+        print(
+            f"{provider:<12}{figures['direct_p50']:>9.1f} ms{figures['api_p50']:>7.1f} ms"
+            f"{figures['overhead_p50']:>12.1f} ms {spread:>13}"
+            f"   target < 25 ms -> {verdict(figures['overhead_p50'] < 25)}"
+        )
+
+    results = results_for(args)
+    results.add(
+        f"`strategies(pageSize: 20)` throughput, {args.concurrency} clients for "
+        f"{args.seconds:g} s, {dialect}, against a bare Strawberry app",
+        f"{ratio:.0%} ({ours['rps']:.0f} vs {bare['rps']:.0f} req/s; "
+        f"p50 {ours['p50']:.1f} vs {bare['p50']:.1f} ms)",
+        ONE_RUN,
+        ">= 70% of the bare app",
+        ratio >= 0.7,
     )
+    results.add(
+        "SQL statements per list request, page sizes 1, 20, 100",
+        ", ".join(str(v) for v in queries.values()),
+        "exact count",
+        "<= 3",
+        max(queries.values()) <= 3,
+    )
+    for provider, figures in overhead.items():
+        results.add(
+            f"`generateStrategy` overhead over a direct SDK call (stand-in {provider}), "
+            f"{args.generations} alternated rounds",
+            f"p50 {figures['overhead_p50']:.1f} ms ({figures['api_p50']:.1f} vs "
+            f"{figures['direct_p50']:.1f} ms)",
+            f"p25-p75 {figures['overhead_p25']:.1f}-{figures['overhead_p75']:.1f} ms",
+            "< 25 ms",
+            figures["overhead_p50"] < 25,
+        )
+    results.write()
 
 
 if __name__ == "__main__":

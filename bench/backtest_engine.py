@@ -25,6 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import add_json_option, results_for  # noqa: E402
 from services.backtesting import BacktestOptions, run_backtest  # noqa: E402
 from services.market_data import Bars  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
@@ -97,6 +98,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; best kept")
+    add_json_option(parser)
     args = parser.parse_args()
 
     bars = synthetic_bars("trending", args.bars, timeframe="1d", seed=7)
@@ -120,6 +122,22 @@ def main() -> int:
     print(f"{'engine only (hold strategy)':28}{engine_s * 1e3:>11.1f} ms")
     print(f"{'strategy only (no engine)':28}{alone_s * 1e3:>11.1f} ms")
     print(f"{'engine per bar':28}{engine_s / args.bars * 1e6:>11.2f} us")
+    results = results_for(args)
+    runs = "one warm run" if args.repeat == 1 else f"best of {args.repeat} warm runs"
+    results.add(
+        f"engine alone (no sandbox), {args.bars:,} bars, SMA crossover, against backtesting.py",
+        f"{ours_s / theirs_s:.2f}x ({ours_s * 1e3:.1f} vs {theirs_s * 1e3:.1f} ms; "
+        f"{our_trades} vs {their_trades} trades)",
+        runs,
+        "backtesting.py, same bars and trades",
+    )
+    results.add(
+        f"engine's own share (a constant 'hold' strategy), {args.bars:,} bars",
+        f"{engine_s * 1e3:.1f} ms ({engine_s / args.bars * 1e6:.2f} us a bar; "
+        f"the strategy alone {alone_s * 1e3:.1f} ms)",
+        runs,
+    )
+    results.write()
     if our_trades != their_trades:
         print("MISMATCH: trade counts differ", file=sys.stderr)
         return 1

@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import ONE_RUN, add_json_option, results_for, span  # noqa: E402
 from services.backtesting import BacktestOptions  # noqa: E402
 from services.sandbox import Sandbox, SandboxSettings, launcher, oslayers  # noqa: E402  # noqa: E402
 from services.sandbox.warmup import sample_bars  # noqa: E402
@@ -107,13 +108,23 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--layer-calls", type=int, default=50)
+    add_json_option(parser)
     args = parser.parse_args()
+    results = results_for(args)
 
     async with Sandbox() as box:
         assert box.probe is not None
         print(f"probe: {box.probe.summary()}")
         p50, p99 = _percentiles(await _signal_latency(box, args.calls))
         print(f"run_signal, all layers, {args.calls} calls: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        results.add(
+            f"sandbox round trip alone (`run_signal`, all layers, a pandas strategy on 500 "
+            f"bars), {args.calls} calls",
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+            ONE_RUN,
+            "p50 < 20 ms",
+            p50 < 20,
+        )
         bars = sample_bars(2000)
         timings = []
         for _ in range(5):
@@ -123,9 +134,15 @@ async def main() -> None:
         print(
             f"run_backtest, 2,000 bars, 5 runs: median {statistics.median(timings) * 1000:.0f} ms"
         )
+        results.add(
+            "sandboxed backtest of 2,000 bars in one job, 5 runs",
+            f"{statistics.median(timings) * 1000:.0f} ms",
+            span([t * 1000 for t in timings], "{:.0f}"),
+        )
 
     print("\nper layer configuration (start = spawn + imports + warm-up + probe):")
     print(f"  {'configuration':42} {'start ms':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    baseline = ""
     for name, settings in CONFIGS.items():
         if "bwrap" in name and not shutil.which("bwrap"):
             print(f"  {name:42} (bwrap not installed)")
@@ -135,6 +152,14 @@ async def main() -> None:
             start_ms = (time.perf_counter() - began) * 1000
             p50, p99 = _percentiles(await _signal_latency(box, args.layer_calls))
         print(f"  {name:42} {start_ms:9.0f} {p50:8.1f} {p99:8.1f}")
+        figure = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; start-up {start_ms:.0f} ms"
+        results.add(
+            f"sandbox layers: {name}, {args.layer_calls} `run_signal` calls",
+            figure,
+            ONE_RUN,
+            baseline or "the baseline of the layer rows",
+        )
+        baseline = baseline or f"rlimits only: {figure}"
 
     print("\nraw pieces:")
     python_ms = _command_ms([sys.executable, "-c", "pass"])
@@ -147,9 +172,20 @@ async def main() -> None:
         wrapped = _command_ms([*bwrap, "/bin/true"])
         how = "" if drop_to is None else f", as uid {drop_to} via an outer bwrap"
         print(f"  bwrap (all namespaces, binds{how}) over /bin/true: +{wrapped - plain:.1f} ms")
-    print(f"  seccomp filter load in a forked child: +{_in_child_ms('seccomp'):.2f} ms")
+    seccomp_ms = _in_child_ms("seccomp")
+    print(f"  seccomp filter load in a forked child: +{seccomp_ms:.2f} ms")
+    pieces = f"seccomp filter load +{seccomp_ms:.2f} ms"
     if oslayers.landlock_abi():
-        print(f"  Landlock domain in a forked child: +{_in_child_ms('landlock'):.2f} ms")
+        landlock_ms = _in_child_ms("landlock")
+        print(f"  Landlock domain in a forked child: +{landlock_ms:.2f} ms")
+        pieces += f", Landlock domain +{landlock_ms:.2f} ms"
+    results.add(
+        "per-job cost of the OS layers, in a forked child (median of 50)",
+        pieces,
+        ONE_RUN,
+        f"`python -c pass` {python_ms:.1f} ms",
+    )
+    results.write()
 
 
 if __name__ == "__main__":

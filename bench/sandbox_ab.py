@@ -20,6 +20,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.results import add_json_option, results_for, span  # noqa: E402
 
 MEASURE = """
 import asyncio, json, statistics, sys, time
@@ -75,6 +78,10 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument(
+        "--reference-name", default="reference", help="how the reference is named in the rows"
+    )
+    add_json_option(parser)
     args = parser.parse_args()
     trees = {"this checkout": ROOT, "reference": args.reference.resolve()}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
@@ -90,6 +97,21 @@ def main() -> None:
         start = _figure([run["start_ms"] for run in runs])
         p50 = _figure([run["p50_ms"] for run in runs])
         print(f"  {name:16} {start:>22} {p50:>22}")
+    rows = results_for(args)
+    for key, what in (
+        ("start_ms", "`Sandbox.start()` (spawn, imports, warm-up, probe)"),
+        ("p50_ms", f"`run_signal` p50, {args.calls} calls"),
+    ):
+        ours = [run[key] for run in results["this checkout"]]
+        theirs = [run[key] for run in results["reference"]]
+        rows.add(
+            f"sandbox A/B, {what}: this checkout against {args.reference_name}; "
+            f"{args.rounds} rounds, alternated",
+            f"{statistics.median(ours):.1f} ms",
+            span(ours),
+            f"{args.reference_name}: {statistics.median(theirs):.1f} ms ({span(theirs)})",
+        )
+    rows.write()
 
 
 if __name__ == "__main__":

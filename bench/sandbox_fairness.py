@@ -43,6 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import Results, add_json_option, results_for, span  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
 from tests.support.server_process import ServerProcess  # noqa: E402
 from tests.support.strategy_code import SPIN_STORABLE  # noqa: E402
@@ -176,15 +177,17 @@ async def drive(base: str, args: argparse.Namespace) -> list[Phase]:
         return phases
 
 
-def summary(phases: list[Phase]) -> bool:
+def summary(phases: list[Phase], results: Results, args: argparse.Namespace) -> bool:
     print()
     print(f"{'attack':8}{'p50 s (median, spread)':28}{'p99 s (median, spread)':28}RATE_LIMITED")
     met = True
+    figures: dict[bool, tuple[list[float], list[float], int]] = {}
     for attack in (False, True):
         chosen = [phase for phase in phases if phase.attack is attack]
         p50s = [percentile(phase.latencies, 0.5) for phase in chosen]
         p99s = [percentile(phase.latencies, 0.99) for phase in chosen]
         limited = sum(phase.rate_limited for phase in chosen)
+        figures[attack] = (p50s, p99s, limited)
         print(
             f"{'on' if attack else 'off':8}"
             f"{statistics.median(p50s):.3f} ({min(p50s):.3f}-{max(p50s):.3f}){'':11}"
@@ -196,6 +199,18 @@ def summary(phases: list[Phase]) -> bool:
     print(
         f"target, attack on: B's p99 < {P99_TARGET_SECONDS} s and 0 RATE_LIMITED "
         f"(every phase): {'met' if met else 'MISSED'}"
+    )
+    (off_p50s, off_p99s, _), (on_p50s, on_p99s, limited) = figures[False], figures[True]
+    results.add(
+        f"sandbox fairness: another user's `runStrategy` (200 bars, every {args.interval:g} s) "
+        f"while one user holds the sandbox ({args.attackers} concurrent calls of a 2-second "
+        f"strategy, 2 slots); off and on alternated, {args.rounds} rounds of {args.seconds:g} s",
+        f"p99 {statistics.median(on_p99s):.3f} s, p50 {statistics.median(on_p50s):.3f} s; "
+        f"{limited} `RATE_LIMITED` (off: p99 {statistics.median(off_p99s):.3f} s, "
+        f"p50 {statistics.median(off_p50s):.3f} s)",
+        f"p99 on {span(on_p99s, '{:.3f}', ' s')}; off {span(off_p99s, '{:.3f}', ' s')}",
+        f"p99 < {P99_TARGET_SECONDS} s in every phase, 0 `RATE_LIMITED`",
+        met,
     )
     return met
 
@@ -213,6 +228,7 @@ def main() -> int:
         default="",
         help="SANDBOX_MAX_RUNNING_PER_USER (default: unset, all slots but one)",
     )
+    add_json_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         server = ServerProcess(
@@ -239,7 +255,10 @@ def main() -> int:
                 flush=True,
             )
             phases = asyncio.run(drive(server.base, args))
-    return 0 if summary(phases) else 1
+    results = results_for(args)
+    met = summary(phases, results, args)
+    results.write()
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

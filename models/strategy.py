@@ -85,7 +85,15 @@ class StrategyGenerationLog(Model):
     error_message = fields.TextField(null=True)
     processing_time_seconds = fields.FloatField(default=0.0)
     tokens_used = fields.IntField(default=0)
+    input_tokens = fields.IntField(default=0)
+    output_tokens = fields.IntField(default=0)
+    # USD, from the price table at the time; null when the model's price was unknown.
+    estimated_cost_usd = fields.FloatField(null=True)
     attempts: list = JSONField(default=list)
+    # What the provider understood (indicators, periods, exits...) and the parts of the prompt
+    # its code does not implement, in the user's words.
+    interpretation: dict = JSONField(default=dict)
+    ignored_requirements: list = JSONField(default=list)
     created_at = DatetimeField(auto_now_add=True)
 
     user_id: str

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from functools import partial
 
 import strawberry
-from graphql import GraphQLError, StringValueNode, Visitor, visit
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    Node,
+    OperationDefinitionNode,
+    StringValueNode,
+    Visitor,
+    visit,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -28,14 +39,51 @@ from schema.types import BIG_INT_SCALAR, BigInt
 from services.code_analysis import CURRENT_CODE_ALLOWANCE, CodeAllowance
 
 MAX_QUERY_DEPTH = 12
+# Introspection fields included: GraphiQL's introspection query is 14 deep; strawberry's limiter
+# skips `__` fields, so a 44-deep `__schema { types { fields { type { ofType ...` passed it.
+MAX_DEPTH_WITH_INTROSPECTION = 16
 MAX_ALIASES = 30
 MAX_TOKENS = 5_000
 CACHE_SIZE = 256
+
+
+class DepthWithIntrospection(ValidationRule):
+    """Every field counts, `__schema`, `__type` and `ofType` too, fragments followed once."""
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
+        fragments = {
+            definition.name.value: definition
+            for definition in self.context.document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        if _depth(node, fragments, frozenset()) > MAX_DEPTH_WITH_INTROSPECTION:
+            self.report_error(
+                GraphQLError(
+                    f"The operation exceeds the maximum depth of {MAX_DEPTH_WITH_INTROSPECTION} "
+                    "counting introspection fields",
+                    node,
+                )
+            )
+
+
+def _depth(node: Node, fragments: dict[str, FragmentDefinitionNode], seen: frozenset[str]) -> int:
+    selection_set = getattr(node, "selection_set", None)
+    if isinstance(node, FragmentSpreadNode):
+        name = node.name.value
+        if name in seen or name not in fragments:
+            return 0
+        return _depth(fragments[name], fragments, seen | {name})
+    if selection_set is None:
+        return 0
+    deepest = max((_depth(s, fragments, seen) for s in selection_set.selections), default=0)
+    return deepest + 1 if isinstance(node, FieldNode) else deepest
+
 
 # The limiters create a new rule class per instance; built once here, the rules are the same
 # objects on every request, so ValidationCache (keyed by the rules) keeps hitting.
 LIMIT_RULES = (
     *QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules,
+    DepthWithIntrospection,
     *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
 )
 
@@ -94,6 +142,21 @@ class CodeAllowancePerOperation(SchemaExtension):
         yield
 
 
+class TolerantParserCache(ParserCache):
+    """ParserCache parses in strawberry's parsing hook, outside the `try` that turns a syntax
+    error into a GraphQL error: over a WebSocket the error escaped, and a malformed
+    subscription got a bare `complete` instead of the 4400 close graphql-transport-ws
+    prescribes. A document that does not parse is left to strawberry, which reports it."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        yield
+
+
 def make_schema(*, introspection: bool = True) -> ContractSchema:
     """The API's schema; production may turn introspection off (GRAPHQL_INTROSPECTION)."""
     rules = [*LIMIT_RULES, *([] if introspection else [NoSchemaIntrospectionCustomRule])]
@@ -113,7 +176,7 @@ def make_schema(*, introspection: bool = True) -> ContractSchema:
             partial(AddValidationRules, rules),
             # Parsing and validating the same documents again on every request is most of the
             # GraphQL overhead of a small query: cache both by document text.
-            partial(ParserCache, maxsize=CACHE_SIZE),
+            partial(TolerantParserCache, maxsize=CACHE_SIZE),
             partial(ValidationCache, maxsize=CACHE_SIZE),
         ],
     )

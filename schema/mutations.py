@@ -12,6 +12,7 @@ from schema.types import (
     AuthPayload,
     BacktestInput,
     BacktestResult,
+    CreateStrategyInput,
     GenerateStrategyInput,
     GenerateStrategyPayload,
     MarketDataInput,
@@ -59,6 +60,21 @@ class Mutation:
             input.to_request(),
         )
         return GenerateStrategyPayload.from_outcome(outcome)
+
+    @strawberry.mutation(
+        description="Store a strategy from code the user wrote, checked as generated code is."
+    )
+    async def create_strategy(self, info: Info, input: CreateStrategyInput) -> Strategy:
+        user = await info.context.require_user()
+        services = info.context.services
+
+        async def trial_run(code: str, parameters: dict[str, Any]) -> list[str]:
+            return await services.runner.trial_run(user, code, parameters, charged=True)
+
+        created = await strategies.create_strategy(
+            user, input.to_new_strategy(), code_checks=services.code_checks, trial_run=trial_run
+        )
+        return Strategy.from_model(created)
 
     @strawberry.mutation
     async def update_strategy(

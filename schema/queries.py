@@ -9,18 +9,21 @@ import strawberry
 from schema.context import Context
 from schema.types import (
     GenerationLog,
-    GenerationLogPage,
     GenerationStats,
     GenerationStatus,
+    ModelInfo,
+    Page,
     SampleDataset,
     Strategy,
-    StrategyPage,
     StrategyStatus,
+    StrategyTemplate,
     StrategyType,
     User,
+    page_of,
 )
 from services import analytics, strategies
 from services.execution import sample_datasets
+from services.providers.templates import template_catalogue
 from services.samples import SAMPLE_NAMES
 
 Info = strawberry.Info[Context, None]
@@ -33,6 +36,13 @@ class Query:
     async def me(self, info: Info) -> User:
         return User.from_model(await info.context.require_user())
 
+    @strawberry.field(description="The models generateStrategy can use; one is the default.")
+    async def models(self, info: Info) -> list[ModelInfo]:
+        await info.context.require_user()
+        return [
+            ModelInfo.from_choice(c) for c in info.context.services.generator.providers.models()
+        ]
+
     @strawberry.field
     async def strategies(
         self,
@@ -42,7 +52,7 @@ class Query:
         page: int | None = 1,
         page_size: int | None = 20,
         all_users: Annotated[bool, ALL_USERS] = False,
-    ) -> StrategyPage:
+    ) -> Page[Strategy]:
         user = await info.context.require_user()
         result = await strategies.list_strategies(
             user,
@@ -52,7 +62,7 @@ class Query:
             page_size=20 if page_size is None else page_size,
             all_users=all_users,
         )
-        return StrategyPage.from_page(result)
+        return page_of(result, Strategy.from_model)
 
     @strawberry.field
     async def strategy(
@@ -70,7 +80,7 @@ class Query:
         page: int | None = 1,
         page_size: int | None = 20,
         all_users: Annotated[bool, ALL_USERS] = False,
-    ) -> GenerationLogPage:
+    ) -> Page[GenerationLog]:
         user = await info.context.require_user()
         result = await strategies.list_generation_logs(
             user,
@@ -79,7 +89,7 @@ class Query:
             page_size=20 if page_size is None else page_size,
             all_users=all_users,
         )
-        return GenerationLogPage.from_page(result)
+        return page_of(result, GenerationLog.from_model)
 
     @strawberry.field
     async def generation_log(
@@ -116,3 +126,10 @@ class Query:
     @strawberry.field(description="The built-in data sets with their descriptions.")
     def sample_dataset_details(self) -> list[SampleDataset]:
         return [SampleDataset(**vars(dataset)) for dataset in sample_datasets()]
+
+    @strawberry.field(
+        description="The template provider's built-in templates: what it builds without a "
+        "model, with parameter defaults and ranges and example prompts."
+    )
+    def strategy_templates(self) -> list[StrategyTemplate]:
+        return [StrategyTemplate.from_info(info) for info in template_catalogue()]

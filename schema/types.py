@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NewType, cast
+from typing import TYPE_CHECKING, Any, Generic, NewType, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
+from tortoise.models import Model
 
 import models
 from services.analytics import GenerationStats as Stats
 from services.execution import BacktestOutcome, BacktestRequest, MarketDataColumns
 from services.generation import GenerationOutcome, GenerationRequest
-from services.strategies import Page, code_preview
+from services.providers.registry import ModelChoice
+from services.providers.templates import TemplateInfo
+from services.strategies import NewStrategy, code_preview
+from services.strategies import Page as RowPage
 from services.validation import ValidationReport
 
 if TYPE_CHECKING:
@@ -23,7 +28,14 @@ if TYPE_CHECKING:
 # strawberry.enum registers the model enums in place, so one enum serves ORM and API alike.
 strawberry.enum(models.StrategyStatus, name="StrategyStatus")
 strawberry.enum(models.StrategyType, name="StrategyType")
-strawberry.enum(models.GenerationStatus, name="GenerationStatus")
+strawberry.enum(
+    models.GenerationStatus,
+    name="GenerationStatus",
+    description="SUCCESS: code that does all the prompt asked (and, when checked, is valid). "
+    "PARTIAL: code stored, but it failed its checks (strategy status ERROR) or leaves parts "
+    "of the prompt out (GenerationLog.ignoredRequirements). FAILURE: no usable code, no "
+    "strategy stored.",
+)
 StrategyStatus = models.StrategyStatus
 StrategyType = models.StrategyType
 GenerationStatus = models.GenerationStatus
@@ -36,6 +48,9 @@ BIG_INT_SCALAR = strawberry.scalar(
     serialize=int,
     parse_value=int,
 )
+
+Item = TypeVar("Item")
+Row = TypeVar("Row", bound=Model)
 
 OWNER_ID = "The owner's user id: the caller's own, except in the staff admin view (allUsers)."
 
@@ -152,10 +167,22 @@ class GenerationLog:
     error_message: str | None
     processing_time_seconds: float
     tokens_used: int
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float | None = strawberry.field(
+        description="USD from the model's price per token; null when the price is unknown."
+    )
     created_at: datetime
     strategy_id: strawberry.Private[uuid.UUID | None]
     owner_id: strawberry.Private[uuid.UUID]
     attempt_records: strawberry.Private[list[dict[str, Any]]]
+    interpretation: JSON = strawberry.field(
+        description="What was understood: template, indicators, periods, thresholds, exits, "
+        "filters, sizing, the clauses implemented and the parameters left at their defaults."
+    )
+    ignored_requirements: list[str] = strawberry.field(
+        description="Parts of the prompt the code does not implement, in the user's words."
+    )
 
     @strawberry.field(description=OWNER_ID)
     def user_id(self) -> uuid.UUID:
@@ -193,49 +220,40 @@ class GenerationLog:
             error_message=entry.error_message,
             processing_time_seconds=entry.processing_time_seconds,
             tokens_used=entry.tokens_used,
+            input_tokens=entry.input_tokens,
+            output_tokens=entry.output_tokens,
+            estimated_cost_usd=entry.estimated_cost_usd,
             created_at=entry.created_at,
             strategy_id=entry.strategy_id,  # type: ignore[arg-type]
             owner_id=entry.user_id,  # type: ignore[arg-type]
             attempt_records=entry.attempts or [],
+            interpretation=cast(JSON, entry.interpretation or {}),
+            ignored_requirements=[str(item) for item in entry.ignored_requirements or []],
         )
 
 
-def _page_fields(page: Page[Any]) -> dict[str, Any]:
-    return {
-        "total_count": page.total_count,
-        "page": page.page,
-        "page_size": page.page_size,
-        "has_next_page": page.has_next_page,
-        "has_previous_page": page.has_previous_page,
-    }
+@strawberry.type(description="One page of a list, with what a client needs to page on.")
+class Page(Generic[Item]):
+    """Strawberry names it per item type: Page[Strategy] is the contract's StrategyPage."""
 
-
-@strawberry.type
-class StrategyPage:
-    items: list[Strategy]
+    items: list[Item]
     total_count: int
     page: int
     page_size: int
     has_next_page: bool
     has_previous_page: bool
 
-    @classmethod
-    def from_page(cls, page: Page[models.GeneratedStrategy]) -> StrategyPage:
-        return cls(items=[Strategy.from_model(s) for s in page.items], **_page_fields(page))
 
-
-@strawberry.type
-class GenerationLogPage:
-    items: list[GenerationLog]
-    total_count: int
-    page: int
-    page_size: int
-    has_next_page: bool
-    has_previous_page: bool
-
-    @classmethod
-    def from_page(cls, page: Page[models.StrategyGenerationLog]) -> GenerationLogPage:
-        return cls(items=[GenerationLog.from_model(g) for g in page.items], **_page_fields(page))
+def page_of(page: RowPage[Row], view: Callable[[Row], Item]) -> Page[Item]:
+    """A services page of rows as the schema's page of their views."""
+    return Page(
+        items=[view(row) for row in page.items],
+        total_count=page.total_count,
+        page=page.page,
+        page_size=page.page_size,
+        has_next_page=page.has_next_page,
+        has_previous_page=page.has_previous_page,
+    )
 
 
 @strawberry.type(description="Generations and tokens of one provider and model.")
@@ -244,6 +262,9 @@ class ModelTokenUsage:
     model: str
     generations: int
     tokens_used: BigInt
+    estimated_cost_usd: float | None = strawberry.field(
+        description="USD over the generations whose price was known; null if none was."
+    )
 
 
 @strawberry.type
@@ -311,6 +332,7 @@ class GenerationStats:
                     model=m.model,
                     generations=m.generations,
                     tokens_used=BigInt(m.tokens_used),
+                    estimated_cost_usd=m.estimated_cost_usd,
                 )
                 for m in stats.by_model
             ],
@@ -327,6 +349,20 @@ class GenerationStats:
                 )
                 for d in stats.daily
             ],
+        )
+
+
+@strawberry.type(description="A model generateStrategy can use.")
+class ModelInfo:
+    id: str = strawberry.field(description="What generateStrategy(input: {model}) takes.")
+    provider: str = strawberry.field(description='"gemini", "openai", "anthropic", "template"')
+    model: str
+    is_default: bool
+
+    @classmethod
+    def from_choice(cls, choice: ModelChoice) -> ModelInfo:
+        return cls(
+            id=choice.id, provider=choice.provider, model=choice.model, is_default=choice.is_default
         )
 
 
@@ -357,12 +393,62 @@ class GenerateStrategyInput:
         "Code failing either is stored as ERROR (generation PARTIAL); false stores a DRAFT "
         "unchecked.",
     )
+    model: str | None = strawberry.field(
+        default=None, description="A ModelInfo.id (see `models`); default: the default model."
+    )
 
     def to_request(self) -> GenerationRequest:
         return GenerationRequest(
             prompt=self.prompt,
             name=self.name,
             strategy_type=self.strategy_type,
+            validate=self.validate_code is not False,
+            model=self.model,
+        )
+
+
+@strawberry.type(description="A built-in template of the template provider.")
+class StrategyTemplate:
+    key: str
+    name: str
+    strategy_type: StrategyType
+    description: str
+    parameters: JSON = strawberry.field(description="name -> {default, min, max}")
+    example_prompts: list[str]
+
+    @classmethod
+    def from_info(cls, info: TemplateInfo) -> StrategyTemplate:
+        return cls(
+            key=info.key,
+            name=info.name,
+            strategy_type=models.StrategyType.__members__[info.strategy_type],
+            description=info.description,
+            parameters=cast(JSON, info.parameters),
+            example_prompts=list(info.example_prompts),
+        )
+
+
+@strawberry.input(description="A strategy from code the user writes.")
+class CreateStrategyInput:
+    name: str
+    generated_code: str
+    description: str | None = None
+    strategy_type: StrategyType | None = None
+    parameters: JSON | None = strawberry.field(
+        default=None, description="Defaults to the code's DEFAULT_PARAMS."
+    )
+    validate_code: bool | None = strawberry.field(
+        default=True,
+        description="Check the code (statically, then once in the sandbox on sample data).",
+    )
+
+    def to_new_strategy(self) -> NewStrategy:
+        return NewStrategy(
+            name=self.name,
+            generated_code=self.generated_code,
+            description=self.description,
+            strategy_type=self.strategy_type,
+            parameters=cast("dict[str, Any] | None", self.parameters),
             validate=self.validate_code is not False,
         )
 

@@ -26,6 +26,7 @@ from schema import make_schema, schema
 from schema.context import Context
 from server import observability
 from server.body_limit import BodySizeLimit
+from server.cors import cors_middleware
 from server.db import MigrationsPending, prepare_database, serving_config
 from server.graphiql import render_page, static_files_mount
 from server.request_errors import request_error_response
@@ -38,11 +39,15 @@ log = logging.getLogger(__name__)
 
 
 class GraphQLApp(GraphQL[Context, None]):
-    def __init__(self, services: Services, introspection: bool) -> None:
-        # GraphiQL needs introspection: without it, the playground goes too.
+    def __init__(
+        self, services: Services, introspection: bool, origins: tuple[str, ...] = ()
+    ) -> None:
+        # GraphiQL needs introspection: without it, the playground goes too. WebSocket
+        # handshakes from browser pages: same origin, or one of CORS_ALLOW_ORIGINS.
         super().__init__(
             schema if introspection else make_schema(introspection=False),
             graphql_ide="graphiql" if introspection else None,
+            allowed_origins=origins,
         )
         self.services = services
 
@@ -100,7 +105,7 @@ class GraphQLApp(GraphQL[Context, None]):
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     settings = settings or get_settings()
     services = services or build_services(settings)
-    graphql_app = GraphQLApp(services, settings.graphql_introspection)
+    graphql_app = GraphQLApp(services, settings.graphql_introspection, settings.cors_origins)
 
     async def root(_: Request) -> Response:
         return RedirectResponse("/graphql")
@@ -150,7 +155,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 if settings.trusted_proxies
                 else []
             ),
-            # Outermost of ours: refused bodies get a request id and an access line too.
+            # Outside the size limit and the logging, so refused and failed answers carry the
+            # CORS headers too, and a browser shows their JSON error instead of a CORS error.
+            *cors_middleware(settings.cors_origins),
+            # Request ids and access lines: refused bodies and handshakes get them too.
             Middleware(observability.RequestObservability),
             Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
         ],

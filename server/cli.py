@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -301,30 +301,35 @@ def generate(
             help="With --no-validate, code that fails validation is still a SUCCESS (DRAFT).",
         ),
     ] = True,
+    model: Annotated[
+        str | None,
+        typer.Option(help="A model id or name from `models` (default: the default model)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Generate a strategy from PROMPT, store it under --user like the API does, print it.
 
-    Uses Gemini when GEMINI_API_KEY is set (GEMINI_BASE_URL honoured), else the built-in
-    template provider. The code goes to stdout; status, ids, tokens and time to stderr.
+    Uses --model, else the default model (DEFAULT_MODEL, else the first configured of Gemini,
+    OpenAI-compatible, Anthropic and the built-in template provider; see `models`).
+    The code goes to stdout; status, ids, tokens and time to stderr.
     Exit 1 when the generation is PARTIAL or FAILURE.
     """
-    from server.wiring import build_analyser, build_generator, build_provider, build_runner
+    from server.wiring import build_analyser, build_generator, build_providers, build_runner
     from services import accounts
     from services.generation import GenerationRequest
-    from services.providers.base import CodeProvider
+    from services.providers.registry import ProviderRegistry
     from services.sandbox import SandboxUnavailable
 
     settings = get_settings()
-    request = GenerationRequest(prompt, name, strategy_type, validate)
+    request = GenerationRequest(prompt, name, strategy_type, validate, model)
 
-    async def run(provider: CodeProvider) -> GenerationOutcome:
+    async def run(providers: ProviderRegistry) -> GenerationOutcome:
         runner = build_runner(settings)
         analyser = build_analyser(settings)  # its workers check the model's answer
         try:
             async with _database(settings):
                 owner = await accounts.user_by_email(user)
-                generator = build_generator(settings, provider, runner, analyser)
+                generator = build_generator(settings, providers, runner, analyser)
                 if settings.generation_trial_run and validate:
                     # Started before the clock runs, as the server's is at start-up, so the
                     # logged processing time is the generation's alone.
@@ -334,13 +339,9 @@ def generate(
         finally:
             await runner.sandbox.close()
             await analyser.close()
-            aclose: Callable[[], Coroutine[Any, Any, None]] | None = getattr(
-                provider, "aclose", None
-            )
-            if aclose is not None:
-                await aclose()
+            await providers.aclose()
 
-    outcome = _run(run(build_provider(settings)))
+    outcome = _run(run(build_providers(settings)))
     _report_generation(outcome, as_json)
 
 
@@ -357,8 +358,13 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
                 "provider": entry.provider,
                 "model": entry.model,
                 "tokensUsed": entry.tokens_used,
+                "inputTokens": entry.input_tokens,
+                "outputTokens": entry.output_tokens,
+                "estimatedCostUsd": entry.estimated_cost_usd,
                 "processingTimeSeconds": outcome.processing_time_seconds,
                 "errorMessage": entry.error_message,
+                "interpretation": entry.interpretation,
+                "ignoredRequirements": entry.ignored_requirements,
                 "strategy": None
                 if strategy is None
                 else {
@@ -379,14 +385,41 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
                 f"strategy: {strategy.id} '{strategy.name}' "
                 f"({strategy.strategy_type.name}, {strategy.status.name})"
             )
+        lines += [f"not implemented: {phrase}" for phrase in entry.ignored_requirements]
         lines += [
             f"log: {entry.id}",
-            f"tokens: {entry.tokens_used}",
+            f"tokens: {entry.tokens_used} ({entry.input_tokens} in, {entry.output_tokens} out)",
+            "cost: "
+            + (
+                "unknown"
+                if entry.estimated_cost_usd is None
+                else f"${entry.estimated_cost_usd:.6f}"
+            ),
             f"time: {outcome.processing_time_seconds:.3f} s",
         ]
         typer.echo("\n".join(lines), err=True)
     if entry.status is not GenerationStatus.SUCCESS:
         fail(entry.error_message or f"generation {entry.status.name}", FAILED)
+
+
+@app.command("models")
+def list_models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+) -> None:
+    """The configured models (what --model takes), the default one marked with *."""
+    from server.wiring import build_providers
+
+    choices = build_providers(_settings()).models()
+    if as_json:
+        _print_json(
+            [
+                {"id": c.id, "provider": c.provider, "model": c.model, "isDefault": c.is_default}
+                for c in choices
+            ]
+        )
+        return
+    for choice in choices:
+        typer.echo(f"{'*' if choice.is_default else ' '} {choice.id}")
 
 
 @app.command()

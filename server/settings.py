@@ -9,11 +9,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path("data")
+ORIGIN_PATTERN = re.compile(
+    r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
+)
 RATE_LIMIT_PATTERN = re.compile(r"^\s*\d+\s*/\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.I)
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens, as in MODEL_PRICES='{"my-model": {"input": 0.5, "output": 1.5}}'."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -32,6 +42,29 @@ class Settings(BaseSettings):
     gemini_max_attempts: int = Field(default=3, ge=1, le=10)
     gemini_retry_base_seconds: float = Field(default=1.0, ge=0, le=60)
 
+    # Any server speaking OpenAI's chat completions: OpenAI itself, or a local one (Ollama,
+    # vLLM, llama.cpp's server) through OPENAI_BASE_URL, which then needs no key.
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    openai_model: str = "gpt-4.1"
+    openai_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    openai_max_attempts: int = Field(default=3, ge=1, le=10)
+    openai_retry_base_seconds: float = Field(default=1.0, ge=0, le=60)
+
+    anthropic_api_key: str = ""
+    anthropic_base_url: str = ""
+    anthropic_model: str = "claude-sonnet-4-6"
+    anthropic_max_tokens: int = Field(default=8192, ge=256, le=128_000)
+    anthropic_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    anthropic_max_attempts: int = Field(default=3, ge=1, le=10)
+    anthropic_retry_base_seconds: float = Field(default=1.0, ge=0, le=60)
+
+    # A model id ("openai:gpt-4.1") or model name; unset: the first configured of Gemini,
+    # OpenAI-compatible, Anthropic, templates.
+    default_model: str = ""
+    # Overrides and additions to services/providers/pricing.py's list prices.
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
     rate_limit_generate: str = "10/minute"
     rate_limit_execute: str = "120/minute"
     rate_limit_login: str = "10/minute"
@@ -43,6 +76,9 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR networks,
     # comma-separated). Empty: nobody's, so a client cannot pick the address it is limited by.
     trusted_proxies: str = ""
+    # Web pages on these origins may call the API (CORS, and WebSockets): exact origins such as
+    # https://app.example.com or http://localhost:5173, comma-separated; empty: same origin only.
+    cors_allow_origins: str = ""
     # Static checks of code a user sends (validateCode, updateStrategy): a budget per user in
     # KiB of code per minute, and a cap on the code one request carries over all its fields.
     code_validation_kib_per_minute: int = Field(default=1024, ge=64, le=1_000_000)
@@ -102,6 +138,22 @@ class Settings(BaseSettings):
             raise ValueError("expected '<count>/<period>', e.g. '10/minute' or '100/hour'")
         return value.strip()
 
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        entries = [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        for entry in entries:
+            if not ORIGIN_PATTERN.match(entry):
+                raise ValueError(
+                    f"{entry!r} is not an origin: scheme://host[:port], such as "
+                    "https://app.example.com or http://localhost:5173 (no path, no wildcard)"
+                )
+        return ",".join(entries)
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(self.cors_allow_origins.split(",")) if self.cors_allow_origins else ()
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_list(cls, value: str) -> str:
@@ -115,7 +167,7 @@ class Settings(BaseSettings):
                 ) from None
         return ",".join(entries)
 
-    @field_validator("gemini_base_url")
+    @field_validator("gemini_base_url", "openai_base_url", "anthropic_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -124,6 +176,35 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    def configured_models(self) -> list[tuple[str, str]]:
+        """(provider, model) of every configured model, in the default's order of preference."""
+        from services.providers.templates import TemplateProvider
+
+        models = []
+        if self.gemini_api_key:
+            models.append(("gemini", self.gemini_model))
+        if self.openai_api_key or self.openai_base_url:
+            models.append(("openai", self.openai_model))
+        if self.anthropic_api_key:
+            models.append(("anthropic", self.anthropic_model))
+        models.append((TemplateProvider.name, TemplateProvider.model))
+        return models
+
+    @model_validator(mode="after")
+    def _default_model_is_configured(self) -> Settings:
+        wanted = self.default_model.strip()
+        if not wanted:
+            return self
+        models = self.configured_models()
+        from services.providers.registry import model_id
+
+        ids = [model_id(provider, model) for provider, model in models]
+        if wanted not in ids and wanted not in [model for _, model in models]:
+            raise ValueError(
+                f"DEFAULT_MODEL={wanted!r} is not a configured model; configured: {', '.join(ids)}"
+            )
+        return self
 
     def resolved_secret_key(self) -> str:
         """A dev key is generated once and kept under ./data so tokens survive restarts."""

@@ -9,15 +9,20 @@ from services.container import Services
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.providers.base import CodeProvider
+from services.providers.pricing import Price, PriceTable
+from services.providers.registry import ProviderRegistry
+from services.providers.templates import TemplateProvider
 from services.rate_limits import RateLimit, RateLimits
 from services.sandbox import Sandbox, SandboxSettings
 
 
-def build_provider(settings: Settings) -> CodeProvider:
+def build_providers(settings: Settings) -> ProviderRegistry:
+    """Every configured model, in the default's order of preference (Settings.configured_models)."""
+    built: dict[str, CodeProvider] = {}
     if settings.gemini_api_key:
         from services.providers.gemini import GeminiProvider
 
-        return GeminiProvider(
+        built["gemini"] = GeminiProvider(
             api_key=settings.gemini_api_key,
             model=settings.gemini_model,
             base_url=settings.gemini_base_url,
@@ -25,9 +30,38 @@ def build_provider(settings: Settings) -> CodeProvider:
             max_attempts=settings.gemini_max_attempts,
             retry_base_seconds=settings.gemini_retry_base_seconds,
         )
-    from services.templates import TemplateProvider
+    if settings.openai_api_key or settings.openai_base_url:
+        from services.providers.openai_compat import OpenAIProvider
 
-    return TemplateProvider()
+        built["openai"] = OpenAIProvider(
+            api_key=settings.openai_api_key,
+            model=settings.openai_model,
+            base_url=settings.openai_base_url,
+            timeout_seconds=settings.openai_timeout_seconds,
+            max_attempts=settings.openai_max_attempts,
+            retry_base_seconds=settings.openai_retry_base_seconds,
+        )
+    if settings.anthropic_api_key:
+        from services.providers.anthropic_claude import AnthropicProvider
+
+        built["anthropic"] = AnthropicProvider(
+            api_key=settings.anthropic_api_key,
+            model=settings.anthropic_model,
+            base_url=settings.anthropic_base_url,
+            max_tokens=settings.anthropic_max_tokens,
+            timeout_seconds=settings.anthropic_timeout_seconds,
+            max_attempts=settings.anthropic_max_attempts,
+            retry_base_seconds=settings.anthropic_retry_base_seconds,
+        )
+    built["template"] = TemplateProvider()
+    ordered = [built[provider] for provider, _ in settings.configured_models()]
+    return ProviderRegistry(ordered, default=settings.default_model.strip() or None)
+
+
+def build_prices(settings: Settings) -> PriceTable:
+    return PriceTable(
+        {model: Price(p.input, p.output) for model, p in settings.model_prices.items()}
+    )
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -78,33 +112,40 @@ def build_runner(
 
 def build_generator(
     settings: Settings,
-    provider: CodeProvider,
+    providers: ProviderRegistry | CodeProvider,
     runner: StrategyRunner,
     analyser: CodeAnalyser,
     rate_limit: RateLimit | None = None,
 ) -> Generator:
+    prices = build_prices(settings)
     if not settings.generation_trial_run:
-        return Generator(provider, analyser, rate_limit)
+        return Generator(providers, analyser, rate_limit, prices=prices)
     # In memory even with REDIS_URL: the budget guards this process' CPU, not a user quota.
     budget = RateLimit(settings.generation_trial_run_limit, scope="generation trial runs")
     return Generator(
-        provider, analyser, rate_limit, trial_run=runner.trial_run, trial_budget=budget
+        providers,
+        analyser,
+        rate_limit,
+        trial_run=runner.trial_run,
+        trial_budget=budget,
+        prices=prices,
     )
 
 
 def build_services(
     settings: Settings,
-    provider: CodeProvider | None = None,
+    provider: ProviderRegistry | CodeProvider | None = None,
     sandbox: Sandbox | None = None,
     analyser: CodeAnalyser | None = None,
 ) -> Services:
+    """`provider`, when given (tests), replaces the configured models."""
     limits = build_limits(settings)
     runner = build_runner(settings, sandbox, limits.execute)
     analyser = analyser or build_analyser(settings)
     return Services(
         signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
         generator=build_generator(
-            settings, provider or build_provider(settings), runner, analyser, limits.generate
+            settings, provider or build_providers(settings), runner, analyser, limits.generate
         ),
         runner=runner,
         limits=limits,

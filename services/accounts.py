@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -147,16 +148,22 @@ class RecentUsers:
     removal) takes effect within `ttl_seconds`.
     """
 
-    def __init__(self, ttl_seconds: float = 5.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
+        self.clock = clock
         self._entries: dict[uuid.UUID, tuple[float, User]] = {}
 
     def get(self, user_id: uuid.UUID) -> User | None:
         entry = self._entries.get(user_id)
         if entry is None:
             return None
-        if time.monotonic() - entry[0] > self.ttl_seconds:
+        if self.clock() - entry[0] > self.ttl_seconds:
             del self._entries[user_id]
             return None
         return entry[1]
@@ -167,7 +174,7 @@ class RecentUsers:
             for stale in list(self._entries)[: self.max_entries // 10 or 1]:
                 del self._entries[stale]
         self._entries.pop(user.id, None)
-        self._entries[user.id] = (time.monotonic(), user)
+        self._entries[user.id] = (self.clock(), user)
 
 
 async def user_for_token(

@@ -67,6 +67,7 @@ class ModelUsage:
     model: str
     generations: int
     tokens_used: int
+    estimated_cost_usd: float | None  # over the generations with a known price
 
 
 @dataclass(frozen=True)
@@ -226,13 +227,21 @@ async def _active_users(logs: QuerySet[StrategyGenerationLog]) -> int:
 
 async def _by_model(logs: QuerySet[StrategyGenerationLog]) -> list[ModelUsage]:
     rows = (
-        await logs.annotate(generations=Count("id"), tokens=Sum("tokens_used"))
+        await logs.annotate(
+            generations=Count("id"), tokens=Sum("tokens_used"), cost=Sum("estimated_cost_usd")
+        )
         .group_by("provider", "model")
         .order_by("-tokens", "-generations", "provider", "model")
-        .values("provider", "model", "generations", "tokens")
+        .values("provider", "model", "generations", "tokens", "cost")
     )
     return [
-        ModelUsage(r["provider"], r["model"], int(r["generations"]), int(r["tokens"] or 0))
+        ModelUsage(
+            r["provider"],
+            r["model"],
+            int(r["generations"]),
+            int(r["tokens"] or 0),
+            None if r["cost"] is None else float(r["cost"]),
+        )
         for r in rows
     ]
 

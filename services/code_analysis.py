@@ -222,8 +222,8 @@ class CodeAnalyser:
 
 class UserCodeChecks:
     """The one way in for code a user sent (validateCode with or without its trial run,
-    updateStrategy): its size, the operation's allowance and the user's budget (KiB per
-    minute, `budget`) are charged before any parsing."""
+    updateStrategy, createStrategy): its size, the operation's allowance and the user's
+    budget (KiB per minute, `budget`) are charged before any parsing."""
 
     def __init__(
         self, analyser: CodeAnalyser, budget: RateLimit | None, per_operation_bytes: int

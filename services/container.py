@@ -7,7 +7,6 @@ here knows about settings, HTTP or GraphQL.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from services.accounts import RecentUsers, TokenSigner
 from services.code_analysis import CodeAnalyser, UserCodeChecks
@@ -30,8 +29,6 @@ class Services:
         # Cancelled generations are still writing their FAILURE logs: let them, while the
         # database is open.
         await self.generator.drain()
-        aclose: Any = getattr(self.generator.provider, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self.generator.providers.aclose()
         await self.runner.sandbox.close()
         await self.analyser.close()

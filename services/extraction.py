@@ -9,11 +9,14 @@ in fenced blocks of text. Executable parts win, the last block that defines the 
 from __future__ import annotations
 
 import ast
+import json
 import re
+from dataclasses import replace
+from typing import Any
 
 from services.code_ast import parse_module
 from services.code_rules import DEFAULT_PARAMS_NAME, ENTRYPOINT
-from services.providers.base import PartKind, ResponsePart
+from services.providers.base import PartKind, ProviderResult, ResponsePart
 
 # Fences open at the start of a line (as in Markdown) and the quantifiers are possessive: a
 # long run of backticks (a model can be asked for one) is then scanned once, not cubically.
@@ -33,6 +36,48 @@ def fenced_blocks(text: str) -> list[str]:
     return [
         m["body"].strip("\n") for m in _FENCE.finditer(text) if m["lang"].lower() in _PYTHON_LANGS
     ]
+
+
+MAX_IGNORED_ITEMS = 20
+MAX_IGNORED_CHARS = 300
+MAX_INTERPRETATION_BYTES = 16 * 1024
+
+
+def read_report(result: ProviderResult) -> ProviderResult:
+    """`result` with the interpretation and ignored requirements a model wrote in its answer
+    (the system instruction asks for a ```json block holding both); a provider that gave
+    them itself (the template provider) keeps its own, and a missing or malformed block
+    leaves them empty."""
+    if result.interpretation or result.ignored_requirements:
+        return result
+    for part in reversed(result.parts):
+        if part.kind is not PartKind.TEXT:
+            continue
+        for match in reversed(list(_FENCE.finditer(part.content))):
+            if match["lang"].lower() != "json":
+                continue
+            report = _parse_report(match["body"])
+            if report is not None:
+                interpretation, ignored = report
+                return replace(result, interpretation=interpretation, ignored_requirements=ignored)
+    return result
+
+
+def _parse_report(body: str) -> tuple[dict[str, Any], list[str]] | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # malformed, or nested past the parser's depth
+        return None
+    if not isinstance(data, dict):
+        return None
+    interpretation = data.get("interpretation")
+    ignored = data.get("ignoredRequirements", [])
+    if not isinstance(interpretation, dict) or not isinstance(ignored, list):
+        return None
+    if len(json.dumps(interpretation)) > MAX_INTERPRETATION_BYTES:
+        interpretation = {"note": "The model's interpretation was too large to keep"}
+    phrases = [str(item).strip()[:MAX_IGNORED_CHARS] for item in ignored if str(item).strip()]
+    return interpretation, phrases[:MAX_IGNORED_ITEMS]
 
 
 def extract_code(parts: list[ResponsePart]) -> str | None:

@@ -29,8 +29,11 @@ from models import (
 from services import telemetry
 from services.code_analysis import AnalysisBusy, CodeAnalyser, CodeAnalysis, CodeTooComplex
 from services.errors import BadInput, RateLimited
+from services.extraction import read_report
 from services.prompt_analysis import analyse_prompt
 from services.providers.base import CodeProvider, ProviderResult
+from services.providers.pricing import PriceTable
+from services.providers.registry import ProviderRegistry
 from services.rate_limits import RateLimit
 from services.sandbox.errors import SandboxBusy, SandboxUnavailable
 from services.strategies import MAX_NAME_LENGTH
@@ -42,6 +45,7 @@ MAX_PROMPT_CHARS = 4000
 MAX_DESCRIPTION_CHARS = 2000
 SHUTDOWN_MESSAGE = "Server shut down before the model answered"
 UNCHECKED_AT_SHUTDOWN = "Server shut down before the answer was checked"
+TRUNCATED_NOTE = "the answer was cut off at the model's output token limit"
 # A cancelled generation only has its log left to write: this is ample.
 DRAIN_TIMEOUT_SECONDS = 10.0
 
@@ -75,6 +79,7 @@ class GenerationRequest:
     name: str | None = None
     strategy_type: StrategyType | None = None
     validate: bool = True
+    model: str | None = None  # a ModelInfo id or model name; None: the default model
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ def check_request(request: GenerationRequest) -> GenerationRequest:
     name = request.name.strip() if request.name is not None else None
     if name is not None and not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise BadInput(f"name must be 1 to {MAX_NAME_LENGTH} characters")
-    return GenerationRequest(prompt, name, request.strategy_type, request.validate)
+    return replace(request, prompt=prompt, name=name)
 
 
 async def judge(
@@ -122,16 +127,28 @@ async def judge(
         ), None
     on_stage(GenerationStage.EXTRACTED)
     if found is None:
-        return _Verdict(
-            GenerationStatus.FAILURE, None, None, "The response contained no Python code"
-        ), None
-    return _verdict_on(found.code, found.analysis.report, validate), found.analysis
+        message = "The response contained no Python code"
+        if result.truncated:
+            message += f" ({TRUNCATED_NOTE})"
+        return _Verdict(GenerationStatus.FAILURE, None, None, message), None
+    ignored = tuple(result.ignored_requirements)
+    verdict = _verdict_on(found.code, found.analysis.report, validate, ignored)
+    if result.truncated and verdict.error is not None:
+        verdict = replace(verdict, error=f"{verdict.error} ({TRUNCATED_NOTE})")
+    return verdict, found.analysis
 
 
-def _verdict_on(code: str, report: ValidationReport, validate: bool) -> _Verdict:
+def _verdict_on(
+    code: str, report: ValidationReport, validate: bool, ignored: tuple[str, ...] = ()
+) -> _Verdict:
+    """PARTIAL when the code fails validation or leaves parts of the prompt out."""
+    problems = []
     if validate and not report.valid:
-        message = "Generated code failed validation: " + "; ".join(report.errors)
-        return _Verdict(GenerationStatus.PARTIAL, code, report, message)
+        problems.append("Generated code failed validation: " + "; ".join(report.errors))
+    if ignored:
+        problems.append("Not implemented: " + "; ".join(ignored))
+    if problems:
+        return _Verdict(GenerationStatus.PARTIAL, code, report, ". ".join(problems))
     return _Verdict(GenerationStatus.SUCCESS, code, report, None)
 
 
@@ -146,6 +163,7 @@ def strategy_status(verdict: _Verdict, validate: bool) -> StrategyStatus:
 class _Prepared:
     verdict: _Verdict
     strategy_fields: dict[str, Any] | None  # None: no strategy to store
+    ignored: tuple[str, ...] = ()
 
 
 async def prepare(
@@ -157,34 +175,49 @@ async def prepare(
     """Everything CPU-bound about an answer (extraction, validation, parameters), done before
     the transaction: on SQLite every query waits while one holds the only connection."""
     verdict, analysis = await judge(result, request.validate, analyser, on_stage)
+    ignored = tuple(result.ignored_requirements)
     if verdict.code is None or verdict.report is None or analysis is None:
-        return _Prepared(verdict, None)
-    intent = analyse_prompt(request.prompt)
+        return _Prepared(verdict, None, ignored)
+    name, strategy_type = describe(request.prompt, result.interpretation)
     description = analysis.description or request.prompt
     return _Prepared(
         verdict,
         {
-            "name": (request.name or intent.name)[:MAX_NAME_LENGTH],
+            "name": (request.name or name)[:MAX_NAME_LENGTH],
             "description": description[:MAX_DESCRIPTION_CHARS],
             "generated_code": verdict.code,
-            "strategy_type": request.strategy_type or StrategyType[intent.strategy_type],
+            "strategy_type": request.strategy_type or strategy_type,
             "status": strategy_status(verdict, request.validate),
             "validation_results": verdict.report.as_dict(),
             "parameters": analysis.parameters,
         },
+        ignored,
     )
+
+
+def describe(prompt: str, interpretation: dict[str, Any]) -> tuple[str, StrategyType]:
+    """The strategy's name and type: the provider's own account of its code when it gave one
+    (the template provider always does; a model may), else read from the prompt."""
+    intent = analyse_prompt(prompt)
+    name = interpretation.get("name")
+    type_name = interpretation.get("strategyType")
+    if not isinstance(name, str) or not name.strip():
+        name = intent.name
+    if not isinstance(type_name, str) or type_name.upper() not in StrategyType.__members__:
+        type_name = intent.strategy_type
+    return name.strip(), StrategyType[type_name.upper()]
 
 
 def _with_report(prepared: _Prepared, report: ValidationReport, validate: bool) -> _Prepared:
     """`prepared` judged again on a report that learnt more (a trial run's errors or notes)."""
     assert prepared.verdict.code is not None and prepared.strategy_fields is not None
-    verdict = _verdict_on(prepared.verdict.code, report, validate)
+    verdict = _verdict_on(prepared.verdict.code, report, validate, prepared.ignored)
     fields = {
         **prepared.strategy_fields,
         "status": strategy_status(verdict, validate),
         "validation_results": report.as_dict(),
     }
-    return _Prepared(verdict, fields)
+    return _Prepared(verdict, fields, prepared.ignored)
 
 
 def _with_warning(prepared: _Prepared, warning: str, validate: bool) -> _Prepared:
@@ -220,20 +253,26 @@ TRIAL_OVER_BUDGET = "Trial run skipped: too many generations at once; validateCo
 
 
 class Generator:
-    """`trial_run`, when given, runs code that passed the static checks once on sample data
-    (the sandbox) before it is called SUCCESS: code that parses but crashes is PARTIAL.
-    `trial_budget` caps how many do so; the others are stored untried, with a warning."""
+    """`providers` are the models a request may pick (`GenerationRequest.model`); a single
+    provider is a registry of one. `trial_run`, when given, runs code that passed the static
+    checks once on sample data (the sandbox) before it is called SUCCESS: code that parses but
+    crashes is PARTIAL. `trial_budget` caps how many do so; the others are stored untried,
+    with a warning. `prices` turn a generation's tokens into its estimated cost."""
 
     def __init__(
         self,
-        provider: CodeProvider,
+        providers: ProviderRegistry | CodeProvider,
         analyser: CodeAnalyser,
         rate_limit: RateLimit | None = None,
         trial_run: TrialRun | None = None,
         trial_budget: RateLimit | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
-        self.provider = provider
+        if not isinstance(providers, ProviderRegistry):
+            providers = ProviderRegistry([providers])
+        self.providers = providers
         self.analyser = analyser
+        self.prices = prices or PriceTable()
         self.rate_limit = rate_limit
         self.trial_run = trial_run
         self.trial_budget = trial_budget
@@ -267,13 +306,14 @@ class Generator:
     ) -> GenerationOutcome:
         """`on_stage` hears each GenerationStage reached; it must be quick and must not raise."""
         request = check_request(request)
+        provider = self.providers.select(request.model)
         if self.rate_limit is not None:
             await self.rate_limit.hit(str(user.id))
         self._in_flight += 1
         self._idle.clear()
         telemetry.GENERATIONS_IN_FLIGHT.inc()
         try:
-            outcome = await self._generate(user, request, on_stage)
+            outcome = await self._generate(user, request, provider, on_stage)
         finally:
             self._in_flight -= 1
             telemetry.GENERATIONS_IN_FLIGHT.dec()
@@ -283,28 +323,33 @@ class Generator:
         return outcome
 
     async def _generate(
-        self, user: User, request: GenerationRequest, on_stage: StageListener
+        self,
+        user: User,
+        request: GenerationRequest,
+        provider: CodeProvider,
+        on_stage: StageListener,
     ) -> GenerationOutcome:
         started = time.perf_counter()
         on_stage(GenerationStage.SENT)
         try:
-            result = await self.provider.generate(request.prompt)
+            result = await provider.generate(request.prompt)
         except asyncio.CancelledError:
             result = ProviderResult(
-                provider=self.provider.name, model=self.provider.model, error=SHUTDOWN_MESSAGE
+                provider=provider.name, model=provider.model, error=SHUTDOWN_MESSAGE
             )
             prepared = await prepare(request, result, self.analyser)  # an error: no code
             await self._store_when_cancelled(user, request, result, prepared, started)
             raise
         except Exception:
             # A bug in a provider must still leave a FAILURE log behind.
-            log.exception("provider %s raised", self.provider.name)
+            log.exception("provider %s raised", provider.name)
             result = ProviderResult(
-                provider=self.provider.name,
-                model=self.provider.model,
+                provider=provider.name,
+                model=provider.model,
                 error="Internal error while contacting the provider",
             )
         on_stage(GenerationStage.RECEIVED)
+        result = read_report(result)
         try:
             prepared = await prepare(request, result, self.analyser, on_stage)
         except asyncio.CancelledError:
@@ -332,9 +377,9 @@ class Generator:
         if (
             self.trial_run is None
             or not request.validate
-            or verdict.status is not GenerationStatus.SUCCESS
             or verdict.code is None
             or verdict.report is None
+            or not verdict.report.valid
             or prepared.strategy_fields is None
         ):
             return prepared
@@ -399,7 +444,14 @@ class Generator:
                 error_message=verdict.error,
                 processing_time_seconds=elapsed,
                 tokens_used=result.tokens_used,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                estimated_cost_usd=self.prices.cost(
+                    result.model, result.input_tokens, result.output_tokens
+                ),
                 attempts=[attempt.as_dict() for attempt in result.attempts],
+                interpretation=result.interpretation,
+                ignored_requirements=list(result.ignored_requirements),
             )
         # Counted once logged, so the metrics and the generation logs agree.
         telemetry.record_generation(

@@ -32,6 +32,7 @@ from services.generation import (
     GenerationStage,
     Generator,
 )
+from services.providers.base import CodeProvider
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,7 @@ class GenerationEvent:
     outcome: GenerationOutcome | None = None  # on the last event (STORED) only
 
 
-def _stage_message(stage: GenerationStage, generator: Generator) -> str:
-    provider = generator.provider
+def _stage_message(stage: GenerationStage, provider: CodeProvider) -> str:
     return {
         GenerationStage.SENT: f"Prompt sent to {provider.name} ({provider.model})",
         GenerationStage.RECEIVED: "The model call finished",
@@ -124,11 +124,12 @@ async def watch_generation(
         raise
     if first is None:
         task.result()  # ended before being sent: bad input or rate limit, raised here
-    return _generation_events(generator, feed, task, first, clock)
+    provider = generator.providers.select(request.model)  # known good: the prompt was sent
+    return _generation_events(provider, feed, task, first, clock)
 
 
 async def _generation_events(
-    generator: Generator,
+    provider: CodeProvider,
     feed: _Feed[GenerationStage, GenerationOutcome],
     task: asyncio.Task[GenerationOutcome],
     first: GenerationStage | None,
@@ -138,7 +139,7 @@ async def _generation_events(
         stage = first
         while stage is not None:
             if stage is not GenerationStage.STORED:  # reported below, with the outcome
-                yield GenerationEvent(stage, clock(), _stage_message(stage, generator))
+                yield GenerationEvent(stage, clock(), _stage_message(stage, provider))
             stage = await feed.next()
     finally:
         if not task.done():

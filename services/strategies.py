@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -26,6 +26,7 @@ from models import (
 )
 from services.code_analysis import UserCodeChecks
 from services.errors import BadInput, Forbidden, NotFound
+from services.validation import with_errors
 
 MAX_PAGE_SIZE = 100
 MAX_NAME_LENGTH = 200
@@ -210,6 +211,63 @@ async def update_strategy(
         strategy.status = changes.status
     await strategy.save()
     return strategy
+
+
+@dataclass(frozen=True)
+class NewStrategy:
+    """A strategy whose code the user wrote (createStrategy)."""
+
+    name: str
+    generated_code: str
+    description: str | None = None
+    strategy_type: StrategyType | None = None
+    parameters: dict[str, Any] | None = None
+    validate: bool = True
+
+
+# Runs code once in the sandbox on sample data; the problems found ([] when it works).
+CodeCheck = Callable[[str, dict[str, Any]], Awaitable[list[str]]]
+
+
+async def create_strategy(
+    user: User,
+    new: NewStrategy,
+    *,
+    code_checks: UserCodeChecks,
+    trial_run: CodeCheck | None = None,
+) -> GeneratedStrategy:
+    """Store code the user wrote, judged as generated code is: the static checks (through
+    `code_checks`, charged to `user`), then (when `validate`) one trial run on sample data;
+    code failing either is stored with status ERROR, unchecked code as a DRAFT."""
+    name = new.name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise BadInput(f"name must be 1 to {MAX_NAME_LENGTH} characters")
+    if new.description is not None and len(new.description) > MAX_DESCRIPTION_LENGTH:
+        raise BadInput(f"description must be at most {MAX_DESCRIPTION_LENGTH} characters")
+    if not new.generated_code.strip():
+        raise BadInput("generatedCode must not be empty")
+    given = None if new.parameters is None else check_parameters(new.parameters)
+    analysis = await code_checks.check(str(user.id), new.generated_code)
+    parameters = analysis.parameters if given is None else given
+    report = analysis.report
+    if new.validate and report.valid and trial_run is not None:
+        report = with_errors(report, await trial_run(new.generated_code, parameters))
+    if not report.valid:
+        status = StrategyStatus.ERROR
+    else:
+        status = StrategyStatus.VALIDATED if new.validate else StrategyStatus.DRAFT
+    description = analysis.description if new.description is None else new.description
+    return await GeneratedStrategy.create(
+        user=user,
+        name=name,
+        description=description,
+        original_prompt="",
+        generated_code=new.generated_code,
+        strategy_type=new.strategy_type or StrategyType.CUSTOM,
+        status=status,
+        validation_results=report.as_dict(),
+        parameters=parameters,
+    )
 
 
 async def delete_strategy(user: User, strategy_id: uuid.UUID, all_users: bool = False) -> bool:

@@ -6,6 +6,7 @@ names an existing database used only to create (and afterwards drop) a database 
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,8 +17,8 @@ from tortoise import Tortoise
 from server.db import migrate, serving_config
 from server.settings import Settings
 from services.code_analysis import CodeAnalyser
+from services.providers.templates import TemplateProvider
 from services.sandbox import Sandbox, SandboxSettings
-from services.templates import TemplateProvider
 from tests.support.api import (
     GraphQLCall,
     call_graphql,
@@ -53,6 +54,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         database_url=database_url,
         secret_key="test-secret-key-with-enough-entropy-0123456789",
         gemini_api_key="",
+        openai_api_key="",
+        openai_base_url="",
+        anthropic_api_key="",
+        default_model="",
         rate_limit_generate="1000/minute",
     )
 
@@ -90,3 +95,21 @@ def gql(client: httpx.AsyncClient) -> GraphQLCall:
 @pytest.fixture
 async def token(client: httpx.AsyncClient) -> str:
     return (await register_user(client))[0]
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis that .ci/run starts. Without one, a skip on a developer's machine, but a
+    failure in CI (CI set): there a missing dependency must not pass as a skipped test."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        if os.environ.get("CI"):
+            pytest.fail(f"no Redis at {REDIS_URL}: .ci/run should have started one")
+        pytest.skip(f"no Redis at {REDIS_URL} (make test runs these with one on 127.0.0.1:6379)")
+    return REDIS_URL

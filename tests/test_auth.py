@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -106,15 +105,17 @@ async def test_recent_users_spare_the_lookup_for_a_few_seconds_only(database: st
     signer = TokenSigner("k" * 48, 3600)
     user = await accounts.register(fresh_email(), PASSWORD)
     token = signer.issue(user.id)
-    recent = RecentUsers(ttl_seconds=0.3)
+    now = [1000.0]
+    recent = RecentUsers(ttl_seconds=5, clock=lambda: now[0])
     assert (await accounts.user_for_token(signer, token, recent)).id == user.id
     await User.filter(id=user.id).update(is_staff=True)
+    now[0] += 5
     cached = await accounts.user_for_token(signer, token, recent)
     assert cached.is_staff is False, "within the TTL the remembered row answers"
-    await asyncio.sleep(0.35)
+    now[0] += 0.01
     assert (await accounts.user_for_token(signer, token, recent)).is_staff is True
     await User.filter(id=user.id).delete()
-    await asyncio.sleep(0.35)
+    now[0] += 5.01
     with pytest.raises(Unauthenticated, match="no longer exists"):
         await accounts.user_for_token(signer, token, recent)
 

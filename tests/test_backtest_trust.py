@@ -28,6 +28,7 @@ from services.execution import (
     MarketDataColumns,
     StrategyRunner,
 )
+from services.providers.templates import TemplateProvider
 from services.samples import synthetic_bars
 from services.sandbox import (
     InvalidStrategyOutput,
@@ -36,7 +37,6 @@ from services.sandbox import (
     SandboxViolation,
 )
 from services.sandbox.warmup import sample_bars
-from services.templates import TemplateProvider
 from tests.support.api import make_client, register_user
 
 BARS = sample_bars(120)

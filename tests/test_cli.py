@@ -34,6 +34,8 @@ from server.db import dialect_of
 from tests.support.api import GraphQLCall, register_user
 from tests.support.databases import asyncpg_dsn, scratch_database
 from tests.support.gemini_standin import DEFAULT_CODE, GeminiStandin, code_answer, text_answer
+from tests.support.openai_standin import OpenAIStandin
+from tests.support.openai_standin import code_answer as openai_code_answer
 from tests.support.server_process import server_env
 
 pytestmark = pytest.mark.process
@@ -48,6 +50,7 @@ COMMANDS = (
     "create-user",
     "export-schema",
     "generate",
+    "models",
     "backtest",
 )
 STRATEGY_LINE = re.compile(r"^strategy: ([0-9a-f-]{36}) ", re.M)
@@ -201,6 +204,20 @@ def test_generate_with_template_provider_prints_and_stores(cli: Cli) -> None:
     assert (log_status, provider, str(log_strategy)) == ("success", "template", strategy_id)
 
 
+def test_generate_shows_what_the_template_provider_left_out(cli: Cli) -> None:
+    partial = cli("generate", "SMA 10/30 crossover grid strategy", "--user", OWNER)
+    assert partial.returncode == 1
+    assert "status: PARTIAL (template, " in partial.stderr
+    assert "not implemented: grid" in partial.stderr
+    assert "def execute_strategy(" in partial.stdout  # the part it understood is stored
+    as_json = cli("generate", "options straddle", "--user", OWNER, "--json")
+    assert as_json.returncode == 1
+    report = json.loads(as_json.stdout)
+    assert report["status"] == "FAILURE" and report["strategy"] is None
+    assert report["ignoredRequirements"] == ["options straddle"]
+    assert report["interpretation"]["template"] is None
+
+
 def test_generate_json_with_name_type_and_no_validate(cli: Cli) -> None:
     result = cli(
         "generate",
@@ -240,6 +257,66 @@ def test_generate_with_gemini_standin(cli: Cli, gemini_standin: GeminiStandin) -
         "SELECT extracted_code FROM strategy_generation_logs WHERE id = ?", data["logId"]
     )
     assert stored.strip() == DEFAULT_CODE.strip()
+
+
+def _openai(standin: OpenAIStandin) -> dict[str, str]:
+    """An OpenAI-compatible local server (no key), beside Gemini."""
+    return {
+        "OPENAI_BASE_URL": standin.api_base_url,
+        "OPENAI_MODEL": "qwen2.5-coder:7b",
+        "OPENAI_MAX_ATTEMPTS": "1",
+    }
+
+
+def test_models_lists_the_configured_models(
+    cli: Cli, gemini_standin: GeminiStandin, openai_standin: OpenAIStandin
+) -> None:
+    env = {**_gemini(gemini_standin), **_openai(openai_standin)}
+    listed = cli("models", **env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "* gemini:gemini-2.5-pro",
+        "  openai:qwen2.5-coder:7b",
+        "  template:templates-v1",
+    ]
+    as_json = cli("models", "--json", **env, DEFAULT_MODEL="qwen2.5-coder:7b")
+    assert json.loads(as_json.stdout)[1] == {
+        "id": "openai:qwen2.5-coder:7b",
+        "provider": "openai",
+        "model": "qwen2.5-coder:7b",
+        "isDefault": True,
+    }
+
+
+def test_generate_with_model_uses_that_provider(
+    cli: Cli, gemini_standin: GeminiStandin, openai_standin: OpenAIStandin
+) -> None:
+    openai_standin.script(openai_code_answer(tokens=(300, 700)))
+    env = {
+        **_gemini(gemini_standin),
+        **_openai(openai_standin),
+        "MODEL_PRICES": '{"qwen2.5-coder:7b": {"input": 1, "output": 2}}',
+    }
+    model = ("--model", "openai:qwen2.5-coder:7b")
+    result = cli("generate", "SMA crossover", "--user", OWNER, "--json", *model, **env)
+    assert result.returncode == 0, result.stderr
+    data = _generated(result)
+    assert (data["provider"], data["model"]) == ("openai", "qwen2.5-coder:7b")
+    assert (data["inputTokens"], data["outputTokens"]) == (300, 700)
+    assert data["estimatedCostUsd"] == pytest.approx((300 * 1 + 700 * 2) / 1e6)
+    assert len(openai_standin.requests) == 1 and gemini_standin.requests == []
+
+
+def test_generate_with_an_unknown_model_is_bad_input(
+    cli: Cli, gemini_standin: GeminiStandin
+) -> None:
+    result = cli("generate", "SMA", "--user", OWNER, "--model", "gpt-9", **_gemini(gemini_standin))
+    assert result.returncode == 2
+    assert "model 'gpt-9' is not configured" in result.stderr
+    assert "Traceback" not in result.stderr
+    bad_default = cli("models", DEFAULT_MODEL="gpt-9")
+    assert bad_default.returncode == 2
+    assert "DEFAULT_MODEL='gpt-9' is not a configured model" in bad_default.stderr
 
 
 @pytest.mark.parametrize(

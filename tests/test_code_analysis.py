@@ -23,7 +23,6 @@ from services.sandbox import Sandbox
 from tests.support.api import PASSWORD, call_graphql, error_codes, make_client, register_user
 from tests.test_generation_trial import until
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 # The probe's source: a chained comparison just under the 64 KiB code limit. Validating one
 # takes ~0.2 s of CPU (parsing, then walking 32,000 comparisons).
 PATHOLOGICAL = "x = " + "a<" * 32_000 + "1\n"
@@ -126,12 +125,8 @@ async def test_code_past_the_request_allowance_is_refused(
 def limit_storage(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return ""
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    return REDIS_URL
+    url: str = request.getfixturevalue("redis_url")
+    return url
 
 
 async def test_the_validation_budget_refuses_once_spent(
@@ -145,6 +140,8 @@ async def test_the_validation_budget_refuses_once_spent(
     update = """mutation($id: UUID!, $code: String!) {
       updateStrategy(id: $id, input: {generatedCode: $code}) { status } }"""
     smoke = "mutation($c: String!) { validateCode(code: $c) { valid } }"
+    create = """mutation($code: String!) {
+      createStrategy(input: {name: "mine", generatedCode: $code}) { status } }"""
     async with client_with(
         settings, sandbox, code_validation_kib_per_minute=64, redis_url=limit_storage
     ) as client:
@@ -157,6 +154,7 @@ async def test_the_validation_budget_refuses_once_spent(
             (update, {"id": strategy_id, "code": code}),
             (aliased_validations(1), {"c0": code}),
             (smoke, {"c": code}),
+            (create, {"code": code}),
         ]:
             refused = await call_graphql(client, query, variables, token)
             assert error_codes(refused) == ["RATE_LIMITED"], refused

@@ -329,10 +329,6 @@ async def test_sigterm_lets_in_flight_generations_finish(
     assert {log["status"] for log in logs} == {"success"}
 
 
-@pytest.mark.skipif(
-    "shutdown_grace_seconds" not in Settings.model_fields,
-    reason="SHUTDOWN_GRACE_SECONDS is not wired yet (server/settings.py, server/__main__.py)",
-)
 async def test_sigterm_past_the_grace_period_logs_failures(
     database: str, tmp_path: Path, gemini_standin: GeminiStandin
 ) -> None:

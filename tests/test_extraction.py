@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from services.extraction import extract_code, fenced_blocks, strip_harness
-from services.providers.base import PartKind, ResponsePart
+import json
+
+from services.extraction import (
+    MAX_IGNORED_CHARS,
+    MAX_IGNORED_ITEMS,
+    extract_code,
+    fenced_blocks,
+    read_report,
+    strip_harness,
+)
+from services.providers.base import PartKind, ProviderResult, ResponsePart
 
 FUNCTION = (
     "def execute_strategy(market_data, strategy_params):\n"
@@ -87,3 +96,26 @@ def test_broken_code_is_left_for_validation() -> None:
     assert strip_harness("def execute_strategy(:\n  pass\nprint(1)") == (
         "def execute_strategy(:\n  pass\nprint(1)\n"
     )
+
+
+def test_a_models_report_is_bounded_data() -> None:
+    """The ```json report a model is asked for is parsed, never run, and kept within bounds;
+    a malformed one is no report at all."""
+
+    def answer(report: str) -> ProviderResult:
+        text = f"```json\n{report}\n```\n```python\ndef execute_strategy(m, p):\n    pass\n```"
+        return ProviderResult("gemini", "m", parts=[ResponsePart(PartKind.TEXT, text)])
+
+    big = json.dumps(
+        {
+            "interpretation": {"indicators": ["x" * 20_000]},
+            "ignoredRequirements": ["y" * 1000] * 50 + [12],
+        }
+    )
+    result = read_report(answer(big))
+    assert len(result.ignored_requirements) == MAX_IGNORED_ITEMS
+    assert all(len(item) == MAX_IGNORED_CHARS for item in result.ignored_requirements)
+    assert "indicators" not in result.interpretation and result.interpretation["note"]
+    for malformed in ("[1, 2]", "{no", '{"interpretation": 3}', '{"ignoredRequirements": []}'):
+        empty = read_report(answer(malformed))
+        assert (empty.interpretation, empty.ignored_requirements) == ({}, [])

@@ -9,9 +9,8 @@ shutdown. In every case the generation is stored, with a warning saying why it w
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,12 +23,13 @@ from services.generation import (
     GenerationRequest,
     Generator,
 )
+from services.providers.templates import TemplateProvider
 from services.rate_limits import RateLimit
 from services.samples import load_sample
 from services.sandbox import Sandbox, SandboxSettings
-from services.templates import TemplateProvider
 from tests.support.api import PASSWORD, shared_analyser
 from tests.support.strategy_code import SPIN
+from tests.support.waiting import until
 
 
 async def occupy(sandbox: Sandbox, owner: str = "") -> asyncio.Task[object]:
@@ -43,14 +43,6 @@ async def occupy(sandbox: Sandbox, owner: str = "") -> asyncio.Task[object]:
 
 def gauge(name: str) -> float:
     return telemetry.REGISTRY.get_sample_value(name) or 0.0
-
-
-async def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {seconds}s for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def release(hog: asyncio.Task[object]) -> None:

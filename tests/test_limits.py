@@ -10,14 +10,19 @@ import httpx
 import pytest
 from graphql import build_schema, get_introspection_query, parse, specified_rules, validate
 
-from schema import LIMIT_RULES, MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
+from schema import (
+    LIMIT_RULES,
+    MAX_ALIASES,
+    MAX_DEPTH_WITH_INTROSPECTION,
+    MAX_QUERY_DEPTH,
+    MAX_TOKENS,
+)
 from server.settings import Settings
 from services.sandbox import Sandbox
 from tests.support.api import PASSWORD, REGISTER, call_graphql, error_codes, make_client
 
 LOGIN = """mutation($email: String!, $password: String!) {
   login(email: $email, password: $password) { token } }"""
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 CYCLIC = build_schema("type Query { node: Node } type Node { id: ID  next: Node }")
@@ -57,9 +62,26 @@ async def test_no_field_suggestions(gql, token: str) -> None:
 
 
 async def test_introspection_works_for_graphiql(gql) -> None:
-    body = await gql(get_introspection_query())
-    assert "errors" not in body
-    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+    every_option = {
+        "descriptions": True,
+        "specified_by_url": True,
+        "directive_is_repeatable": True,
+        "schema_description": True,
+        "input_value_deprecation": True,
+    }
+    for query in (get_introspection_query(), get_introspection_query(**every_option)):
+        body = await gql(query)
+        assert "errors" not in body, body
+        assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+@pytest.mark.parametrize("levels", [20, 44])
+async def test_deep_introspection_is_refused_by_the_served_schema(gql, levels: int) -> None:
+    """The depth limit counts introspection fields too (strawberry's limiter skips them)."""
+    nested = "ofType { " * levels + "name" + " }" * levels
+    body = await gql("{ __schema { types { fields { type { " + nested + " } } } } }")
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+    assert f"maximum depth of {MAX_DEPTH_WITH_INTROSPECTION}" in body["errors"][0]["message"]
 
 
 async def test_introspection_can_be_switched_off(
@@ -181,16 +203,6 @@ async def test_execution_is_limited_per_user(
         assert error_codes(refused) == ["RATE_LIMITED"]
         static_only = await call_graphql(client, no_smoke, {"code": code}, token)
         assert "errors" not in static_only, "static validation does not use the sandbox"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    redis = pytest.importorskip("redis")
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    return REDIS_URL
 
 
 async def test_redis_limits_are_shared_between_processes(

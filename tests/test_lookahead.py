@@ -38,9 +38,9 @@ from services.lookahead import (
     verdict_of,
 )
 from services.prompt_analysis import analyse_prompt
+from services.providers.templates import compose
 from services.samples import load_sample
 from services.sandbox import Sandbox, SandboxSettings
-from services.templates import compose
 from tests.support.api import call_graphql, make_client, register_user
 
 BARS = load_sample("trending_daily")

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from server.logging_setup import configure_logging, make_handler
 from server.observability import RequestObservability
 from server.settings import Settings
+from services.providers.templates import TemplateProvider
 from services.samples import load_sample
 from services.sandbox import (
     ExecutionTimeout,
@@ -39,7 +40,6 @@ from services.sandbox import (
     SandboxUnavailable,
 )
 from services.telemetry import REGISTRY
-from services.templates import TemplateProvider
 from tests.support.api import ROOT, GraphQLCall, error_codes, make_client, register_user
 from tests.support.gemini_standin import GeminiStandin, code_answer, error, hang
 from tests.support.server_process import ServerProcess

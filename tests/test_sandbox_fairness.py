@@ -8,8 +8,7 @@ the order in which they then run (one at a time) is asserted, never their timing
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -19,25 +18,18 @@ from server.settings import Settings
 from server.wiring import build_sandbox
 from services import telemetry
 from services.errors import BadInput, ServiceError
+from services.providers.templates import TemplateProvider
 from services.sandbox import Sandbox, SandboxBusy, SandboxSettings
 from services.sandbox.warmup import sample_bars
-from services.templates import TemplateProvider
 from tests.support.api import call_graphql, error_codes, make_client, register_user
 from tests.support.strategy_code import SPIN, SPIN_STORABLE
+from tests.support.waiting import until
 
 BARS = sample_bars(50)
 LABELLED = """
 def execute_strategy(market_data, strategy_params):
     return {"action": "hold", "confidence": 0.0, "reason": strategy_params["label"]}
 """
-
-
-async def until(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {seconds}s for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

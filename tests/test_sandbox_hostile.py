@@ -83,11 +83,10 @@ def assert_stopped_by_os_layer_if_unguarded(box: Sandbox, error: SandboxViolatio
     assert error.extensions["layer"] == expected
 
 
-def past_the_guards(box: Sandbox) -> None:
-    """For a sample that reaches interpreter internals to test a later layer: the Python
-    guards refuse that reach (test_python_layer_stops_internals), so it runs unguarded only."""
-    if box.settings.python_guards:
-        pytest.skip("the Python guards stop this sample first")
+# For a sample that reaches interpreter internals to test a later layer: the Python guards
+# refuse that reach (test_python_layer_stops_internals), so it runs unguarded only.
+UNGUARDED_ONLY = pytest.mark.parametrize("sandbox", ["os_only"], indirect=True)
+GUARDED_ONLY = pytest.mark.parametrize("sandbox", ["guarded"], indirect=True)
 
 
 def assert_no_secret(error: BaseException) -> None:
@@ -351,18 +350,18 @@ async def test_os_access_is_a_violation(sandbox: Sandbox, marker: Path, code: st
     assert_stopped_by_os_layer_if_unguarded(sandbox, caught.value)
 
 
+@UNGUARDED_ONLY
 @pytest.mark.parametrize("name", list(DANGEROUS_SYSCALLS))
 async def test_raw_dangerous_syscalls_kill_the_job(
     sandbox: Sandbox, marker: Path, name: str
 ) -> None:
-    past_the_guards(sandbox)
     with pytest.raises(SandboxViolation) as caught:
         await run(sandbox, RAW_SYSCALL, marker, syscall=DANGEROUS_SYSCALLS[name])
     assert caught.value.extensions["layer"] == "seccomp"
 
 
+@UNGUARDED_ONLY
 async def test_interpreter_crash_is_reported(sandbox: Sandbox, marker: Path) -> None:
-    past_the_guards(sandbox)
     with pytest.raises(StrategyRuntimeError) as caught:
         await run(sandbox, SEGFAULT, marker)
     assert caught.value.extensions["reason"] == "CRASHED"
@@ -509,8 +508,8 @@ async def test_guard_escapes_are_still_contained(sandbox: Sandbox, marker: Path,
     assert_stopped_by_os_layer_if_unguarded(sandbox, caught.value)
 
 
+@UNGUARDED_ONLY
 async def test_format_string_leak_finds_no_secret(sandbox: Sandbox, marker: Path) -> None:
-    past_the_guards(sandbox)
     with pytest.raises(StrategyRuntimeError) as caught:
         await run(sandbox, FORMAT_LEAK, marker)
     assert "environ(" in caught.value.message  # the leak worked, and found nothing worth it
@@ -518,10 +517,10 @@ async def test_format_string_leak_finds_no_secret(sandbox: Sandbox, marker: Path
     assert_no_secret(caught.value)
 
 
+@UNGUARDED_ONLY
 async def test_environment_reached_through_frames_holds_no_secret(
     sandbox: Sandbox, marker: Path
 ) -> None:
-    past_the_guards(sandbox)
     signal = await run(sandbox, ENV_THROUGH_FRAMES, marker)
     assert "OPENBLAS_NUM_THREADS" in signal["reason"]
     assert SECRET not in signal["reason"]
@@ -556,15 +555,15 @@ def execute_strategy(market_data, strategy_params):
 """
 
 
+@UNGUARDED_ONLY
 async def test_raw_pipe_flood_is_cut_off(sandbox: Sandbox, marker: Path) -> None:
-    past_the_guards(sandbox)
     with pytest.raises(OutputTooLarge) as caught:
         await run(sandbox, RAW_FLOOD, marker)
     assert caught.value.extensions["reason"] == "OUTPUT_TOO_LARGE"
 
 
+@UNGUARDED_ONLY
 async def test_forged_result_is_revalidated_by_the_server(sandbox: Sandbox, marker: Path) -> None:
-    past_the_guards(sandbox)
     with pytest.raises(InvalidStrategyOutput):
         await run(sandbox, FORGED_FRAME, marker)
 
@@ -634,12 +633,11 @@ async def test_bad_return_values_are_invalid_output(
     [RAW_SYSCALL, SEGFAULT, FORMAT_LEAK, ENV_THROUGH_FRAMES, RAW_FLOOD, FORGED_FRAME],
     ids=["raw-syscall", "segfault", "format-leak", "env-frames", "raw-flood", "forged-frame"],
 )
+@GUARDED_ONLY
 async def test_python_layer_stops_internals(sandbox: Sandbox, marker: Path, code: str) -> None:
     """What the guards-off tests above reach (frames, `__subclasses__`, `__globals__`, format
     fields) the guards refuse before the code runs; tests/test_guard_probes.py has the probes
     with the OS layers off too."""
-    if not sandbox.settings.python_guards:
-        pytest.skip("shows the guards")
     with pytest.raises(SandboxViolation) as caught:
         await run(sandbox, code, marker, syscall=DANGEROUS_SYSCALLS["ptrace"])
     assert caught.value.extensions["layer"] == "python"

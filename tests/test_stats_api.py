@@ -228,7 +228,7 @@ async def test_staff_see_everyone_only_when_asking(
     payloads = [
         await generate(client, first, "MACD momentum", "MOMENTUM"),
         await generate(client, first, "MACD momentum again", "MOMENTUM"),
-        await generate(client, second, "Grid between 100 and 120", "GRID"),
+        await generate(client, second, "SMA crossover 5/20", "GRID"),
     ]
     until = now() + timedelta(milliseconds=1)
 

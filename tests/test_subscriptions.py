@@ -26,8 +26,8 @@ from services.accounts import RecentUsers
 from services.container import Services
 from services.generation import SHUTDOWN_MESSAGE, GenerationStage
 from services.progress import Throttle
+from services.providers.templates import TemplateProvider
 from services.sandbox import Sandbox, SandboxSettings
-from services.templates import TemplateProvider
 from tests.support.api import call_graphql, error_codes, register_user, shared_analyser
 from tests.support.gemini_standin import GeminiStandin, error
 from tests.support.live import serve_over_tcp
@@ -122,9 +122,7 @@ async def served(settings: Settings, sandbox: Sandbox) -> AsyncIterator[tuple[st
         async with serve_over_tcp(create_app(settings, services)) as base_url:
             yield base_url, services
     finally:
-        aclose = getattr(services.generator.provider, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await services.generator.providers.aclose()
 
 
 @pytest.fixture
@@ -169,6 +167,24 @@ async def test_generation_streams_every_stage_then_the_stored_payload(
     # What was streamed is what was stored.
     stored = (await query(http, LOG, user_token, id=log["id"]))["generationLog"]
     assert stored == log
+
+
+async def test_generation_progress_names_the_chosen_model(
+    gemini_settings: Settings, sandbox: Sandbox, gemini_standin: GeminiStandin
+) -> None:
+    async with (
+        served(gemini_settings, sandbox) as (base_url, _),
+        httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+    ):
+        token, _ = await register_user(http)
+        async with GraphQLWS.connect(base_url, bearer(token)) as ws:
+            variables = {"input": {"prompt": PROMPT, "model": "template:templates-v1"}}
+            outcome = await ws.collect(GENERATE_PROGRESS, variables)
+    assert outcome.ended == "complete" and outcome.codes == []
+    events = outcome.data
+    assert events[0]["message"] == "Prompt sent to template (templates-v1)"
+    assert events[-1]["result"]["generationLog"]["provider"] == "template"
+    assert gemini_standin.requests == []
 
 
 async def test_generation_failure_streams_its_stages_and_ends_with_a_failure_log(
@@ -265,7 +281,7 @@ async def test_at_shutdown_an_unwatched_generation_is_logged_as_failure(
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 10)
-        await services.generator.provider.aclose()  # type: ignore[attr-defined]
+        await services.generator.providers.aclose()
     logs = await StrategyGenerationLog.filter(user_id=user_id)
     assert [(log.status, log.error_message) for log in logs] == [
         (GenerationStatus.FAILURE, SHUTDOWN_MESSAGE)
@@ -573,3 +589,14 @@ async def test_an_open_connection_checks_the_account_for_each_operation(
             second = await ws.collect(GENERATE_PROGRESS, {"input": {"prompt": PROMPT}})
     assert second.ended == "error" and second.codes == ["UNAUTHENTICATED"], second
     assert "no longer exists" in second.all_errors[0]["message"]
+
+
+async def test_a_malformed_document_closes_the_socket_with_4400(
+    live_url: str, user_token: str
+) -> None:
+    """graphql-transport-ws: a document that does not parse closes the connection, 4400."""
+    async with GraphQLWS.connect(live_url, bearer(user_token)) as ws:
+        await ws.subscribe("subscription { generateStrategyProgress(input: {prompt: ")
+        await asyncio.wait_for(ws.socket.wait_closed(), 10)
+        assert ws.socket.close_code == 4400
+        assert "Syntax Error" in (ws.socket.close_reason or "")

@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.extraction import extract_code
-from services.prompt_analysis import analyse_prompt
-from services.templates import TemplateProvider, compose
+from services.prompt_analysis import analyse_prompt, read_as
+from services.providers.templates import TemplateProvider, compose
 from services.validation import extract_default_params, validate_code
 
 
@@ -66,14 +68,14 @@ from services.validation import extract_default_params, validate_code
             "BREAKOUT",
             {"lookback": 55, "take_profit_pct": 10.0},
         ),
-        ("Buy low, sell high", "sma", "TREND_FOLLOWING", {"fast_period": 20, "slow_period": 50}),
+        ("Buy low, sell high", None, "CUSTOM", {}),
     ],
 )
 def test_prompts_are_read(
     prompt: str, indicator: str, strategy_type: str, expected: dict[str, Any]
 ) -> None:
     intent = analyse_prompt(prompt)
-    assert (intent.indicator, intent.strategy_type) == (indicator, strategy_type)
+    assert (intent.template, intent.strategy_type) == (indicator, strategy_type)
     assert expected.items() <= intent.params.items(), intent.params
 
 
@@ -108,6 +110,12 @@ PROMPTS = {
     "macd": "MACD momentum",
     "bollinger": "Bollinger band 20 period 1.5 std",
     "breakout": "20 bar channel breakout",
+    "dip": "buy the dip 3% below the 20-day mean, 2% stop loss",
+    "squeeze": "Bollinger squeeze breakout",
+    "sma+trailing": "SMA 10/30 crossover with a 2% trailing stop",
+    "ema+trailing": "EMA 9/21 crossover with a 3% trailing stop",
+    "macd+trailing": "MACD crossover with 1.5% trailing stop",
+    "ema+volume": "EMA 9/21 crossover, only buy when volume is 1.2x the 20-bar average volume",
 }
 
 
@@ -115,7 +123,7 @@ PROMPTS = {
 def test_every_template_is_valid_and_trades_both_ways(indicator: str) -> None:
     prompt = PROMPTS[indicator]
     intent = analyse_prompt(prompt)
-    assert intent.indicator == indicator
+    assert intent.template == indicator.split("+")[0] and intent.ignored == ()
     code = compose(intent, prompt)
     report = validate_code(code)
     assert report.valid, report.errors
@@ -126,7 +134,8 @@ def test_every_template_is_valid_and_trades_both_ways(indicator: str) -> None:
     exec(compile(code, f"<{indicator}>", "exec"), namespace)  # trusted template code
     execute = namespace["execute_strategy"]
     data = bars()
-    actions = []
+    actions: list[str] = []
+    reasons: list[str] = []
     for i in range(1, len(data["close"]) + 1):
         window = {key: values[:i] for key, values in data.items()}
         signal = execute(window, {})
@@ -137,15 +146,24 @@ def test_every_template_is_valid_and_trades_both_ways(indicator: str) -> None:
         if signal["action"] == "buy":
             price = float(window["close"][-1])
             meta = signal["metadata"]
-            assert math.isclose(
-                meta["stop_loss_price"],
-                price * (1 - intent.params["stop_loss_pct"] / 100),
-                rel_tol=1e-6,
-            )
-            assert meta["take_profit_price"] > price
+            if "stop_loss_pct" in intent.params:
+                assert math.isclose(
+                    meta["stop_loss_price"],
+                    price * (1 - intent.params["stop_loss_pct"] / 100),
+                    rel_tol=1e-6,
+                )
+            else:  # no stop the user did not ask for
+                assert meta["stop_loss_price"] is None
+            assert meta["take_profit_price"] is None
         actions.append(signal["action"])
+        reasons.append(signal["reason"])
     assert actions[0] == "hold", "too few bars must give a hold"
     assert "buy" in actions and "sell" in actions
+    if "trailing" in indicator:
+        assert any(r.startswith("Trailing stop") for r in reasons)
+    if "volume" in indicator:
+        assert any("volume is only" in r for r in reasons)
+        assert all("volume is" in r for a, r in zip(actions, reasons, strict=True) if a == "buy")
 
 
 def test_parameters_override_defaults() -> None:
@@ -171,3 +189,75 @@ async def test_provider_answer_is_extractable() -> None:
     code = extract_code(result.parts)
     assert code is not None and validate_code(code).valid
     assert result.raw_response is not None and "execute_strategy" in result.raw_response
+
+
+_WORDS = st.sampled_from(
+    [
+        "RSI",
+        "MACD",
+        "SMA",
+        "EMA",
+        "Bollinger",
+        "squeeze",
+        "breakout",
+        "dip",
+        "below",
+        "above",
+        "mean",
+        "20-day",
+        "3%",
+        "1.5%",
+        "2x",
+        "volume",
+        "trailing",
+        "stop",
+        "loss",
+        "take",
+        "profit",
+        "grid",
+        "pairs",
+        "options",
+        "and",
+        "with,",
+        ".",
+        ";",
+        "buy",
+        "sell",
+        "when",
+        "crosses",
+        "Kaufe",
+        "unter",
+        "über",
+        "Stop-Loss",
+        "media",
+        "móvil",
+        "moyenne",
+        "mobile",
+        "sous",
+        "stop",
+        "suiveur",
+        "10/30",
+        "banana",
+    ]
+)
+
+
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(st.lists(st.one_of(_WORDS, st.text(max_size=8)), max_size=25).map(" ".join))
+def test_any_prompt_gets_an_honest_reading(prompt: str) -> None:
+    """Never raises; what it ignores is quoted from the prompt; what it builds is valid code
+    whose parameters are the ones it reports."""
+    intent = analyse_prompt(prompt)
+    text = read_as(prompt)
+    for phrase in intent.ignored:
+        assert phrase in text, (phrase, prompt)
+    if intent.template is None:
+        assert intent.params == {}
+        return
+    assert intent.ignored or intent.understood
+    code = compose(intent, prompt)
+    report = validate_code(code)
+    assert report.valid, report.errors
+    assert extract_default_params(code) == intent.params

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class PartKind(StrEnum):
@@ -27,6 +27,9 @@ class Attempt:
     duration_seconds: float
     http_status: int | None = None
     error: str | None = None
+    # What the provider says it understood, and the parts of the prompt its code leaves out.
+    interpretation: dict[str, Any] = field(default_factory=dict)
+    ignored_requirements: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -49,9 +52,23 @@ class ProviderResult:
     model: str
     parts: list[ResponsePart] = field(default_factory=list)
     raw_response: str | None = None
-    tokens_used: int = 0
+    tokens_used: int = 0  # input + output, over every attempt that got an answer
+    input_tokens: int = 0
+    output_tokens: int = 0
+    # The answer stopped at the model's output limit (finish_reason "length", stop_reason
+    # "max_tokens", finishReason MAX_TOKENS): code in it may be cut short.
+    truncated: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     error: str | None = None
+    # What the provider says it understood, and the parts of the prompt its code leaves out.
+    interpretation: dict[str, Any] = field(default_factory=dict)
+    ignored_requirements: list[str] = field(default_factory=list)
+
+    def count_tokens(self, input_tokens: int, output_tokens: int) -> None:
+        """Add one answer's usage (retried answers cost tokens too)."""
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        self.tokens_used += input_tokens + output_tokens
 
 
 class CodeProvider(Protocol):

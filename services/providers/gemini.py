@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import re
-import time
 from typing import Any
 
 import httpx
@@ -18,14 +16,18 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from services.prompting import SYSTEM_INSTRUCTION, user_prompt
 from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart
+from services.providers.prompting import SYSTEM_INSTRUCTION, user_prompt
+from services.providers.retrying import (
+    MAX_RAW_CHARS,
+    RETRYABLE_STATUSES,
+    Final,
+    Retryable,
+    with_retries,
+)
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-MAX_BACKOFF_SECONDS = 30.0
-MAX_RAW_CHARS = 200_000
 # Finish reasons that mean "the answer was withheld", as opposed to a normal stop.
 BLOCKING_FINISH_REASONS = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
@@ -43,16 +45,6 @@ _TIMEOUTS: tuple[type[BaseException], ...] = (
     *(m.TimeoutException for m in _HTTP_MODULES),
 )
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = tuple(m.TransportError for m in _HTTP_MODULES)
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, delay_hint: float | None = None) -> None:
-        super().__init__(message)
-        self.delay_hint = delay_hint
-
-
-class _Final(Exception):
-    pass
 
 
 class GeminiProvider:
@@ -91,28 +83,16 @@ class GeminiProvider:
 
     async def generate(self, prompt: str) -> ProviderResult:
         result = ProviderResult(provider=self.name, model=self.model)
-        for number in range(1, self.max_attempts + 1):
-            attempt = Attempt(number=number, duration_seconds=0.0)
-            result.attempts.append(attempt)
-            started = time.perf_counter()
-            delay: float | None = None
-            try:
-                response = await self._call(prompt, attempt, result)
-                self._accept(response, result)
-                return result
-            except _Retryable as exc:
-                result.error = attempt.error = str(exc)
-                delay = self._backoff(number, exc.delay_hint)
-            except _Final as exc:
-                result.error = attempt.error = str(exc)
-                return result
-            finally:
-                attempt.duration_seconds = time.perf_counter() - started
-            if number < self.max_attempts:
-                await asyncio.sleep(delay)
-        if len(result.attempts) > 1:
-            result.error = f"{result.error} (gave up after {len(result.attempts)} attempts)"
-        return result
+
+        async def attempt_once(attempt: Attempt) -> None:
+            self._accept(await self._call(prompt, attempt, result), result)
+
+        return await with_retries(
+            result,
+            attempt_once,
+            max_attempts=self.max_attempts,
+            retry_base_seconds=self.retry_base_seconds,
+        )
 
     async def _call(
         self, prompt: str, attempt: Attempt, result: ProviderResult
@@ -130,12 +110,12 @@ class GeminiProvider:
             result.raw_response = _error_body(exc)
             raise self._classify(exc) from exc
         except _TIMEOUTS:
-            raise _Retryable(f"Gemini did not answer within {self.timeout_seconds:g} s") from None
+            raise Retryable(f"Gemini did not answer within {self.timeout_seconds:g} s") from None
         except _TRANSPORT_ERRORS as exc:
-            raise _Retryable(f"Could not reach Gemini ({type(exc).__name__})") from None
+            raise Retryable(f"Could not reach Gemini ({type(exc).__name__})") from None
         except ValueError as exc:  # includes json.JSONDecodeError and pydantic's errors
             attempt.http_status = 200
-            raise _Retryable(f"Gemini sent a response that is not valid JSON ({exc})") from None
+            raise Retryable(f"Gemini sent a response that is not valid JSON ({exc})") from None
         attempt.http_status = 200
         return response
 
@@ -147,47 +127,44 @@ class GeminiProvider:
         detail = f"{label}: {message}" if message else label
         bad_key = exc.code == 400 and "API key not valid" in message
         if bad_key or _reason(exc) == "API_KEY_INVALID":
-            return _Final("Gemini rejected the API key: the operator must check GEMINI_API_KEY")
+            return Final("Gemini rejected the API key: the operator must check GEMINI_API_KEY")
         if exc.code in (401, 403):
-            return _Final(f"{detail} (check GEMINI_API_KEY and its permissions)")
+            return Final(f"{detail} (check GEMINI_API_KEY and its permissions)")
         if exc.code == 404:
-            return _Final(f"{detail} (check GEMINI_MODEL)")
+            return Final(f"{detail} (check GEMINI_MODEL)")
         if exc.code == 429:
-            return _Retryable(f"Gemini rate limit or quota exceeded: {message or status}", hint)
+            return Retryable(f"Gemini rate limit or quota exceeded: {message or status}", hint)
         if exc.code in RETRYABLE_STATUSES:
-            return _Retryable(detail, hint)
-        return _Final(detail)
+            return Retryable(detail, hint)
+        return Final(detail)
 
     def _accept(self, response: types.GenerateContentResponse, result: ProviderResult) -> None:
-        """Record a 200 answer; raise _Final when it holds nothing usable."""
+        """Record a 200 answer; raise Final when it holds nothing usable."""
         raw = response.model_dump_json(exclude_none=True, exclude={"sdk_http_response"})
         result.raw_response = raw[:MAX_RAW_CHARS]
         usage = response.usage_metadata
         if usage is not None:
-            result.tokens_used += int(usage.total_token_count or 0)
+            # Tool-use prompts are read like the prompt; thoughts are billed as output.
+            read = int(usage.prompt_token_count or 0) + int(usage.tool_use_prompt_token_count or 0)
+            total = int(usage.total_token_count or 0)
+            result.count_tokens(read, max(total - read, 0))
         feedback = response.prompt_feedback
         if feedback is not None and feedback.block_reason:
             reason = _enum_name(feedback.block_reason)
-            raise _Final(f"Gemini blocked the prompt ({reason}); rephrase the strategy")
+            raise Final(f"Gemini blocked the prompt ({reason}); rephrase the strategy")
         candidates = response.candidates or []
         if not candidates:
-            raise _Retryable("Gemini returned no candidates")
+            raise Retryable("Gemini returned no candidates")
         candidate = candidates[0]
         parts = (candidate.content.parts if candidate.content else None) or []
         finish = _enum_name(candidate.finish_reason) if candidate.finish_reason else ""
         if not parts and finish in BLOCKING_FINISH_REASONS:
-            raise _Final(f"Gemini withheld the answer ({finish}); rephrase the strategy")
+            raise Final(f"Gemini withheld the answer ({finish}); rephrase the strategy")
         result.parts = [p for p in (_part(part) for part in parts) if p is not None]
         result.error = None
-        if finish == "MAX_TOKENS" and result.parts:
+        result.truncated = finish == "MAX_TOKENS"
+        if result.truncated:
             log.info("Gemini answer was cut at the token limit")
-
-    def _backoff(self, attempt_number: int, hint: float | None) -> float:
-        exponential = self.retry_base_seconds * 2 ** (attempt_number - 1)
-        delay = exponential * random.uniform(0.5, 1.0)
-        if hint is not None:
-            delay = max(delay, hint)
-        return min(delay, MAX_BACKOFF_SECONDS)
 
 
 def _part(part: types.Part) -> ResponsePart | None:

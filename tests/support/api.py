@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,45 @@ async def register_user(client: httpx.AsyncClient, email: str | None = None) -> 
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+
+
+GENERATE_WITH_USAGE = """
+mutation($input: GenerateStrategyInput!) {
+  generateStrategy(input: $input) {
+    strategy { id status generatedCode parameters validationResults { valid errors } }
+    generationLog {
+      id status provider model aiResponseRaw extractedCode errorMessage
+      tokensUsed inputTokens outputTokens estimatedCostUsd processingTimeSeconds
+      strategy { id }
+      attempts { number httpStatus error durationSeconds }
+    }
+  }
+}"""
+
+
+class GenerationSession:
+    """One signed-in user of an app configured by `settings`: for provider tests."""
+
+    def __init__(self, client: httpx.AsyncClient, token: str) -> None:
+        self.client = client
+        self.token = token
+
+    async def generate(self, prompt: str = "SMA crossover 5/20", **extra: Any) -> dict[str, Any]:
+        """generateStrategy's payload; a GraphQL error fails the test."""
+        body = await self.call(GENERATE_WITH_USAGE, {"input": {"prompt": prompt, **extra}})
+        assert "errors" not in body, body
+        return dict(body["data"]["generateStrategy"])
+
+    async def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await call_graphql(self.client, query, variables, self.token)
+
+
+@contextlib.asynccontextmanager
+async def generation_session(
+    settings: Settings, sandbox: Sandbox, **updates: Any
+) -> AsyncIterator[GenerationSession]:
+    """The app with `settings` changed by `updates` (e.g. openai_base_url=...), signed in."""
+    configured = settings.model_validate({**settings.model_dump(), **updates})
+    async with make_client(configured, sandbox=sandbox) as client:
+        token, _ = await register_user(client)
+        yield GenerationSession(client, token)

@@ -1,4 +1,4 @@
-"""The stand-in Gemini server as a pytest fixture: one server per run, reset for every test."""
+"""The stand-in vendor servers as pytest fixtures: one server each per run, reset per test."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import pytest
 from server.app import create_app
 from server.settings import Settings
 from server.wiring import build_services
+from services.providers.templates import TemplateProvider
 from services.sandbox import Sandbox
-from services.templates import TemplateProvider
+from tests.support.anthropic_standin import AnthropicStandin
 from tests.support.api import shared_analyser
 from tests.support.gemini_standin import GeminiStandin
 from tests.support.live import serve_over_tcp
+from tests.support.openai_standin import OpenAIStandin
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,29 @@ async def live_url(database: str, settings: Settings, sandbox: Sandbox) -> Async
     )
     async with serve_over_tcp(app) as base_url:
         yield base_url
+
+
+@pytest.fixture(scope="session")
+def _openai_server() -> Iterator[OpenAIStandin]:
+    with OpenAIStandin() as standin:
+        yield standin
+
+
+@pytest.fixture
+def openai_standin(_openai_server: OpenAIStandin) -> Iterator[OpenAIStandin]:
+    _openai_server.reset()
+    yield _openai_server
+    _openai_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _anthropic_server() -> Iterator[AnthropicStandin]:
+    with AnthropicStandin() as standin:
+        yield standin
+
+
+@pytest.fixture
+def anthropic_standin(_anthropic_server: AnthropicStandin) -> Iterator[AnthropicStandin]:
+    _anthropic_server.reset()
+    yield _anthropic_server
+    _anthropic_server.reset()

@@ -24,7 +24,17 @@ import pytest
 from tests.support.api import ROOT
 
 # Configuration of the environment the tests run in, which must not leak into the server.
-STRIPPED = ("GEMINI_", "DATABASE_", "SECRET_", "LOG_", "RATE_LIMIT_")
+STRIPPED = (
+    "GEMINI_",
+    "OPENAI_",
+    "ANTHROPIC_",
+    "DEFAULT_MODEL",
+    "MODEL_PRICES",
+    "DATABASE_",
+    "SECRET_",
+    "LOG_",
+    "RATE_LIMIT_",
+)
 
 
 def free_port() -> int:
