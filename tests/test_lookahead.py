@@ -337,6 +337,31 @@ async def test_signals_a_fresh_call_cannot_reproduce_are_flagged(
     assert result["lookAhead"]["lookAheadBias"] is True
 
 
+# Spins when it is the first call of a fresh module past the first bars: only in the check.
+SPINS_IN_THE_CHECK = """
+CALLS = [0]
+
+def execute_strategy(market_data, strategy_params):
+    CALLS[0] += 1
+    bar = len(market_data["close"])
+    while CALLS[0] == 1 and bar > 5:
+        pass
+    action = {0: "buy", 25: "sell"}.get(bar % 50, "hold")
+    return {"action": action, "confidence": 0.5, "reason": "r"}
+"""
+
+
+async def test_a_check_that_fails_as_a_whole_is_bias_on_every_checked_bar(
+    sandbox: Sandbox,
+) -> None:
+    result = await sandbox.run_backtest(SPINS_IN_THE_CHECK, BARS, {}, OPTIONS, timeout_seconds=2)
+    check = result["lookAhead"]
+    assert result["metrics"]["numTrades"] > 3  # the backtest itself ran
+    assert check["lookAheadBias"] is True and "ran longer than 2 s" in check["checkError"]
+    assert len(check["lookAheadBars"]) == check["checkedBars"] > 0
+    assert result["metrics"]["trustworthy"] is False
+
+
 # --- the verdict as a service: plan, compare, refuse -----------------------------------------
 
 
