@@ -5,7 +5,8 @@ each, alternated: ours as an `execute_strategy` source string run by `Sandbox.ru
 (fork server, seccomp, rlimits, namespaces, then the server's own check of every signal and
 its engine: everything a user's backtest goes through), backtesting.py idiomatically. Prints
 median and spread of the wall times, trade count (they must agree), final equity and the
-ratio of medians (target: at most 3x).
+ratio of medians (target: at most 3x). Ours includes the look-ahead check (issue 18), whose
+own time and share are printed, with a run without it for comparison.
 
 Then the event loop during a long backtest (issue 10, item 3: the engine runs in the server
 now, off the loop): a 1 ms ticker's lateness while idle and while a `--lag-bars` backtest
@@ -59,11 +60,20 @@ def strategy_code() -> str:
     return "from typing import Any\n\n" + inspect.getsource(execute_strategy)
 
 
-async def sandboxed_backtest(sandbox: Sandbox, bars: Bars) -> tuple[float, dict]:
+async def sandboxed_backtest(
+    sandbox: Sandbox, bars: Bars, check_look_ahead: bool = True
+) -> tuple[float, dict]:
     options = BacktestOptions(initial_cash=CASH, commission_pct=COMMISSION * 100)
     params = {"fast": FAST, "slow": SLOW}
     started = time.perf_counter()
-    result = await sandbox.run_backtest(strategy_code(), bars, params, options, timeout_seconds=300)
+    result = await sandbox.run_backtest(
+        strategy_code(),
+        bars,
+        params,
+        options,
+        timeout_seconds=300,
+        check_look_ahead=check_look_ahead,
+    )
     return time.perf_counter() - started, result
 
 
@@ -160,6 +170,8 @@ async def main_async(args: argparse.Namespace) -> int:
     long_bars = synthetic_bars("trending", args.lag_bars, timeframe="1d", seed=11)
     ours_s: list[float] = []
     theirs_s: list[float] = []
+    check_s: list[float] = []  # the look-ahead check's share of ours_s
+    unchecked_s: list[float] = []  # ours without the check
     async with Sandbox() as sandbox:
         assert sandbox.probe is not None
         print(f"sandbox layers: {sandbox.probe.summary()}")
@@ -170,6 +182,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 if ours_first:
                     elapsed, ours = await sandboxed_backtest(sandbox, bars)
                     ours_s.append(elapsed)
+                    check_s.append(ours["lookAhead"]["checkSeconds"])
+                    unchecked_s.append((await sandboxed_backtest(sandbox, bars, False))[0])
                 else:
                     started = time.perf_counter()
                     their_trades, their_final = run_backtesting_py(bars)
@@ -186,6 +200,14 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"{'trades':30}{our_trades:>24}{their_trades:>24}")
     print(f"{'final equity':30}{our_final:>24.2f}{their_final:>24.2f}")
     print(f"ratio {ratio:.2f}x (target <= 3x -> {'MET' if ratio <= 3 else 'NOT MET'})")
+    share = statistics.median(check_s) / statistics.median(ours_s)
+    check = ours["lookAhead"]
+    print(
+        f"look-ahead check (in the wall time above): {spread(check_s)}, {share:.1%} of it; "
+        f"{check['checkedBars']} bars re-run ({check['tradeBarsChecked']} traded), "
+        f"bias {check['lookAheadBias']}, warm-up {check['warmupBarsNeeded']} bars"
+    )
+    print(f"{'wall time without the check':30}{spread(unchecked_s):>24}")
     print(f"\nevent loop, 1 ms ticker's lateness ({args.lag_bars} bars took {long_s:.2f} s):")
     print(f"  idle                      {lag_summary(idle)}")
     print(f"  during the backtest       {lag_summary(busy)}")
@@ -200,14 +222,23 @@ async def main_async(args: argparse.Namespace) -> int:
     results = results_for(args)
     results.add(
         f"SMA crossover backtest, {args.bars:,} bars, sandbox included (the child's signals, "
-        f"the server's check and engine), against backtesting.py; {args.rounds} runs each, "
-        "alternated",
+        f"the server's check and engine, the look-ahead check), against backtesting.py; "
+        f"{args.rounds} runs each, alternated",
         f"{ratio:.2f}x ({statistics.median(ours_s) * 1e3:.1f} vs "
         f"{statistics.median(theirs_s) * 1e3:.1f} ms; {our_trades} vs {their_trades} trades)",
         f"ours {span([t * 1e3 for t in ours_s], '{:.0f}')}, backtesting.py "
         f"{span([t * 1e3 for t in theirs_s], '{:.0f}')}",
         "<= 3x, same trades",
         ratio <= 3 and our_trades == their_trades,
+    )
+    results.add(
+        f"the look-ahead check's share of that backtest ({check['checkedBars']} bars re-run, "
+        f"{check['tradeBarsChecked']} of them traded, plus warm-up runs)",
+        f"{statistics.median(check_s) * 1e3:.1f} ms, {share:.1%} of the backtest; without the "
+        f"check {statistics.median(unchecked_s) * 1e3:.1f} ms",
+        f"check {span([t * 1e3 for t in check_s], '{:.0f}')}, without it "
+        f"{span([t * 1e3 for t in unchecked_s], '{:.0f}')}",
+        "reported (LOOKAHEAD_CHECK_PCT)",
     )
     results.add(
         f"event loop during a {args.lag_bars:,}-bar backtest ({long_s:.1f} s): a 1 ms "

@@ -510,9 +510,26 @@ class BacktestResult:
     trades: JSON
     bars: int
     elapsed_seconds: float
+    look_ahead_bias: bool = strawberry.field(
+        description="Some signal changed when the bars after it were removed: the metrics "
+        "(marked trustworthy: false) are not to be believed, and runStrategy refuses the "
+        "strategy (LOOK_AHEAD_BIAS) until its code is changed."
+    )
+    look_ahead_bars: list[int] = strawberry.field(
+        description="The checked bars where the signal changed (a sample)."
+    )
+    warmup_bars_needed: int | None = strawberry.field(
+        description="History a signal needs before it stops changing when the bars before it "
+        "are cut; null if no tried history length sufficed (or none could be tried)."
+    )
+    look_ahead_check: JSON = strawberry.field(
+        description="The look-ahead check in detail: differing signals (bar, full run, "
+        "truncated run), warm-up differences and warning, bars checked, its cost in seconds."
+    )
 
     @classmethod
     def from_outcome(cls, outcome: BacktestOutcome) -> BacktestResult:
+        check = outcome.result.get("lookAhead") or {}
         return cls(
             strategy=Strategy.from_model(outcome.strategy),
             metrics=cast(JSON, outcome.result["metrics"]),
@@ -520,6 +537,10 @@ class BacktestResult:
             trades=cast(JSON, outcome.result["trades"]),
             bars=outcome.result["bars"],
             elapsed_seconds=outcome.elapsed_seconds,
+            look_ahead_bias=bool(check.get("lookAheadBias", False)),
+            look_ahead_bars=list(check.get("lookAheadBars", [])),
+            warmup_bars_needed=check.get("warmupBarsNeeded"),
+            look_ahead_check=cast(JSON, check),
         )
 
 

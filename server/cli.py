@@ -593,6 +593,7 @@ def _report_backtest(outcome: BacktestOutcome, as_json: bool) -> None:
                 "elapsedSeconds": outcome.elapsed_seconds,
                 "metrics": result["metrics"],
                 "trades": result["trades"],
+                "lookAhead": result.get("lookAhead"),
             }
         )
         return
@@ -608,7 +609,37 @@ def _report_backtest(outcome: BacktestOutcome, as_json: bool) -> None:
     table.add_column("value", justify="right")
     for key, value in result["metrics"].items():
         table.add_row(key, _format(value))
-    Console(soft_wrap=True).print(table)
+    console = Console(soft_wrap=True)
+    console.print(table)
+    for line in look_ahead_lines(result.get("lookAhead")):
+        console.print(line, markup=False, highlight=False)
+
+
+def look_ahead_lines(check: dict[str, Any] | None) -> list[str]:
+    """The look-ahead check's verdict for people: bias first, then the warm-up warning."""
+    if not check:
+        return []
+    lines = []
+    if check.get("lookAheadBias"):
+        bars = ", ".join(str(bar) for bar in check.get("lookAheadBars", [])[:20])
+        lines.append(
+            "LOOK-AHEAD BIAS: the metrics above are untrustworthy: signals changed when the "
+            f"bars after them were removed (bars {bars})"
+            + (f"; the check failed: {check['checkError']}" if check.get("checkError") else "")
+        )
+        for difference in check.get("differences", [])[:5]:
+            lines.append(
+                f"  bar {difference['bar']}: full run {difference['full']}, "
+                f"truncated {difference['truncated']}"
+            )
+    else:
+        lines.append(
+            f"No look-ahead found: {check.get('checkedBars', 0)} bars re-run on truncated data "
+            f"in {check.get('checkSeconds', 0.0):.2f} s"
+        )
+    if check.get("warmupWarning"):
+        lines.append(f"Warm-up: {check['warmupWarning']}")
+    return lines
 
 
 def main() -> None:

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     # Host uid (and gid) of the sandbox when the server runs as root; never 0. The default
     # is services.sandbox.launcher.DEFAULT_HOST_UID (tests/test_sandbox_privileges.py).
     sandbox_host_uid: int = Field(default=2_000_000_000, ge=1, le=4_294_967_294)
+    # The look-ahead check after every backtest (services/lookahead.py) calls the strategy
+    # at most this percent as often as the backtest (at least 40 times); 0 turns it off.
+    lookahead_check_pct: float = Field(default=2.0, ge=0, le=100)
     run_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     # Generated code runs once on sample data before it is called SUCCESS: one sandbox job

@@ -84,6 +84,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
             memory_limit_mb=settings.sandbox_memory_mb,
             allow_unisolated=settings.sandbox_allow_unisolated,
             host_uid=settings.sandbox_host_uid,
+            lookahead_check_pct=settings.lookahead_check_pct,
         )
     )
 

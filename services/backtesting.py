@@ -3,9 +3,12 @@
 Two halves: `collect_signals` calls the strategy (in the sandbox's job process, so this module
 is pure Python + numpy and does no I/O) and `simulate`, the engine, runs in the server on
 signals it has checked itself (`unpack_signals`), so no number we store comes from the
-strategy's process. The strategy at bar i sees read-only views `arr[: i + 1]` (nothing to
-copy, and nothing later to peek at); its order fills at bar i + 1's open. Statistics follow
-backtesting.py's definitions (see `compute_metrics`), so results can be cross-checked.
+strategy's process. The strategy at bar i sees read-only views `buf[: i + 1]` of buffers
+filled one bar at a time (their bytes past bar i are NaN: no attribute reaches a later bar);
+its order fills at bar i + 1's open. That alone proves nothing (code in a process can reach
+all of its memory): services/lookahead.py re-runs sampled bars on truncated data to prove it.
+Statistics follow backtesting.py's definitions (see `compute_metrics`), so results can be
+cross-checked.
 
 Position rules, kept deliberately simple:
   * all-in: an entry uses all cash, units = cash / (price * (1 + commission));
@@ -139,13 +142,24 @@ def collect_signals(
     if n == 0:
         raise ValueError("bars is empty: at least 1 bar is needed")
     base_params = dict(params)
-    ts_arr = bars.timestamp
-    o_arr, h_arr, l_arr, c_arr, v_arr = bars.open, bars.high, bars.low, bars.close, bars.volume
     symbol, timeframe = bars.symbol, bars.timeframe
+    # The strategy's arrays are views of buffers filled one bar at a time, so what they hold
+    # past the current bar (through .base, the buffer protocol, ctypes...) is NaN, never a
+    # later bar. Six float stores per bar, from lists (cheaper than numpy scalars).
+    o_buf, h_buf, l_buf, c_buf, v_buf = (np.full(n, math.nan) for _ in range(5))
+    o_src, h_src, l_src = bars.open.tolist(), bars.high.tolist(), bars.low.tolist()
+    c_src, v_src = bars.close.tolist(), bars.volume.tolist()
+    o_arr, h_arr, l_arr, c_arr, v_arr = map(_read_only, (o_buf, h_buf, l_buf, c_buf, v_buf))
+    has_time = bars.timestamp is not None
+    t_buf = np.full(n if has_time else 0, math.nan)
+    t_src = bars.timestamp.tolist() if bars.timestamp is not None else []
+    t_arr = _read_only(t_buf)
     signals: list[dict[str, Any] | None] = [None] * n
     next_progress = progress_every
     for i in range(n):
         end = i + 1
+        o_buf[i], h_buf[i], l_buf[i] = o_src[i], h_src[i], l_src[i]
+        c_buf[i], v_buf[i] = c_src[i], v_src[i]
         market_data: dict[str, Any] = {
             "open": o_arr[:end],
             "high": h_arr[:end],
@@ -155,8 +169,9 @@ def collect_signals(
             "symbol": symbol,
             "timeframe": timeframe,
         }
-        if ts_arr is not None:
-            market_data["timestamp"] = ts_arr[:end]
+        if has_time:
+            t_buf[i] = t_src[i]
+            market_data["timestamp"] = t_arr[:end]
         try:
             signal = normalise_signal(strategy(market_data, dict(base_params)))
         except (Exception, SystemExit) as exc:  # sys.exit() in a strategy is its bug too
@@ -170,6 +185,12 @@ def collect_signals(
     if on_progress is not None and n % progress_every:
         on_progress(n, n)
     return signals
+
+
+def _read_only(buffer: np.ndarray) -> np.ndarray:
+    view = buffer.view()
+    view.flags.writeable = False
+    return view
 
 
 # A signal stream travels from the job process as one action letter per bar plus, for each

@@ -20,6 +20,7 @@ from services import versions
 from services.backtesting import BacktestOptions
 from services.code_analysis import UserCodeChecks
 from services.errors import BadInput
+from services.lookahead import require_trustworthy
 from services.market_data import Bars, MarketDataError, bars_from_columns, bars_from_csv
 from services.rate_limits import RateLimit
 from services.samples import SAMPLE_NAMES, UnknownSample, load_sample, sample_description
@@ -167,6 +168,7 @@ class StrategyRunner:
     ) -> dict[str, Any]:
         strategy = await require_strategy(user, strategy_id)
         _runnable(strategy)
+        require_trustworthy(strategy)  # no live signals from a strategy caught looking ahead
         bars = bars_from_input(market_data, MAX_SIGNAL_BARS)
         await self._count(user)
         signal = await self.sandbox.run_signal(
@@ -214,8 +216,12 @@ class StrategyRunner:
             owner=sandbox_owner(user),
         )
         elapsed = time.perf_counter() - started
+        look_ahead = result.get("lookAhead") or {}
         summary = {
             **result["metrics"],
+            "lookAheadBars": look_ahead.get("lookAheadBars", []),
+            "warmupBarsNeeded": look_ahead.get("warmupBarsNeeded"),
+            "lookAhead": look_ahead,
             "bars": len(bars),
             "data": source,
             "initialCash": options.initial_cash,

@@ -81,9 +81,9 @@ GENERATIONS_IN_FLIGHT = Gauge(
 
 SANDBOX_JOBS = Counter(
     "sandbox_jobs_total",
-    "Sandbox jobs by kind (run, backtest, trial_run) and outcome (ok, timeout, memory_limit, "
-    "sandbox_violation, runtime_error, invalid_output, output_too_large, busy, unavailable, "
-    "cancelled, error).",
+    "Sandbox jobs by kind (run, backtest, lookahead, trial_run) and outcome (ok, timeout, "
+    "memory_limit, sandbox_violation, runtime_error, invalid_output, output_too_large, busy, "
+    "unavailable, cancelled, error).",
     ["kind", "outcome"],
     registry=REGISTRY,
 )

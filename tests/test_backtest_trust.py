@@ -110,6 +110,10 @@ async def test_a_forged_engine_result_is_refused(unguarded: Sandbox) -> None:
 
 async def test_forged_signals_are_only_signals_the_server_recomputes(unguarded: Sandbox) -> None:
     result = await unguarded.run_backtest(forging(honest_stream()), BARS, {}, OPTIONS)
+    # Its look-ahead check job forges the same frame, which is no check result (issue 18).
+    assert result.pop("lookAhead")["lookAheadBias"] is True
+    assert result["metrics"].pop("trustworthy") is False
+    assert result["metrics"].pop("lookAheadBias") is True
     assert result == run_backtest(honest, BARS, {}, OPTIONS)
     assert result["metrics"]["numTrades"] == 1
     json.dumps(result, allow_nan=False)
@@ -182,7 +186,11 @@ async def test_stored_metrics_are_the_servers_own(database: str, unguarded: Sand
     assert forged.performance_metrics == {}
     stored = recomputed.performance_metrics
     assert {key: stored[key] for key in honest_metrics} == json.loads(json.dumps(honest_metrics))
-    assert outcome.result["metrics"] == honest_metrics
+    served = dict(outcome.result["metrics"])
+    # A forger's look-ahead check forges too: flagged (issue 18).
+    assert served.pop("trustworthy") is False and stored["trustworthy"] is False
+    assert served.pop("lookAheadBias") is True
+    assert served == honest_metrics
 
 
 CHEAP_ROUND_TRIPS = """

@@ -250,7 +250,7 @@ def test_a_short_that_loses_everything_is_liquidated() -> None:
     assert result["equityCurve"] == pytest.approx([10_000, 10_000, -5_000, -5_000, -5_000])
 
 
-def test_strategy_sees_growing_read_only_views_and_never_the_future() -> None:
+def test_strategy_sees_growing_read_only_prefixes_and_never_the_future() -> None:
     bars = make_bars(BASE, timestamps=True)
     seen: list[int] = []
 
@@ -261,7 +261,14 @@ def test_strategy_sees_growing_read_only_views_and_never_the_future() -> None:
             array = market_data[key]
             assert len(array) == i
             assert not array.flags.writeable
-            assert np.shares_memory(array, getattr(bars, key))  # a view, not a copy
+            assert array.tolist() == getattr(bars, key)[:i].tolist()
+            # Issue 18: the bars' own memory is out of reach, and whatever the view's base
+            # holds past this bar is NaN, never a later bar.
+            assert not np.shares_memory(array, getattr(bars, key))
+            base = array
+            while base.base is not None:
+                base = base.base
+            assert np.isnan(np.asarray(base)[i:]).all()
         assert market_data["symbol"] == "T" and market_data["timeframe"] == "1d"
         assert market_data["close"][-1] == bars.close[i - 1]
         return {"action": "hold", "confidence": 0.0}

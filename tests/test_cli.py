@@ -366,6 +366,9 @@ async def test_backtest_csv_matches_the_api(
     metrics = result["metrics"]
     assert result["bars"] == 1200 and metrics["numTrades"] > 3
     assert len(result["trades"]) == metrics["numTrades"]
+    # Issue 18: the look-ahead check's verdict, in the table's footer and in the JSON.
+    assert result["lookAhead"]["lookAheadBias"] is False and metrics["trustworthy"] is True
+    assert re.search(r"No look-ahead found: \d+ bars re-run on truncated data", shown.stdout)
     for key, shape in (("finalEquity", ",.4f"), ("numTrades", ","), ("maxDrawdownPct", ",.4f")):
         cell = re.escape(format(metrics[key], shape))
         assert re.search(rf"\b{key}\b.*\s{cell}\s", shown.stdout), (key, shown.stdout)

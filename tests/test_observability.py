@@ -386,6 +386,7 @@ async def test_sandbox_jobs_are_counted_by_kind_and_outcome(gql: GraphQLCall, to
     backtests = value("sandbox_jobs_total", kind="backtest", outcome="ok")
     trial_crashes = value("sandbox_jobs_total", kind="trial_run", outcome="runtime_error")
     timed = value("sandbox_job_duration_seconds_count", kind="backtest")
+    checks = value("sandbox_jobs_total", kind="lookahead", outcome="ok")
 
     ran = await gql(RUN, {"id": strategy_id, "data": market_data()}, token=token)
     assert "errors" not in ran, ran
@@ -397,6 +398,7 @@ async def test_sandbox_jobs_are_counted_by_kind_and_outcome(gql: GraphQLCall, to
     assert value("sandbox_jobs_total", kind="run", outcome="ok") == runs + 1
     assert value("sandbox_jobs_total", kind="backtest", outcome="ok") == backtests + 1
     assert value("sandbox_job_duration_seconds_count", kind="backtest") == timed + 1
+    assert value("sandbox_jobs_total", kind="lookahead", outcome="ok") == checks + 1
     assert (
         value("sandbox_jobs_total", kind="trial_run", outcome="runtime_error") == trial_crashes + 1
     )

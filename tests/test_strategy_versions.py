@@ -11,13 +11,13 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from services.templates import TEMPLATE_MODEL
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models import GeneratedStrategy, StrategyVersion, User
 from services import strategies, versions
 from services.execution import BacktestRequest, StrategyRunner
+from services.providers.templates import TEMPLATE_MODEL
 from services.sandbox import Sandbox
 from tests.support.api import GraphQLCall, error_codes, register_user
 from tests.test_admin_api import register_staff

@@ -171,10 +171,14 @@ def run_job(
         return protocol.encode_frame(_error(protocol.KIND_SYNTAX, exc))
     except ForbiddenCode as exc:
         return protocol.encode_frame({**_error(protocol.KIND_VIOLATION, exc), "line": exc.line})
-    bars = Bars.from_bytes(job["bars"])
+    bars = Bars.from_bytes(job.pop("bars"))
     params = dict(job["params"])
     user_globals = module_globals(job["guards"])
     max_bytes = int(job["max_output_bytes"])
+    if job["kind"] == "lookahead":
+        columns, labels = _writable_columns(bars)
+        del bars  # with the job's bytes gone, `columns` hold the only copy of the bars
+        return _look_ahead_job(job, code, columns, labels, params, seal, max_bytes)
 
     try:
         seal()
@@ -218,6 +222,61 @@ def run_job(
             )
         return _encode_result(value, max_bytes)
     except BaseException as exc:  # everything the strategy can raise, SystemExit included
+        try:
+            return protocol.encode_frame(_classify_failure(exc))
+        except MemoryError:
+            return _FALLBACK_MEMORY
+
+
+def _writable_columns(bars: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Writable copies of the bars' columns, and their labels."""
+    import numpy as np
+
+    from services.lookahead import COLUMNS
+
+    columns = {
+        name: np.array(getattr(bars, name), dtype=np.float64)
+        for name in COLUMNS
+        if getattr(bars, name) is not None
+    }
+    return columns, {"symbol": bars.symbol, "timeframe": bars.timeframe}
+
+
+def _look_ahead_job(
+    job: dict[str, Any],
+    code: Any,
+    columns: dict[str, Any],
+    labels: dict[str, Any],
+    params: dict[str, Any],
+    seal: Callable[[], None],
+    max_bytes: int,
+) -> bytes:
+    """The look-ahead check (services/lookahead.py): the strategy at each planned bar, in a
+    fresh module namespace, on bars that end there. `columns` are the only copy of the bars
+    in this process; the check overwrites them past each bar, latest bar first."""
+    from services.lookahead import run_checks
+    from services.signals import normalise_signal
+
+    guards = bool(job["guards"])
+
+    def call(market_data: dict[str, Any]) -> dict[str, Any]:
+        namespace = module_globals(guards)
+        exec(code, namespace)
+        entry = namespace.get(ENTRYPOINT)
+        if not callable(entry):
+            raise NameError(f"no function {ENTRYPOINT}")
+        return normalise_signal(entry(market_data, dict(params)))
+
+    try:
+        seal()
+    except BaseException as exc:  # a host problem, not the strategy's
+        return protocol.encode_frame(
+            {"t": protocol.ERROR, "kind": protocol.KIND_INTERNAL, "message": _text(exc)}
+        )
+    # ---- from here on the process runs untrusted code ----
+    try:
+        return _encode_result(run_checks(columns, job["checks"], call, labels), max_bytes)
+    except BaseException as exc:
         try:
             return protocol.encode_frame(_classify_failure(exc))
         except MemoryError:

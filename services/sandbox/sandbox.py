@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -30,6 +31,13 @@ from services.backtesting import (
     unpack_signals,
 )
 from services.errors import BadInput
+from services.lookahead import (
+    LookAheadVerdict,
+    check_budget,
+    failed_verdict,
+    plan_checks,
+    verdict_of,
+)
 from services.market_data import Bars
 from services.offload import run_off_loop
 from services.sandbox import launcher
@@ -262,10 +270,13 @@ class Sandbox:
         timeout_seconds: float = 30.0,
         on_progress: ProgressCallback | None = None,
         owner: str = "",
+        check_look_ahead: bool = True,
     ) -> dict[str, Any]:
         """A backtest in two halves: the job process only calls the strategy bar by bar and
         streams its signals back; here, off the event loop, every signal is checked again and
-        the engine derives fills, trades, equity and metrics. Returns the engine's result."""
+        the engine derives fills, trades, equity and metrics. Then, unless told not to, the
+        look-ahead check (`look_ahead_check`), whose verdict goes in result["lookAhead"].
+        Returns the engine's result."""
         try:
             options.check()
         except (ValueError, AttributeError) as exc:
@@ -273,9 +284,57 @@ class Sandbox:
         job = self._job(
             "backtest", code, bars, params, timeout_seconds, on_progress, "backtest", owner
         )
+        started = time.perf_counter()
         with counted_job("backtest"):
             packed = await self._run(job)
-            return await run_off_loop(backtest_from_stream, bars, packed, options)
+            result, signals = await run_off_loop(_simulated, bars, packed, options)
+        if check_look_ahead:
+            backtest_seconds = time.perf_counter() - started
+            verdict = await self.look_ahead_check(
+                code, bars, params, signals, result["trades"], timeout_seconds, owner
+            )
+            result["lookAhead"] = {**verdict.as_json(), "backtestSeconds": backtest_seconds}
+            # Marked where every reader of the numbers sees it.
+            result["metrics"]["trustworthy"] = verdict.trustworthy
+            result["metrics"]["lookAheadBias"] = verdict.bias
+        return result
+
+    async def look_ahead_check(
+        self,
+        code: str,
+        bars: Bars,
+        params: dict[str, Any],
+        signals: list[dict[str, Any] | None],
+        trades: list[dict[str, Any]],
+        timeout_seconds: float,
+        owner: str = "",
+    ) -> LookAheadVerdict:
+        """The proof of no look-ahead for a run whose checked `signals` and `trades` are
+        known (services/lookahead.py): one sandbox job re-runs the planned bars on data that
+        ends at each of them, and the signals are compared here. Optimisation runs and
+        walk-forward folds are to get their verdict from here too."""
+        budget = check_budget(len(bars), self.settings.lookahead_check_pct)
+        plan = plan_checks(len(bars), trades, budget=budget, seed=_seed_of(bars, signals))
+        if not plan.bars:
+            return verdict_of(plan, signals, [], check_seconds=0.0)
+        job = self._job(
+            "lookahead",
+            code,
+            _first_bars(bars, plan.last_bar + 1),  # the later bars never reach the job
+            params,
+            timeout_seconds,
+            None,
+            "lookahead",
+            owner,
+            {"checks": plan.as_job()},
+        )
+        started = time.perf_counter()
+        with counted_job("lookahead"):
+            try:
+                results = await self._run(job)
+            except StrategySandboxError as exc:
+                return failed_verdict(plan, exc.message, time.perf_counter() - started)
+        return verdict_of(plan, signals, results, check_seconds=time.perf_counter() - started)
 
     async def trial_run(
         self, code: str, bars: Bars, params: dict[str, Any], *, owner: str = ""
@@ -300,6 +359,7 @@ class Sandbox:
         on_progress: ProgressCallback | None,
         label: str,
         owner: str,
+        extra: dict[str, Any] | None = None,
     ) -> _Job:
         if not isinstance(code, str):
             raise TypeError("code must be a str")
@@ -327,6 +387,7 @@ class Sandbox:
             "progress": on_progress is not None,
             # About a hundred reports for a progress bar, however long the data.
             "progress_every": min(settings.progress_every, max(1, len(bars) // 100)),
+            **(extra or {}),
         }
         return _Job(
             kind,
@@ -437,10 +498,39 @@ class Sandbox:
         return ending.value
 
 
+def _first_bars(bars: Bars, count: int) -> Bars:
+    ts = bars.timestamp
+    return Bars(
+        timestamp=None if ts is None else ts[:count],
+        open=bars.open[:count],
+        high=bars.high[:count],
+        low=bars.low[:count],
+        close=bars.close[:count],
+        volume=bars.volume[:count],
+        symbol=bars.symbol,
+        timeframe=bars.timeframe,
+    )
+
+
+def _seed_of(bars: Bars, signals: list[dict[str, Any] | None]) -> int:
+    """The random sample's seed: the same backtest checks the same bars (reproducible)."""
+    digest = hashlib.sha256(bars.close.tobytes())
+    digest.update("".join("h" if s is None else s["action"][0] for s in signals).encode())
+    return int.from_bytes(digest.digest()[:8], "big")
+
+
 def backtest_from_stream(bars: Bars, packed: object, options: BacktestOptions) -> dict[str, Any]:
     """Check a job's packed signal stream and run the engine on it (trusted, CPU-bound)."""
+    return _simulated(bars, packed, options)[0]
+
+
+def _simulated(
+    bars: Bars, packed: object, options: BacktestOptions
+) -> tuple[dict[str, Any], list[dict[str, Any] | None]]:
+    """The engine's result and the checked signals it ran on."""
     try:
-        return simulate(bars, unpack_signals(packed, len(bars)), options)
+        signals = unpack_signals(packed, len(bars))
+        return simulate(bars, signals, options), signals
     except StrategyFailure as failure:
         bar = failure.bar_index
         raise InvalidStrategyOutput(

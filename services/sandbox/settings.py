@@ -27,6 +27,9 @@ class SandboxSettings:
     recursion_limit: int = 1000
     progress_every: int = 500  # bars between progress reports at most
     trial_run_timeout_seconds: float = 2.0
+    # The look-ahead check after each backtest (services/lookahead.py) calls the strategy at
+    # most this percent as often as the backtest did (at least 40 times); 0: no check.
+    lookahead_check_pct: float = 2.0
     start_timeout_seconds: float = 60.0
     namespaces: str = "auto"  # "auto", "bwrap", "unshare" or "none"
     seccomp: bool = True
@@ -43,6 +46,8 @@ class SandboxSettings:
         for name in ("max_concurrent_jobs", "memory_limit_mb", "max_output_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if not 0 <= self.lookahead_check_pct <= 100:
+            raise ValueError("lookahead_check_pct must be in [0, 100]")
         if self.max_queue < 0 or self.recursion_limit < 50 or self.progress_every < 1:
             raise ValueError("max_queue >= 0, recursion_limit >= 50 and progress_every >= 1")
         if not 0 < self.host_uid < 2**32 - 1:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas  # noqa: F401
 
-from services import backtesting, market_data, signals  # noqa: F401
+from services import backtesting, lookahead, market_data, signals  # noqa: F401
 from services.sandbox import child
 
 # Code the Python guards accept (their static pass refuses what the validator refuses), so
