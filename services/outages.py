@@ -48,8 +48,9 @@ DATABASE_FAILURES: tuple[type[BaseException], ...] = (
     DBConnectionError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
+    # 57P*: shut down by an admin, by a crash of another backend or of the postmaster (as a
+    # killed server's backends report), starting up, database dropped, idle session cut.
+    asyncpg.exceptions.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
 )
 
@@ -58,8 +59,7 @@ ESCAPED_DATABASE_FAILURES = (
     DBConnectionError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
+    asyncpg.exceptions.OperatorInterventionError,
 )
 
 
@@ -119,5 +119,7 @@ def unavailable_from(error: BaseException | None) -> ServiceUnavailable | None:
             return current
         if isinstance(current, ESCAPED_DATABASE_FAILURES):
             return database_unavailable(current)
-        current = current.__cause__
+        # Explicit chains first; a driver error raised while handling a dropped connection
+        # carries it as the context only.
+        current = current.__cause__ or current.__context__
     return None
