@@ -52,3 +52,13 @@ def test_cited_files_exist(doc: Path) -> None:
         {path for path in PATH_REF.findall(doc.read_text()) if not (ROOT / path).exists()}
     )
     assert missing == [], f"{doc.name} cites files that do not exist: {missing}"
+
+
+def test_the_configuration_table_lists_every_setting() -> None:
+    """README's configuration table is the operator's reference: one row per setting."""
+    from server.settings import Settings
+
+    rows = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", (ROOT / "README.md").read_text(), re.M))
+    settings = {name.upper() for name in Settings.model_fields}
+    # Read by prometheus_client itself, not by Settings (services/telemetry.py).
+    assert rows - {"PROMETHEUS_MULTIPROC_DIR"} == settings
