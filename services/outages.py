@@ -108,6 +108,16 @@ def database_unavailable(error: BaseException) -> ServiceUnavailable:
     )
 
 
+def _is_connection_failure(error: BaseException) -> bool:
+    """The driver's connection errors, its other client-side errors (raised on a connection
+    that went away mid-use; a PostgresError is the server's answer, unless 08/57), and lost or
+    refused sockets or timeouts underneath."""
+    if isinstance(error, (*ESCAPED_DATABASE_FAILURES, ConnectionError, TimeoutError)):
+        return True
+    from_driver = type(error).__module__.startswith("asyncpg")
+    return from_driver and not isinstance(error, asyncpg.PostgresError)
+
+
 def unavailable_from(error: BaseException | None) -> ServiceUnavailable | None:
     """A database failure that escaped the client's own translation (a transaction's commit
     on a dropped connection, say) as the same answer; None for anything else."""
@@ -117,7 +127,7 @@ def unavailable_from(error: BaseException | None) -> ServiceUnavailable | None:
         seen.add(id(current))
         if isinstance(current, ServiceUnavailable):
             return current
-        if isinstance(current, ESCAPED_DATABASE_FAILURES):
+        if _is_connection_failure(current):
             return database_unavailable(current)
         # Explicit chains first; a driver error raised while handling a dropped connection
         # carries it as the context only.

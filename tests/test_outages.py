@@ -35,6 +35,19 @@ def test_a_dead_server_is_unavailable_however_it_is_reported(failure: BaseExcept
     assert isinstance(unavailable_from(wrapped), ServiceUnavailable)
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ConnectionResetError("reset by peer"),
+        asyncpg.exceptions.InternalClientError("the connection went away mid-use"),
+    ],
+    ids=["socket-reset", "driver-client-error"],
+)
+def test_a_lost_connection_underneath_is_unavailable(failure: BaseException) -> None:
+    wrapped = _raised_while_handling(failure, RuntimeError("while reading the row"))
+    assert isinstance(unavailable_from(wrapped), ServiceUnavailable)
+
+
 def test_a_wrong_query_is_not_an_outage() -> None:
     assert unavailable_from(OperationalError("syntax error at or near")) is None
     assert unavailable_from(asyncpg.exceptions.UndefinedTableError("no such table")) is None
