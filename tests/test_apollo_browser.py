@@ -16,12 +16,8 @@ this test installs nodejs and npm itself); without them it skips, saying what to
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -38,8 +34,10 @@ from server.app import create_app
 from server.settings import Settings
 from server.wiring import build_services
 from services.sandbox import Sandbox
+from tests.support import node_tools
 from tests.support.api import PASSWORD, register_user, shared_analyser
 from tests.support.live import serve_over_tcp
+from tests.support.node_tools import run
 from tests.test_graphiql_browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.process
@@ -49,64 +47,24 @@ NODE_MAJOR = 18
 HTML = '<!doctype html><meta charset="utf-8"><title>SPA</title><script src="/app.js"></script>'
 
 
-def _run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
-def _install_from_debian() -> None:
-    """apt-get install nodejs npm (as .ci/run does), when we are root on a Debian-like system."""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "nodejs", "npm"]
-    for command in (install, ["apt-get", "update", "-qq"], install):
-        subprocess.run(command, capture_output=True, env=env, timeout=900, check=False)
-        if shutil.which("node") and shutil.which("npm"):
-            return
-
-
 @pytest.fixture(scope="module")
 def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """page.js and Apollo Client bundled by esbuild (npm ci of apollo_page's lockfile, cached)."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        _install_from_debian()
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not (node and npm):
-        pytest.skip("node and npm are missing: `apt-get install nodejs npm` (as .ci/run does)")
-    version = _run([node, "--version"], PAGE).stdout.strip()
-    if int(version.lstrip("v").split(".")[0]) < NODE_MAJOR:
-        pytest.skip(f"node {version} is too old for tests/apollo_page: {NODE_MAJOR}+ needed")
-    manifests = [PAGE / "package.json", PAGE / "package-lock.json"]
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in manifests)).hexdigest()[:12]
+    _, npm = node_tools.node_and_npm(NODE_MAJOR, "tests/apollo_page")
     cache = Path(request.config.cache.mkdir("npm-apollo-page"))
-    installed = cache / digest
-    if not (installed / "node_modules").is_dir():
-        building = Path(tempfile.mkdtemp(prefix="building-", dir=cache))
-        for path in manifests:
-            shutil.copy2(path, building / path.name)
-        done = _run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], building)
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}{done.stderr}"
-        try:
-            building.rename(installed)
-        except OSError:  # another session finished first: use its install
-            shutil.rmtree(building, ignore_errors=True)
+    node_modules = node_tools.npm_ci_cached(npm, PAGE, cache)
     work = tmp_path_factory.mktemp("apollo-page")
     shutil.copy2(PAGE / "page.js", work / "page.js")
-    (work / "node_modules").symlink_to(installed / "node_modules", target_is_directory=True)
-    esbuild = installed / "node_modules" / ".bin" / "esbuild"
-    built = _run([str(esbuild), "page.js", "--bundle", "--format=iife", "--outfile=app.js"], work)
+    (work / "node_modules").symlink_to(node_modules, target_is_directory=True)
+    esbuild = node_modules / ".bin" / "esbuild"
+    built = run([str(esbuild), "page.js", "--bundle", "--format=iife", "--outfile=app.js"], work)
     assert built.returncode == 0, f"esbuild failed:\n{built.stdout}{built.stderr}"
     return (work / "app.js").read_bytes()
 
 
 @pytest.fixture
 def chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-    if not Path(path).is_file():
-        if os.environ.get("CI"):  # .ci/run installs it: missing there is a failure
-            pytest.fail(f"no Chromium at {path}: .ci/run should have installed it")
-        pytest.skip(f"no Chromium at {path}: `apt-get install chromium` (or set CHROMIUM_PATH)")
-    return path
+    return node_tools.chromium_path("the Apollo Client browser test")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ playwright package it skips, saying which is missing (.ci/run installs Chromium 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import uuid
 from html.parser import HTMLParser
@@ -24,6 +23,7 @@ import pytest
 from server.graphiql import STATIC_DIR, STATIC_PREFIX
 from server.settings import Settings
 from services.sandbox import Sandbox
+from tests.support import node_tools
 from tests.support.api import make_client, register_user
 
 pytestmark = pytest.mark.process
@@ -132,15 +132,7 @@ async def test_no_graphiql_assets_without_introspection(
 @pytest.fixture
 def chromium() -> str:
     """Debian's Chromium, or a skip that says how to get it (before the server starts)."""
-    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-    if not Path(path).is_file():
-        if os.environ.get("CI"):  # .ci/run installs it: missing there is a failure
-            pytest.fail(f"no Chromium at {path}: .ci/run should have installed it")
-        pytest.skip(
-            f"no Chromium at {path}: `apt-get install chromium` (or set CHROMIUM_PATH) "
-            "to run the GraphiQL browser test"
-        )
-    return path
+    return node_tools.chromium_path("the GraphiQL browser test")
 
 
 def _is_local(url: str, base: str) -> bool:

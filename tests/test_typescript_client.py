@@ -14,12 +14,8 @@ Debian's packages when they are missing, and otherwise skips, saying why.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,74 +23,26 @@ import pytest
 from models import GeneratedStrategy, User
 from server.settings import Settings
 from services.sandbox import Sandbox
+from tests.support import node_tools
 from tests.support.api import PASSWORD, make_client
 from tests.support.client_docs import CLIENTS, copy_client_sources
+from tests.support.node_tools import run
 
 pytestmark = pytest.mark.process
 
 NODE_MAJOR = 18  # Debian 12's nodejs; docs/clients/package.json pins tools that run on it
 
 
-def _run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
-def _node_major(node: str) -> int:
-    version = _run([node, "--version"], cwd=Path.cwd()).stdout.strip()  # e.g. v20.19.2
-    return int(version.lstrip("v").split(".")[0])
-
-
-def _install_from_debian() -> None:
-    """apt-get install nodejs npm (as .ci/run does), when we are root on a Debian-like system."""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "nodejs", "npm"]
-    for command in (install, ["apt-get", "update", "-qq"], install):
-        subprocess.run(command, capture_output=True, env=env, timeout=900, check=False)
-        if shutil.which("node") and shutil.which("npm"):
-            return
-
-
 @pytest.fixture(scope="session")
 def node_and_npm() -> tuple[str, str]:
-    if not (shutil.which("node") and shutil.which("npm")):
-        _install_from_debian()
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not (node and npm):
-        pytest.skip(
-            "node and npm are missing and could not be installed: apt-get install nodejs npm"
-        )
-    if (major := _node_major(node)) < NODE_MAJOR:
-        pytest.skip(f"node {major} is too old for docs/clients/package.json: {NODE_MAJOR}+ needed")
-    return node, npm
+    return node_tools.node_and_npm(NODE_MAJOR, "docs/clients/package.json")
 
 
 @pytest.fixture(scope="session")
 def node_modules(node_and_npm: tuple[str, str], request: pytest.FixtureRequest) -> Path:
-    """`npm ci` of docs/clients' lockfile, once per lockfile, under pytest's cache directory.
-
-    Installed under a temporary name and renamed into place, so an interrupted or concurrent
-    install never leaves a half-made one behind.
-    """
+    """`npm ci` of docs/clients' lockfile, once per lockfile, under pytest's cache directory."""
     _, npm = node_and_npm
-    manifests = [CLIENTS / "package.json", CLIENTS / "package-lock.json"]
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in manifests)).hexdigest()[:12]
-    cache = Path(request.config.cache.mkdir("npm-clients"))
-    installed = cache / digest
-    if not (installed / "node_modules").is_dir():
-        building = Path(tempfile.mkdtemp(prefix="building-", dir=cache))
-        for path in manifests:
-            shutil.copy2(path, building / path.name)
-        result = _run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=building, timeout=900
-        )
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
-        try:
-            building.rename(installed)
-        except OSError:  # another session finished first: use its install
-            shutil.rmtree(building, ignore_errors=True)
-    return installed / "node_modules"
+    return node_tools.npm_ci_cached(npm, CLIENTS, Path(request.config.cache.mkdir("npm-clients")))
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +55,16 @@ def built_example(
     (clients / "node_modules").symlink_to(node_modules, target_is_directory=True)
     binaries = node_modules / ".bin"
 
-    generated = _run([node, str(binaries / "graphql-codegen"), "--config", "codegen.ts"], clients)
+    generated = run([node, str(binaries / "graphql-codegen"), "--config", "codegen.ts"], clients)
     assert generated.returncode == 0, (
         f"graphql-codegen failed:\n{generated.stdout}{generated.stderr}"
     )
     assert (clients / "src" / "api" / "graphql.ts").is_file()
 
-    checked = _run([node, str(binaries / "tsc"), "--strict", "--noEmit", "-p", "."], clients)
+    checked = run([node, str(binaries / "tsc"), "--strict", "--noEmit", "-p", "."], clients)
     assert checked.returncode == 0, f"tsc --strict failed:\n{checked.stdout}{checked.stderr}"
 
-    built = _run([node, str(binaries / "tsc"), "-p", ".", "--outDir", "dist"], clients)
+    built = run([node, str(binaries / "tsc"), "-p", ".", "--outDir", "dist"], clients)
     assert built.returncode == 0, built.stdout + built.stderr
     return clients / "dist" / "example.js"
 
@@ -171,7 +119,7 @@ async def test_codegen_persisted_documents_are_a_trusted_manifest(
         )
     )
     binaries = node_modules / ".bin"
-    generated = _run([node, str(binaries / "graphql-codegen"), "--config", "codegen.ts"], clients)
+    generated = run([node, str(binaries / "graphql-codegen"), "--config", "codegen.ts"], clients)
     assert generated.returncode == 0, generated.stdout + generated.stderr
     manifest = clients / "src" / "api" / "persisted-documents.json"
     documents = json.loads(manifest.read_text())
