@@ -273,6 +273,11 @@ def export_schema(
     from schema import print_schema
 
     text = print_schema()
+    _write_out(text, output)
+
+
+def _write_out(text: str, output: Path | None) -> None:
+    """To standard output, or to `output` (saying so on stderr)."""
     if output is None:
         sys.stdout.write(text)
         return
@@ -295,14 +300,7 @@ def persisted_manifest(
     from services.persisted_queries import read_operations
 
     text = json.dumps(read_operations(OPERATIONS_DIR), indent=2) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
-    typer.echo(f"wrote {output}", err=True)
+    _write_out(text, output)
 
 
 @app.command()

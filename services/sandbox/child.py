@@ -56,6 +56,18 @@ def _send(message: dict[str, Any]) -> None:
     _write_all(protocol.encode_frame(message))
 
 
+def _sealed(seal: Callable[[], None]) -> bytes | None:
+    """Load the seccomp filter; a failure is the host's problem, not the strategy's, and its
+    ERROR frame is returned (None: sealed, untrusted code may run)."""
+    try:
+        seal()
+    except BaseException as exc:
+        return protocol.encode_frame(
+            {"t": protocol.ERROR, "kind": protocol.KIND_INTERNAL, "message": _text(exc)}
+        )
+    return None
+
+
 def _text(value: object) -> str:
     """str() of a possibly hostile object, bounded and never raising."""
     try:
@@ -180,12 +192,8 @@ def run_job(
         del bars  # with the job's bytes gone, `columns` hold the only copy of the bars
         return _look_ahead_job(job, code, columns, labels, params, seal, max_bytes)
 
-    try:
-        seal()
-    except BaseException as exc:  # a host problem, not the strategy's
-        return protocol.encode_frame(
-            {"t": protocol.ERROR, "kind": protocol.KIND_INTERNAL, "message": _text(exc)}
-        )
+    if (refused := _sealed(seal)) is not None:
+        return refused
     # ---- from here on the process runs untrusted code ----
     try:
         exec(code, user_globals)
@@ -267,12 +275,8 @@ def _look_ahead_job(
             raise NameError(f"no function {ENTRYPOINT}")
         return normalise_signal(entry(market_data, dict(params)))
 
-    try:
-        seal()
-    except BaseException as exc:  # a host problem, not the strategy's
-        return protocol.encode_frame(
-            {"t": protocol.ERROR, "kind": protocol.KIND_INTERNAL, "message": _text(exc)}
-        )
+    if (refused := _sealed(seal)) is not None:
+        return refused
     # ---- from here on the process runs untrusted code ----
     try:
         return _encode_result(run_checks(columns, job["checks"], call, labels), max_bytes)
