@@ -93,7 +93,7 @@ class Sandbox:
         self.probe: ProbeResult | None = None
         self.unavailable: SandboxUnavailable | None = None  # why the last start() failed
         self.restarts = 0
-        self._zygote: ForkServer | None = None
+        self._fork_server: ForkServer | None = None
         self._launch: launcher.Launch | None = None
         self._start_lock = asyncio.Lock()
         self.scheduler = FairScheduler(
@@ -116,7 +116,7 @@ class Sandbox:
     @property
     def fork_server_pid(self) -> int | None:
         """Host pid of the fork server's outermost process (bwrap/unshare or python)."""
-        fork_server = self._zygote
+        fork_server = self._fork_server
         return None if fork_server is None or fork_server.dead else fork_server.process.pid
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -125,7 +125,8 @@ class Sandbox:
         """Probe the layers, start the fork server; raises SandboxUnavailable if the host
         offers neither seccomp nor namespaces (unless allow_unisolated)."""
         async with self._start_lock:
-            if self._zygote is not None and not self._zygote.dead and self.probe is not None:
+            running = self._fork_server
+            if running is not None and not running.dead and self.probe is not None:
                 return self.probe
             self._closed = False
             problems: list[str] = []
@@ -152,7 +153,7 @@ class Sandbox:
                     await fork_server.close()
                     problems.append(f"{launch.method}: no seccomp and no namespaces")
                     continue
-                self._zygote, self._launch, self.probe = fork_server, launch, probe
+                self._fork_server, self._launch, self.probe = fork_server, launch, probe
                 self.unavailable = None
                 log.info("sandbox started: %s", probe.summary())
                 return probe
@@ -194,24 +195,24 @@ class Sandbox:
     async def close(self) -> None:
         """Stop the fork server; running jobs die with it."""
         self._closed = True
-        fork_server, self._zygote = self._zygote, None
+        fork_server, self._fork_server = self._fork_server, None
         if fork_server is not None:
             await fork_server.close()
 
-    async def _current_zygote(self) -> ForkServer:
+    async def _current_fork_server(self) -> ForkServer:
         """The running fork server, restarted with the probed launch method if it died."""
         if self._closed:
             raise SandboxUnavailable("the sandbox is closed", reason="CLOSED")
-        fork_server = self._zygote
+        fork_server = self._fork_server
         if fork_server is not None and not fork_server.dead:
             return fork_server
         if self._launch is None or self.probe is None:
             await self.start()
-            assert self._zygote is not None
-            return self._zygote
+            assert self._fork_server is not None
+            return self._fork_server
         async with self._start_lock:
-            if self._zygote is not None and not self._zygote.dead:
-                return self._zygote
+            if self._fork_server is not None and not self._fork_server.dead:
+                return self._fork_server
             if fork_server is not None:
                 await fork_server.close()
             try:
@@ -230,7 +231,7 @@ class Sandbox:
                 raise SandboxUnavailable(
                     "the restarted fork server lost a layer", reason="RESTART_FAILED"
                 )
-            self._zygote = fresh
+            self._fork_server = fresh
             self.restarts += 1
             log.warning("sandbox fork server restarted (%d so far)", self.restarts)
             return fresh
@@ -403,7 +404,7 @@ class Sandbox:
     async def _run(self, job: _Job) -> Any:
         async with self.scheduler.slot(job.owner):
             for attempt in range(2):
-                fork_server = await self._current_zygote()
+                fork_server = await self._current_fork_server()
                 try:
                     return await self._run_once(fork_server, job)
                 except ForkServerDied:
