@@ -7,6 +7,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.context import Context
+from schema.generation_types import RefineStrategyInput
 from schema.inputs import (
     BacktestInput,
     CreateStrategyInput,
@@ -61,6 +62,18 @@ class Mutation:
             user,
             input.to_request(),
         )
+        return GenerateStrategyPayload.from_outcome(outcome)
+
+    @strawberry.mutation(
+        description="A model changes the strategy as the instruction asks: the new code, "
+        "checked (and repaired) as a generation's, becomes the next version; a FAILURE leaves "
+        "the strategy as it was and its log says why."
+    )
+    async def refine_strategy(
+        self, info: Info, id: uuid.UUID, input: RefineStrategyInput
+    ) -> GenerateStrategyPayload:
+        user = await info.context.require_user()
+        outcome = await info.context.services.generator.refine(user, id, input.to_request())
         return GenerateStrategyPayload.from_outcome(outcome)
 
     @strawberry.mutation(

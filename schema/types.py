@@ -15,7 +15,9 @@ from strawberry.scalars import JSON
 from tortoise.models import Model
 
 import models
+from schema.generation_types import GenerationAttempt
 from services.analytics import GenerationStats as Stats
+from services.attempts import rounds_of
 from services.execution import BacktestOutcome
 from services.generation import GenerationOutcome
 from services.providers.registry import ModelChoice
@@ -219,14 +221,6 @@ class Strategy:
 
 
 @strawberry.type
-class GenerationAttempt:
-    number: int
-    duration_seconds: float
-    http_status: int | None
-    error: str | None
-
-
-@strawberry.type
 class GenerationLog:
     id: uuid.UUID
     prompt: str
@@ -256,6 +250,13 @@ class GenerationLog:
     ignored_requirements: list[str] = strawberry.field(
         description="Parts of the prompt the code does not implement, in the user's words."
     )
+    repair_rounds: int = strawberry.field(
+        description="How many times the code went back to the model with its errors."
+    )
+
+    @strawberry.field(description="SUCCESS after at least one repair round.")
+    def repaired(self) -> bool:
+        return self.status is models.GenerationStatus.SUCCESS and self.repair_rounds > 0
 
     @strawberry.field(description=OWNER_ID)
     def user_id(self) -> uuid.UUID:
@@ -268,17 +269,12 @@ class GenerationLog:
         found = await info.context.strategy_loader(self.owner_id).load(self.strategy_id)
         return Strategy.from_model(found) if found is not None else None
 
-    @strawberry.field(description="Every call made to the provider, retries included.")
+    @strawberry.field(
+        description="The rounds, in order: the first answer, then each repair (httpExchanges "
+        "lists a round's retries)."
+    )
     def attempts(self) -> list[GenerationAttempt]:
-        return [
-            GenerationAttempt(
-                number=int(a.get("number", 0)),
-                duration_seconds=float(a.get("durationSeconds", 0.0)),
-                http_status=a.get("httpStatus"),
-                error=a.get("error"),
-            )
-            for a in self.attempt_records
-        ]
+        return [GenerationAttempt.from_record(record) for record in self.attempt_records]
 
     @classmethod
     def from_model(cls, entry: models.StrategyGenerationLog) -> GenerationLog:
@@ -299,7 +295,8 @@ class GenerationLog:
             created_at=entry.created_at,
             strategy_id=entry.strategy_id,  # type: ignore[arg-type]
             owner_id=entry.user_id,  # type: ignore[arg-type]
-            attempt_records=entry.attempts or [],
+            attempt_records=rounds_of(entry),
+            repair_rounds=entry.repair_rounds,
             interpretation=cast(JSON, entry.interpretation or {}),
             ignored_requirements=[str(item) for item in entry.ignored_requirements or []],
         )
@@ -441,7 +438,10 @@ class ModelInfo:
 
 @strawberry.type
 class GenerateStrategyPayload:
-    strategy: Strategy | None = strawberry.field(description="null when the generation FAILED")
+    strategy: Strategy | None = strawberry.field(
+        description="null when a generation FAILED; after a refinement, the strategy as it now "
+        "is (unchanged when the refinement FAILED)"
+    )
     generation_log: GenerationLog
     processing_time_seconds: float
 

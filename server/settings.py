@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     # ~40 generations/s on 2 cores slowed runStrategy 2-3x (README, Benchmarks).
     generation_trial_run: bool = True
     generation_trial_run_limit: str = "5/second"
+    # A model's code that fails the checks goes back to it with the errors, this many times at
+    # most (0: never); all rounds of one generation or refinement within the time limit.
+    generation_repair_rounds: int = Field(default=2, ge=0, le=10)
+    generation_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
 
     log_level: str = "info"
     # Server processes; more than one wants REDIS_URL, or each keeps its own rate limits.

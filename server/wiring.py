@@ -130,8 +130,17 @@ def build_generator(
     rate_limit: RateLimit | None = None,
 ) -> Generator:
     prices = build_prices(settings)
+    repairs = settings.generation_repair_rounds
+    time_limit = settings.generation_timeout_seconds
     if not settings.generation_trial_run:
-        return Generator(providers, analyser, rate_limit, prices=prices)
+        return Generator(
+            providers,
+            analyser,
+            rate_limit,
+            prices=prices,
+            repair_rounds=repairs,
+            time_limit_seconds=time_limit,
+        )
     # In memory even with REDIS_URL: the budget guards this process' CPU, not a user quota.
     budget = RateLimit(settings.generation_trial_run_limit, scope="generation trial runs")
     return Generator(
@@ -141,6 +150,8 @@ def build_generator(
         trial_run=runner.trial_run,
         trial_budget=budget,
         prices=prices,
+        repair_rounds=repairs,
+        time_limit_seconds=time_limit,
     )
 
 
