@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -31,7 +31,7 @@ from server.settings import Settings, get_settings
 if TYPE_CHECKING:
     from models import User
     from services.execution import BacktestOutcome, BacktestRequest
-    from services.generation import GenerationOutcome
+    from services.generation import GenerationOutcome, Generator
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -334,35 +334,97 @@ def generate(
     The code goes to stdout; status, ids, tokens and time to stderr.
     Exit 1 when the generation is PARTIAL or FAILURE.
     """
-    from server.wiring import build_analyser, build_generator, build_providers, build_runner
     from services import accounts
     from services.generation import GenerationRequest
-    from services.providers.registry import ProviderRegistry
+
+    request = GenerationRequest(prompt, name, strategy_type, validate, model)
+
+    async def work(generator: Generator) -> GenerationOutcome:
+        owner = await accounts.user_by_email(user)
+        return await generator.generate(owner, request)
+
+    _report_generation(_generating(work, trial_run=validate), as_json)
+
+
+def _generating(
+    work: Callable[[Generator], Awaitable[GenerationOutcome]], *, trial_run: bool
+) -> GenerationOutcome:
+    """Run `work` with a Generator wired as the server's (the configured models, a sandbox
+    for trial runs, the code-analysis workers) on the database, and close them after."""
+    from server.wiring import build_analyser, build_generator, build_providers, build_runner
     from services.sandbox import SandboxUnavailable
 
     settings = get_settings()
-    request = GenerationRequest(prompt, name, strategy_type, validate, model)
 
-    async def run(providers: ProviderRegistry) -> GenerationOutcome:
+    async def run() -> GenerationOutcome:
+        providers = build_providers(settings)
         runner = build_runner(settings)
         analyser = build_analyser(settings)  # its workers check the model's answer
         try:
             async with _database(settings):
-                owner = await accounts.user_by_email(user)
                 generator = build_generator(settings, providers, runner, analyser)
-                if settings.generation_trial_run and validate:
+                if settings.generation_trial_run and trial_run:
                     # Started before the clock runs, as the server's is at start-up, so the
                     # logged processing time is the generation's alone.
                     with contextlib.suppress(SandboxUnavailable):
                         await runner.sandbox.start()
-                return await generator.generate(owner, request)
+                return await work(generator)
         finally:
             await runner.sandbox.close()
             await analyser.close()
             await providers.aclose()
 
-    outcome = _run(run(build_providers(settings)))
-    _report_generation(outcome, as_json)
+    return _run(run())
+
+
+@app.command()
+def refine(
+    strategy_id: Annotated[
+        str, typer.Argument(metavar="STRATEGY_ID", help="Id of a stored strategy.")
+    ],
+    instruction: Annotated[
+        str,
+        typer.Argument(metavar="INSTRUCTION", help='The change, e.g. "make the stop trailing".'),
+    ],
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="Only a strategy of this user (email). Without it any user's strategy is "
+            "refined, as its owner: this is an operator tool.",
+        ),
+    ] = None,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate/--no-validate",
+            help="With --no-validate, the new code is stored unchecked as a DRAFT version.",
+        ),
+    ] = True,
+    model: Annotated[
+        str | None,
+        typer.Option(help="A model id or name from `models` (default: the default model)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Change a stored strategy as INSTRUCTION says, as refineStrategy does: the new code,
+    checked (and repaired) like a generation's, becomes its next version; printed like
+    `generate`. Exit 1 when the refinement is PARTIAL or FAILURE (a FAILURE changes nothing).
+    """
+    from services import accounts, strategies
+    from services.generation import RefineRequest
+
+    wanted = _strategy_id(strategy_id)
+    request = RefineRequest(instruction, model, validate)
+
+    async def work(generator: Generator) -> GenerationOutcome:
+        if user is not None:
+            owner = await accounts.user_by_email(user)
+        else:
+            owner = await strategies.owner_of(wanted)
+        return await generator.refine(owner, wanted, request)
+
+    _report_generation(_generating(work, trial_run=validate), as_json)
 
 
 def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
@@ -383,6 +445,10 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
                 "estimatedCostUsd": entry.estimated_cost_usd,
                 "processingTimeSeconds": outcome.processing_time_seconds,
                 "errorMessage": entry.error_message,
+                "repairRounds": entry.repair_rounds,
+                "rounds": [
+                    {"kind": a.get("kind"), "verdict": a.get("verdict")} for a in entry.attempts
+                ],
                 "interpretation": entry.interpretation,
                 "ignoredRequirements": entry.ignored_requirements,
                 "strategy": None
@@ -391,6 +457,7 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
                     "name": strategy.name,
                     "strategyType": strategy.strategy_type.name,
                     "status": strategy.status.name,
+                    "version": strategy.version,
                     "parameters": strategy.parameters,
                     "generatedCode": strategy.generated_code,
                 },
@@ -403,8 +470,14 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
         if strategy is not None:
             lines.append(
                 f"strategy: {strategy.id} '{strategy.name}' "
-                f"({strategy.strategy_type.name}, {strategy.status.name})"
+                f"({strategy.strategy_type.name}, {strategy.status.name}, "
+                f"version {strategy.version})"
             )
+        lines += [
+            f"round {a.get('number')}: {a.get('kind')} {a.get('verdict')}"
+            for a in entry.attempts
+            if entry.repair_rounds
+        ]
         lines += [f"not implemented: {phrase}" for phrase in entry.ignored_requirements]
         lines += [
             f"log: {entry.id}",
