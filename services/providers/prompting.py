@@ -78,6 +78,11 @@ def system_instruction(code_execution: bool) -> str:
     return _INSTRUCTION.replace("{checking}", _WITH_TOOL if code_execution else _WITHOUT_TOOL)
 
 
+# Gemini's instruction under its former name, for bench/api.py until its generation-overhead
+# part (now bench/generation_overhead.py, which uses system_instruction) is removed.
+SYSTEM_INSTRUCTION = system_instruction(code_execution=True)
+
+
 FENCE_OPEN = "<<<STRATEGY"
 FENCE_CLOSE = "STRATEGY>>>"
 
