@@ -51,6 +51,7 @@ COMMANDS = (
     "export-schema",
     "persisted-manifest",
     "generate",
+    "refine",
     "models",
     "backtest",
 )
@@ -141,6 +142,9 @@ def _gemini(standin: GeminiStandin) -> dict[str, str]:
         "GEMINI_BASE_URL": standin.base_url,
         "GEMINI_MAX_ATTEMPTS": "1",
         "GEMINI_RETRY_BASE_SECONDS": "0",
+        # One answer each: the stand-in's default answer would repair the faults scripted
+        # here (tests/test_repair_loop.py tests the repair rounds).
+        "GENERATION_REPAIR_ROUNDS": "0",
     }
 
 
