@@ -303,6 +303,14 @@ def persisted_manifest(
     _write_out(text, output)
 
 
+# Options `generate` and `refine` share.
+ModelOption = Annotated[
+    str | None,
+    typer.Option(help="A model id or name from `models` (default: the default model)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="The strategy in plain English.")],
@@ -321,11 +329,8 @@ def generate(
             help="With --no-validate, code that fails validation is still a SUCCESS (DRAFT).",
         ),
     ] = True,
-    model: Annotated[
-        str | None,
-        typer.Option(help="A model id or name from `models` (default: the default model)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Generate a strategy from PROMPT, store it under --user like the API does, print it.
 
@@ -401,11 +406,8 @@ def refine(
             help="With --no-validate, the new code is stored unchecked as a DRAFT version.",
         ),
     ] = True,
-    model: Annotated[
-        str | None,
-        typer.Option(help="A model id or name from `models` (default: the default model)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Change a stored strategy as INSTRUCTION says, as refineStrategy does: the new code,
     checked (and repaired) like a generation's, becomes its next version; printed like

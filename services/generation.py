@@ -108,12 +108,18 @@ class _Verdict:
     error: str | None
 
 
+def checked_words(text: str, what: str) -> str:
+    """A prompt or instruction, stripped; empty or too long is bad input."""
+    words = text.strip()
+    if not words:
+        raise BadInput(f"{what} must not be empty")
+    if len(words) > MAX_PROMPT_CHARS:
+        raise BadInput(f"{what} must be at most {MAX_PROMPT_CHARS} characters")
+    return words
+
+
 def check_request(request: GenerationRequest) -> GenerationRequest:
-    prompt = request.prompt.strip()
-    if not prompt:
-        raise BadInput("prompt must not be empty")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise BadInput(f"prompt must be at most {MAX_PROMPT_CHARS} characters")
+    prompt = checked_words(request.prompt, "prompt")
     name = request.name.strip() if request.name is not None else None
     if name is not None and not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise BadInput(f"name must be 1 to {MAX_NAME_LENGTH} characters")
@@ -278,12 +284,7 @@ class RefineRequest:
 
 
 def check_refinement(request: RefineRequest) -> RefineRequest:
-    instruction = request.instruction.strip()
-    if not instruction:
-        raise BadInput("instruction must not be empty")
-    if len(instruction) > MAX_PROMPT_CHARS:
-        raise BadInput(f"instruction must be at most {MAX_PROMPT_CHARS} characters")
-    return replace(request, instruction=instruction)
+    return replace(request, instruction=checked_words(request.instruction, "instruction"))
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,10 @@ mutation($input: GenerateStrategyInput!) {
 }"""
 CREATE = """
 mutation($input: CreateStrategyInput!) { createStrategy(input: $input) { id } }"""
+UPDATE = """
+mutation($id: UUID!, $parameters: JSON!) {
+  updateStrategy(id: $id, input: {parameters: $parameters}) { version }
+}"""
 STRATEGY = "query($id: UUID!) { strategy(id: $id) { version generatedCode } }"
 # The stand-in's strategy with a take profit added, as a model would answer the instruction.
 WITH_TAKE_PROFIT = DEFAULT_CODE.replace(
@@ -178,6 +182,19 @@ async def test_the_templates_refine_what_they_support(
     assert added.items() <= refined["parameters"].items()
     assert not removed & refined["parameters"].keys()
     assert log["interpretation"]["changes"]
+
+
+async def test_the_templates_keep_the_parameters_the_user_tuned(
+    template_api: GenerationSession,
+) -> None:
+    strategy = await generate(template_api, "SMA 20/50 crossover with 2% stop loss")
+    tuned = {**strategy["parameters"], "fast_period": 10, "stop_loss_pct": 3.0}
+    body = await template_api.call(UPDATE, {"id": strategy["id"], "parameters": tuned})
+    assert "errors" not in body, body
+    payload = await refine(template_api, strategy["id"], instruction="add a volume filter")
+    parameters = payload["strategy"]["parameters"]
+    assert (parameters["fast_period"], parameters["stop_loss_pct"]) == (10, 3.0)
+    assert payload["strategy"]["version"] == 3  # 2 was the tuning
 
 
 async def test_the_templates_say_what_they_cannot_refine(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.prompt_analysis import (
     NATURAL_TYPE,
@@ -518,6 +518,15 @@ class TemplateProvider:
         current = recognise(refinement.code)
         if current is None:
             return self._failed(started, NOT_TEMPLATE_CODE, {}, [refinement.instruction])
+        # The strategy's own values of the template's parameters (a user may have tuned them).
+        tuned = {
+            name: value
+            for name, value in refinement.parameters.items()
+            if name in current.params
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        }
+        current = replace(current, params={**current.params, **tuned})
         refined = refine_intent(current, refinement.instruction)
         intent = refined.intent
         ignored = list(refined.ignored)
