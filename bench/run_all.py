@@ -40,6 +40,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench/backtest.py", []),
     ("bench/api.py", ["--seconds", "8"]),
     ("bench/persisted_queries.py", []),
+    ("bench/datasets.py", []),
     ("bench/load.py", []),
     ("bench/validation_flood.py", []),
     ("bench/sandbox_fairness.py", []),
