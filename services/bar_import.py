@@ -123,8 +123,12 @@ class ImportReport:
 
 
 def parse_timeframe(text: str, what: str = "timeframe") -> int:
-    """'15m', '1h', '4H', '1d', '1w' -> seconds."""
+    """'15m', '1h', '4H', '1d', '1W' -> seconds; a capital M (a month elsewhere) is refused."""
     match = _TIMEFRAME.match(text) if isinstance(text, str) else None
+    if match is not None and match.group(2) == "M":  # Binance's and TradingView's month
+        raise MarketDataError(
+            f"{what} {text!r:.20}: months are not supported (minutes are a lowercase m, e.g. 15m)"
+        )
     if match is None or int(match.group(1)) == 0:
         raise MarketDataError(
             f"{what} {text!r:.20} is not a timeframe: a count and a unit of s, m, h, d or w, "
@@ -187,8 +191,8 @@ def _read_rows(text: str, max_rows: int) -> tuple[list[list[str]], list[int]]:
     lines: list[int] = []
     try:
         for row in reader:
-            if not row or not any(cell.strip() for cell in row):
-                continue
+            if not row or (not row[0].strip() and not any(cell.strip() for cell in row)):
+                continue  # blank lines, and Excel's trailing ",,,,"
             if len(rows) > max_rows:
                 raise MarketDataError(f"too many rows: more than {max_rows} (a header and bars)")
             rows.append(row)
@@ -205,8 +209,16 @@ def _name(cell: str) -> str:
     return " ".join(cell.strip().strip("<>").strip().lower().replace("_", " ").split())
 
 
+def _same_width(rows: list[list[str]], lines: list[int], width: int) -> None:
+    for row, line in zip(rows, lines, strict=True):
+        if len(row) != width:
+            raise MarketDataError(f"line {line}: expected {width} fields, got {len(row)}")
+
+
 def _detect(rows: list[list[str]], lines: list[int]) -> _Table:
     first = [cell.strip() for cell in rows[0]]
+    if _NUMBER.match(first[0]) or _MT_DATE.match(first[0]):
+        _same_width(rows, lines, len(first))  # headerless: every row as wide as the first
     if _NUMBER.match(first[0]):
         if len(first) == 12:
             return _Table(
@@ -270,10 +282,7 @@ def _from_header(header: list[str], rows: list[list[str]], lines: list[int], at:
         time_column = next((positions[n] for n in _TIME_NAMES if n in positions), None)
         if time_column is not None:
             columns["timestamp"] = time_column
-    width = len(header)
-    for row, line in zip(rows, lines, strict=True):
-        if len(row) != width:
-            raise MarketDataError(f"line {line}: expected {width} fields, got {len(row)}")
+    _same_width(rows, lines, len(header))
     return table
 
 
@@ -443,7 +452,13 @@ def import_csv(text: str, options: ImportOptions | None = None) -> tuple[Bars, I
         return f"line {lines[i]}"
 
     bars = bars_from_arrays(arrays, where=where, max_bars=max(n, 1))
-    step = float(declared) if declared else _inferred_step(bars)
+    inferred = _inferred_step(bars)
+    step = float(declared) if declared else inferred
+    if declared and inferred and abs(inferred - declared) > 1:
+        report.notes.append(
+            f"most bars are {timeframe_label(inferred)} apart, not {timeframe_label(declared)} "
+            "as the timeframe given says: gaps are measured in the timeframe given"
+        )
     if bars.timestamp is not None and step:
         _report_gaps(bars.timestamp, step, zone, report)
     if target is not None:
@@ -453,8 +468,8 @@ def import_csv(text: str, options: ImportOptions | None = None) -> tuple[Bars, I
         raise MarketDataError(f"too many bars: {len(bars)} (at most {options.max_bars})")
     if target is not None:
         report.timeframe = timeframe_label(target)
-    elif options.timeframe:
-        report.timeframe = options.timeframe.strip()
+    elif declared:
+        report.timeframe = timeframe_label(declared)
     elif step:
         report.timeframe = timeframe_label(step)
     report.bars = len(bars)
@@ -512,6 +527,12 @@ def _columns(
 def _without_empty_rows(table: _Table, report: ImportReport) -> tuple[list[list[str]], list[int]]:
     """Yahoo writes `null` prices on days without trading: such rows are dropped, counted."""
     prices = [table.columns[name] for name in PRICE_COLUMNS]
+    close = prices[-1]
+    try:  # the usual case, at C speed: every close is a number, so no row lacks prices
+        np.array([row[close] for row in table.rows], dtype=np.float64)
+        return table.rows, table.lines
+    except ValueError:
+        pass
     kept_rows, kept_lines = [], []
     for row, line in zip(table.rows, table.lines, strict=True):
         if all(row[p].strip().lower() in _NULLS for p in prices):

@@ -195,6 +195,8 @@ def test_resampling_aggregates_ohlcv_into_utc_buckets() -> None:
         read("\n".join(rows), resample_to="30s")
     with pytest.raises(MarketDataError, match="not a timeframe"):
         read("\n".join(rows), resample_to="1 month")
+    with pytest.raises(MarketDataError, match="months are not supported"):
+        read("\n".join(rows), resample_to="1M")
 
 
 def test_weekly_resampling_starts_on_monday() -> None:
@@ -242,12 +244,14 @@ def test_gaps_are_counted_against_the_declared_timeframe() -> None:
     text = "time,open,high,low,close\n" + "\n".join(
         f"2024-01-02 {hour:02d}:00,1,2,0.5,1" for hour in (0, 1, 2, 5, 6, 9)
     )
-    bars, report = read(text, timeframe="1h")
-    assert len(bars) == 6 and report["timeframe"] == "1h"
+    bars, report = read(text, timeframe="60m")
+    assert len(bars) == 6 and report["timeframe"] == "1h" and report["notes"] == []
     assert (report["gaps"], report["missingBars"]) == (2, 4)
     assert (
         report["gapExamples"][0] == "2024-01-02T02:00:00Z -> 2024-01-02T05:00:00Z (2 bars missing)"
     )
+    _, daily = read(text, timeframe="1d")
+    assert daily["gaps"] == 0 and "most bars are 1h apart, not 1d" in daily["notes"][0]
 
 
 @pytest.mark.parametrize(
@@ -269,6 +273,8 @@ def test_gaps_are_counted_against_the_declared_timeframe() -> None:
         ("time,open,high,low,close\n2024-01-02,1,2,0.5,3\n", "inconsistent bar at line 2"),
         ("time,open,high,low,close\n2024-01-02,-1,2,0.5,1\n", "open must be positive"),
         ("2024.01.02,1.1,1.2,1.0,1.1,5\n", "line 1: no header, and not a MetaTrader 4 row"),
+        (BINANCE_MS + "1704078000000,1,2,0.5,1,5\n", "line 4: expected 12 fields, got 6"),
+        ("2024.01.02,00:00,1,2,0.5,1,5\n2024.01.02,00:01,1,2\n", "line 2: expected 7 fields"),
     ],
 )
 def test_bad_input_names_the_line(text: str, message: str) -> None:
