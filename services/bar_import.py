@@ -18,7 +18,7 @@ import csv
 import io
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -174,6 +174,17 @@ class _Table:
     date_and_clock: tuple[int, int] | None = None  # separate date and time columns
     volume_fallback: int | None = None  # MT5: tick volume when real volume is all zero
     numeric_time: bool = False  # Binance: open times are always numbers
+    frame: Any = None  # the fast reader's DataFrame of cells, in place of `rows`
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def column(self, position: int) -> Any:
+        """The cells of a column: strings, or floats where the fast reader parsed them."""
+        if self.frame is not None:
+            series = self.frame[position]
+            return series.to_numpy() if series.dtype.kind == "f" else series.tolist()
+        return [row[position] for row in self.rows]
 
 
 def _delimiter(line: str) -> str:
@@ -203,6 +214,81 @@ def _read_rows(text: str, max_rows: int) -> tuple[list[list[str]], list[int]]:
         raise MarketDataError("the CSV is empty: a header row (or a headerless export) and bars")
     rows[0][0] = rows[0][0].lstrip("\ufeff")
     return rows, lines
+
+
+class _NeedsExactReader(Exception):
+    """The fast reader met something only the exact one handles (or words) right."""
+
+
+_FAST_FROM_BYTES = 256 * 1024
+_PROBE_LINES = 20
+
+
+def _round_trip() -> dict[str, str]:
+    """Floats as Python's float() reads them (correctly rounded): pandas 3.1 always does so
+    (and deprecates the option); earlier versions must be asked."""
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("pandas").split(".")[:2])
+    return {} if (major, minor) >= (3, 1) else {"float_precision": "round_trip"}
+
+
+_ROUND_TRIP = _round_trip()
+
+
+def _fast_table(text: str, max_rows: int) -> _Table | None:
+    """pandas' C parser for the common large file: no quotes, no blank or ragged lines, so
+    row i is line i (+1 past a header) and every cell is as the exact reader would see it.
+    None when the file is small or not that simple; the exact reader then reads it."""
+    if len(text) < _FAST_FROM_BYTES or '"' in text or "\n\n" in text or "\r\n\r\n" in text:
+        return None
+    if text[0].isspace() or text.startswith("\ufeff"):
+        return None
+    probe_end = -1
+    for _ in range(_PROBE_LINES):
+        probe_end = text.find("\n", probe_end + 1)
+        if probe_end < 0:
+            return None
+    rows, lines = _read_rows(text[:probe_end], max_rows)
+    probe = _detect(rows, lines)
+    header = len(probe.rows) == len(rows) - 1
+    width = len(rows[0])
+    delimiter = _delimiter(text[: text.find("\n")])
+    total = text.count("\n") + (not text.endswith("\n"))
+    if text.count(delimiter) != (width - 1) * total:  # some line is ragged
+        return None
+    import pandas as pd  # imported here: only uploads need it
+
+    numbers = {*probe.columns.values(), probe.volume_fallback} - {None}
+    if not probe.numeric_time:
+        numbers.discard(probe.columns.get("timestamp"))
+    texts = set(probe.date_and_clock or ()) | (
+        {probe.columns["timestamp"]} if "timestamp" in probe.columns else set()
+    )
+    texts -= numbers
+    dtypes: dict[int, Any] = {i: "float64" for i in numbers if i is not None}
+    dtypes.update({i: str for i in texts})
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            header=None,
+            skiprows=1 if header else 0,
+            usecols=sorted(dtypes),
+            dtype=dtypes,
+            na_filter=False,
+            skip_blank_lines=False,
+            quoting=csv.QUOTE_NONE,
+            engine="c",
+            **_ROUND_TRIP,
+        )
+    except (ValueError, pd.errors.ParserError):
+        return None  # a cell that is not a number, say: the exact reader names its line
+    if len(frame) > max_rows:
+        return None
+    first = 2 if header else 1
+    probe.rows, probe.lines, probe.frame = [], list(range(first, first + len(frame))), frame
+    return probe
 
 
 def _name(cell: str) -> str:
@@ -320,7 +406,8 @@ def _numeric_times(values: FloatArray) -> FloatArray:
 
 _TIME_HELP = (
     "expected ISO-8601 (2024-01-02, 2024-01-02 09:30:00, 2024-01-02T09:30:00Z), "
-    "MetaTrader's 2024.01.02 09:30, or unix seconds or milliseconds"
+    "MetaTrader's 2024.01.02 09:30, Dukascopy's 02.01.2024 09:30:00, 20240102, "
+    "or unix seconds or milliseconds"
 )
 
 
@@ -329,6 +416,9 @@ def _times(cells: list[str], lines: list[int], zone: ZoneInfo, report: ImportRep
     try:
         numeric = np.array(cells, dtype=np.float64)
     except ValueError:
+        numeric = None
+    if numeric is not None and _compact_dates(numeric):
+        cells = [f"{int(v):08d}" for v in numeric.tolist()]  # 20240102: read as a date
         numeric = None
     if numeric is not None:
         if zone.key != "UTC":
@@ -361,11 +451,27 @@ def _times(cells: list[str], lines: list[int], zone: ZoneInfo, report: ImportRep
     return _local_to_utc(local, zone, lines)
 
 
+def _compact_dates(values: FloatArray) -> bool:
+    """Whole numbers 19000101..21001231 are YYYYMMDD dates (as some exports write them),
+    not seconds of 1970's August."""
+    return bool(
+        len(values)
+        and np.all(values == np.floor(values))
+        and values.min() >= 19_000_101
+        and values.max() <= 21_001_231
+    )
+
+
 def _normal_time(cell: str) -> str:
-    """MetaTrader's dotted dates as ISO; other text unchanged but trimmed."""
+    """Dotted dates as ISO: MetaTrader's 2024.01.02 and Dukascopy's day-first 02.01.2024;
+    YYYYMMDD as YYYY-MM-DD; other text unchanged but trimmed."""
     text = cell.strip()
     if len(text) >= 10 and text[4] == "." and text[7] == ".":
         text = text[:4] + "-" + text[5:7] + "-" + text[8:]
+    elif len(text) >= 10 and text[2] == "." and text[5] == ".":
+        text = text[6:10] + "-" + text[3:5] + "-" + text[:2] + text[10:]
+    elif len(text) == 8 and text.isdigit():
+        text = text[:4] + "-" + text[4:6] + "-" + text[6:]
     return text
 
 
@@ -439,10 +545,26 @@ def import_csv(text: str, options: ImportOptions | None = None) -> tuple[Bars, I
     zone = time_zone(options.time_zone)
     declared = parse_timeframe(options.timeframe) if options.timeframe else None
     target = parse_timeframe(options.resample_to, "resampleTo") if options.resample_to else None
-    rows, lines = _read_rows(text, max_rows=_row_cap(options.max_bars, target))
-    table = _detect(rows, lines)
-    report = ImportReport(table.format, table.description, rows=len(table.rows), time_zone=zone.key)
-    if not table.rows:
+    cap = _row_cap(options.max_bars, target)
+    fast = _fast_table(text, cap)
+    if fast is not None:
+        try:
+            return _imported(fast, options, zone, declared, target)
+        except (MarketDataError, _NeedsExactReader):
+            pass  # read again exactly: its error names the line, or it handles the case
+    rows, lines = _read_rows(text, cap)
+    return _imported(_detect(rows, lines), options, zone, declared, target)
+
+
+def _imported(
+    table: _Table,
+    options: ImportOptions,
+    zone: ZoneInfo,
+    declared: int | None,
+    target: int | None,
+) -> tuple[Bars, ImportReport]:
+    report = ImportReport(table.format, table.description, rows=len(table), time_zone=zone.key)
+    if not len(table):
         raise MarketDataError(f"no bars: the {report.format_description} has no data rows")
     arrays, lines = _columns(table, zone, report)
     arrays, lines = _in_time_order(arrays, lines, report)
@@ -500,21 +622,25 @@ def _label(value: str | None, name: str) -> str | None:
 def _columns(
     table: _Table, zone: ZoneInfo, report: ImportReport
 ) -> tuple[dict[str, FloatArray], list[int]]:
-    rows, lines = _without_empty_rows(table, report)
+    table = _without_empty_rows(table, report)
+    lines = table.lines
     arrays: dict[str, FloatArray] = {}
     for name, position in table.columns.items():
         if name == "timestamp":
             continue
-        arrays[name] = _numbers([row[position] for row in rows], name, lines)
+        arrays[name] = _numbers(table.column(position), name, lines)
     if table.volume_fallback is not None and not np.any(arrays["volume"]):
-        arrays["volume"] = _numbers([row[table.volume_fallback] for row in rows], "volume", lines)
+        arrays["volume"] = _numbers(table.column(table.volume_fallback), "volume", lines)
         report.notes.append("real volume is all zero: tick volume is used instead")
     if table.date_and_clock is not None:
         day, clock = table.date_and_clock
-        cells = [f"{row[day].strip()} {row[clock].strip()}" for row in rows]
+        cells = [
+            f"{d.strip()} {c.strip()}"
+            for d, c in zip(table.column(day), table.column(clock), strict=True)
+        ]
         arrays["timestamp"] = _times(cells, lines, zone, report)
     elif "timestamp" in table.columns:
-        cells = [row[table.columns["timestamp"]] for row in rows]
+        cells = table.column(table.columns["timestamp"])
         if table.numeric_time:
             arrays["timestamp"] = _numeric_times(_numbers(cells, "open time", lines))
         else:
@@ -524,15 +650,15 @@ def _columns(
     return arrays, lines
 
 
-def _without_empty_rows(table: _Table, report: ImportReport) -> tuple[list[list[str]], list[int]]:
+def _without_empty_rows(table: _Table, report: ImportReport) -> _Table:
     """Yahoo writes `null` prices on days without trading: such rows are dropped, counted."""
     prices = [table.columns[name] for name in PRICE_COLUMNS]
-    close = prices[-1]
     try:  # the usual case, at C speed: every close is a number, so no row lacks prices
-        np.array([row[close] for row in table.rows], dtype=np.float64)
-        return table.rows, table.lines
+        np.array(table.column(prices[-1]), dtype=np.float64)
+        return table
     except ValueError:
-        pass
+        if table.frame is not None:
+            raise _NeedsExactReader from None
     kept_rows, kept_lines = [], []
     for row, line in zip(table.rows, table.lines, strict=True):
         if all(row[p].strip().lower() in _NULLS for p in prices):
@@ -544,7 +670,7 @@ def _without_empty_rows(table: _Table, report: ImportReport) -> tuple[list[list[
         kept_lines.append(line)
     if not kept_rows:
         raise MarketDataError("no bars: every data row lacks prices")
-    return kept_rows, kept_lines
+    return replace(table, rows=kept_rows, lines=kept_lines)
 
 
 def _in_time_order(

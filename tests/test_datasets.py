@@ -496,3 +496,78 @@ async def test_a_large_upload_passes_the_body_limit_for_a_signed_in_user(
             },
         )
         assert anonymous.status_code == 413
+
+
+def test_compact_and_day_first_dotted_dates() -> None:
+    compact = lines(
+        "Date,Open,High,Low,Close,Volume", "20240102,1,2,0.5,1,5", "20240103,1,2,0.5,1,5"
+    )
+    bars, report = read(compact)
+    assert bars.timestamp.tolist() == [utc("2024-01-02T00:00"), utc("2024-01-03T00:00")]
+    assert report["timeframe"] == "1d"
+    dukascopy = lines(
+        "Gmt time,Open,High,Low,Close,Volume",
+        "02.01.2024 00:00:00.000,1.1,1.2,1.0,1.15,100",
+        "02.01.2024 01:00:00.000,1.15,1.2,1.1,1.1,80",
+    )
+    bars, report = read(dukascopy)
+    assert report["format"] == "generic"
+    assert bars.timestamp.tolist() == [utc("2024-01-02T00:00"), utc("2024-01-02T01:00")]
+
+
+def big_csv(n: int = 8000) -> list[str]:
+    bars = load_sample("trending_hourly")
+    rows = ["timestamp,open,high,low,close,volume"]
+    for i in range(n):
+        j = i % len(bars)
+        t = 1_700_000_000 + 3600 * i
+        o, h, lo, c = (float(getattr(bars, k)[j]) for k in ("open", "high", "low", "close"))
+        rows.append(f"{t},{o!r},{h!r},{lo!r},{c!r},{int(bars.volume[j])}")
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (None, None),
+        ((4321, "{t},1,2,0.5,abc,5"), "line 4322: close is not a number: 'abc'"),
+        ((4321, "{t},1,2,0.5,1"), "line 4322: expected 6 fields, got 5"),
+        ((4321, "{t},1,2,0.5,3,5"), "inconsistent bar at line 4322"),
+        ((4321, "{t},null,null,null,null,null"), None),
+        ((4321, "{t},1,2,0.5,1,5\n"), None),  # a blank line
+    ],
+    ids=["clean", "not-a-number", "ragged", "inconsistent", "null-row", "blank-line"],
+)
+def test_large_files_read_fast_give_what_the_exact_reader_gives(
+    monkeypatch: pytest.MonkeyPatch, change: tuple[int, str] | None, message: str | None
+) -> None:
+    """Past 256 KiB, simple files go through pandas' C parser; anything it cannot vouch for
+    (and every error, for its line number) is read again by the exact reader."""
+    from services import bar_import
+
+    rows = big_csv()
+    if change is not None:
+        at, row = change
+        rows[at] = row.format(t=rows[at].split(",")[0])
+    text = "\n".join(rows) + "\n"
+    assert len(text) > bar_import._FAST_FROM_BYTES
+    if change is None:
+        assert bar_import._fast_table(text, 10**6) is not None, "the fast reader is not used"
+
+    def both() -> list[Any]:
+        outcomes: list[Any] = []
+        for threshold in (bar_import._FAST_FROM_BYTES, 10**12):  # fast, then exact only
+            monkeypatch.setattr(bar_import, "_FAST_FROM_BYTES", threshold)
+            try:
+                bars, report = read(text)
+                outcomes.append((bars.as_columns(), report))
+            except MarketDataError as exc:
+                outcomes.append(str(exc))
+        return outcomes
+
+    fast, exact = both()
+    assert fast == exact
+    if message is not None:
+        assert isinstance(fast, str) and message in fast
+    else:
+        assert isinstance(fast, tuple)
