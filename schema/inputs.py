@@ -128,6 +128,11 @@ class BacktestInput:
     dataset_id: uuid.UUID | None = strawberry.field(
         default=None, description="One of the caller's datasets (uploadDataset)."
     )
+    resample_to: str | None = strawberry.field(
+        default=None,
+        description="With datasetId: aggregate its bars to a coarser timeframe for this "
+        "backtest (e.g. 4h, 1d), as uploadDataset's resampleTo does.",
+    )
 
     def to_request(self) -> BacktestRequest:
         return BacktestRequest(
@@ -135,6 +140,7 @@ class BacktestInput:
             sample=self.sample,
             csv=self.csv,
             dataset_id=self.dataset_id,
+            resample_to=self.resample_to,
             initial_cash=10000.0 if self.initial_cash is None else self.initial_cash,
             commission_pct=0.1 if self.commission_pct is None else self.commission_pct,
             allow_short=bool(self.allow_short),

@@ -584,7 +584,9 @@ def _imported(
     if bars.timestamp is not None and step:
         _report_gaps(bars.timestamp, step, zone, report)
     if target is not None:
-        bars = _resampled(bars, step, target, report)
+        source = {"bars": len(bars), "timeframe": timeframe_label(step) if step else None}
+        bars = _resampled(bars, step, target)
+        report.resampled_from = source
         step = float(target)
     if len(bars) > options.max_bars:
         raise MarketDataError(f"too many bars: {len(bars)} (at most {options.max_bars})")
@@ -759,7 +761,18 @@ def _report_gaps(ts: FloatArray, step: float, zone: ZoneInfo, report: ImportRepo
             )
 
 
-def _resampled(bars: Bars, step: float, target: int, report: ImportReport) -> Bars:
+def resample(bars: Bars, to: str) -> Bars:
+    """`bars` (a stored dataset, say) aggregated to the coarser timeframe `to`, e.g. '4h'."""
+    target = parse_timeframe(to, "resampleTo")
+    try:
+        step = float(parse_timeframe(bars.timeframe)) if bars.timeframe else 0.0
+    except MarketDataError:
+        step = 0.0
+    resampled = _resampled(bars, step or _inferred_step(bars), target)
+    return replace(resampled, symbol=bars.symbol, timeframe=timeframe_label(target))
+
+
+def _resampled(bars: Bars, step: float, target: int) -> Bars:
     """OHLCV aggregated into buckets of `target` seconds aligned on UTC (days at midnight,
     weeks on Monday): first open, highest high, lowest low, last close, summed volume."""
     if bars.timestamp is None:
@@ -778,10 +791,6 @@ def _resampled(bars: Bars, step: float, target: int, report: ImportReport) -> Ba
     keys = np.floor((bars.timestamp - origin) / target)
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     ends = np.r_[starts[1:] - 1, len(bars) - 1]
-    report.resampled_from = {
-        "bars": len(bars),
-        "timeframe": timeframe_label(step) if step else None,
-    }
     columns: dict[str, FloatArray] = {
         "timestamp": keys[starts] * target + origin,
         "open": bars.open[starts],

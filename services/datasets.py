@@ -24,7 +24,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models import Dataset, DatasetBars, User
-from services.bar_import import ImportOptions, ImportReport, import_csv
+from services.bar_import import ImportOptions, ImportReport, import_csv, resample
 from services.errors import BadInput, NotFound
 from services.market_data import Bars, MarketDataError
 from services.offload import run_off_loop
@@ -182,11 +182,21 @@ async def delete_dataset(user: User, dataset_id: uuid.UUID) -> bool:
     return True
 
 
-async def load_dataset_bars(user: User, dataset_id: uuid.UUID) -> Bars:
-    """The bars of `user`'s dataset, for backtests and optimisations (NOT_FOUND otherwise)."""
+async def load_dataset_bars(
+    user: User, dataset_id: uuid.UUID, resample_to: str | None = None
+) -> Bars:
+    """The bars of `user`'s dataset, for backtests and optimisations (NOT_FOUND otherwise),
+    aggregated to the coarser timeframe `resample_to` when given (BAD_USER_INPUT if it is not
+    coarser than the dataset's)."""
     dataset = await require_dataset(user, dataset_id)
     content = await DatasetBars.get_or_none(dataset_id=dataset.id)
     if content is None:  # deleted between the two reads
         raise NotFound(f"Dataset {dataset_id} not found")
     # The blob's header carries the symbol and timeframe it was stored with.
-    return await run_off_loop(decode_bars, bytes(content.data))
+    bars = await run_off_loop(decode_bars, bytes(content.data))
+    if resample_to is None:
+        return bars
+    try:
+        return await run_off_loop(resample, bars, resample_to)
+    except MarketDataError as exc:
+        raise BadInput(str(exc)) from None

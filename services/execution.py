@@ -56,6 +56,7 @@ class BacktestRequest:
     sample: str | None = None
     csv: str | None = None
     dataset_id: uuid.UUID | None = None
+    resample_to: str | None = None  # with dataset_id
     initial_cash: float = 10_000.0
     commission_pct: float = 0.1
     allow_short: bool = False
@@ -110,10 +111,14 @@ async def _backtest_bars(user: User, request: BacktestRequest) -> tuple[Bars, st
     ]
     if len(given) != 1:
         raise BadInput("Give exactly one of marketData, sample, csv or datasetId")
+    if request.resample_to is not None and request.dataset_id is None:
+        raise BadInput("resampleTo applies to a stored dataset (datasetId)")
     if request.dataset_id is not None:
         # A stored dataset already passed the upload's checks and limits (services/datasets).
-        bars = await load_dataset_bars(user, request.dataset_id)
-        return bars, f"dataset:{request.dataset_id}"
+        bars = await load_dataset_bars(user, request.dataset_id, request.resample_to)
+        return bars, f"dataset:{request.dataset_id}" + (
+            f"@{bars.timeframe}" if request.resample_to else ""
+        )
     if request.sample is not None:
         try:
             return load_sample(request.sample), f"sample:{request.sample}"

@@ -360,6 +360,27 @@ async def test_upload_list_get_backtest_and_delete(gql: GraphQLCall, token: str)
     assert got["metrics"]["finalEquity"] == want["metrics"]["finalEquity"]
     assert got["metrics"]["numTrades"] == want["metrics"]["numTrades"] > 0
 
+    backtest = """mutation($id: UUID!, $input: BacktestInput!) {
+             backtestStrategy(id: $id, input: $input) { bars strategy { performanceMetrics } } }"""
+    weekly = await gql(
+        backtest,
+        {"id": strategy_id, "input": {"datasetId": created["id"], "resampleTo": "1w"}},
+        token=token,
+    )
+    assert "errors" not in weekly, weekly
+    # 2019-01-01 was a Tuesday: 6 days of a first week, then 42 whole weeks from Monday.
+    weeks = {(t - 4 * 86_400) // 604_800 for t in expected.timestamp[:300].tolist()}
+    assert weekly["data"]["backtestStrategy"]["bars"] == len(weeks) == 43
+    stored_metrics = weekly["data"]["backtestStrategy"]["strategy"]["performanceMetrics"]
+    assert stored_metrics["data"] == f"dataset:{created['id']}@1w"
+    for wrong, message in (
+        ({"datasetId": created["id"], "resampleTo": "1h"}, "not coarser than the data's 1d"),
+        ({"sample": "trending_daily", "resampleTo": "1w"}, "applies to a stored dataset"),
+    ):
+        refused = await gql(backtest, {"id": strategy_id, "input": wrong}, token=token)
+        assert error_codes(refused) == ["BAD_USER_INPUT"], refused
+        assert message in refused["errors"][0]["message"]
+
     deleted = await gql(operation("DeleteDataset"), {"id": created["id"]}, token=token)
     assert deleted["data"]["deleteDataset"] is True
     assert not await DatasetBars.filter(dataset_id=created["id"]).exists()
