@@ -11,6 +11,7 @@ from typing import Any
 
 import strawberry
 
+import models
 from schema.context import Context
 from services import datasets
 from services.datasets import DatasetUpload
@@ -95,7 +96,7 @@ class Dataset:
     import_report: DatasetImportReport
 
     @classmethod
-    def from_model(cls, dataset: Any) -> Dataset:
+    def from_model(cls, dataset: models.Dataset) -> Dataset:
         return cls(
             id=dataset.id,
             name=dataset.name,
