@@ -42,6 +42,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench/generation_overhead.py", []),
     ("bench/repair.py", []),
     ("bench/persisted_queries.py", []),
+    ("bench/datasets.py", []),
     ("bench/load.py", []),
     ("bench/validation_flood.py", []),
     ("bench/sandbox_fairness.py", []),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, cast
 
 import strawberry
@@ -106,7 +107,7 @@ class MarketDataInput:
 @strawberry.input
 class BacktestInput:
     market_data: MarketDataInput | None = strawberry.field(
-        default=None, description="The bars to test on; or sample, or csv."
+        default=None, description="The bars to test on; or sample, csv or datasetId."
     )
     sample: str | None = strawberry.field(
         default=None, description="The name of a built-in data set (see Query.sampleDatasets)."
@@ -124,12 +125,22 @@ class BacktestInput:
     allow_short: bool | None = strawberry.field(
         default=False, description="Let a sell signal open a short when flat."
     )
+    dataset_id: uuid.UUID | None = strawberry.field(
+        default=None, description="One of the caller's datasets (uploadDataset)."
+    )
+    resample_to: str | None = strawberry.field(
+        default=None,
+        description="With datasetId: aggregate its bars to a coarser timeframe for this "
+        "backtest (e.g. 4h, 1d), as uploadDataset's resampleTo does.",
+    )
 
     def to_request(self) -> BacktestRequest:
         return BacktestRequest(
             market_data=self.market_data.to_columns() if self.market_data else None,
             sample=self.sample,
             csv=self.csv,
+            dataset_id=self.dataset_id,
+            resample_to=self.resample_to,
             initial_cash=10000.0 if self.initial_cash is None else self.initial_cash,
             commission_pct=0.1 if self.commission_pct is None else self.commission_pct,
             allow_short=bool(self.allow_short),

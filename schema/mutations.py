@@ -7,6 +7,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.context import Context
+from schema.datasets import DatasetMutations
 from schema.generation_types import RefineStrategyInput
 from schema.inputs import (
     BacktestInput,
@@ -42,7 +43,7 @@ def _auth_payload(info: Info, user: accounts.User) -> AuthPayload:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(DatasetMutations):
     @strawberry.mutation
     async def register(self, info: Info, email: str, password: str) -> AuthPayload:
         user = await accounts.register(email, password, attempt=_auth_attempt(info))

@@ -534,6 +534,12 @@ def backtest(
         str | None,
         typer.Option("--dataset", help="A built-in sample data set instead, e.g. trending_daily."),
     ] = None,
+    dataset_id: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset-id", help="One of the owner's stored datasets (`dataset list`) instead."
+        ),
+    ] = None,
     user: Annotated[
         str | None,
         typer.Option(
@@ -563,10 +569,11 @@ def backtest(
     The metrics are also stored as the strategy's performanceMetrics, as the API does.
     Exit 1 when the strategy fails in the sandbox, 2 on bad input.
     """
+    from server.cli_datasets import dataset_id as parse_dataset_id
     from services.execution import BacktestRequest
 
-    if (csv is None) == (dataset is None):
-        fail("give exactly one of --csv FILE or --dataset NAME")
+    if sum(given is not None for given in (csv, dataset, dataset_id)) != 1:
+        fail("give exactly one of --csv FILE, --dataset NAME or --dataset-id ID")
     identifier = _strategy_id(strategy_id)
     overrides = None
     if params is not None:
@@ -581,6 +588,8 @@ def backtest(
         options["commission_pct"] = commission
     if csv is not None:
         options["csv"] = _read_csv(csv)
+    if dataset_id is not None:
+        options["dataset_id"] = parse_dataset_id(dataset_id)
     request = BacktestRequest(sample=dataset, **options)
     outcome = _run_backtest(get_settings(), identifier, request, user)
     _report_backtest(outcome, as_json)
@@ -713,6 +722,11 @@ def look_ahead_lines(check: dict[str, Any] | None) -> list[str]:
     if check.get("warmupWarning"):
         lines.append(f"Warm-up: {check['warmupWarning']}")
     return lines
+
+
+from server.cli_datasets import app as dataset_app  # noqa: E402 (it uses this module's helpers)
+
+app.add_typer(dataset_app, name="dataset")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from server.settings import Settings
 from services.accounts import TokenSigner
 from services.code_analysis import CodeAnalyser, UserCodeChecks
 from services.container import Services
+from services.datasets import DatasetLimits
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.persisted_queries import (
@@ -198,4 +199,14 @@ def build_services(
             analyser, limits.code_validation, settings.max_request_code_bytes
         ),
         persisted=build_persisted(settings),
+        dataset_limits=build_dataset_limits(settings),
+    )
+
+
+def build_dataset_limits(settings: Settings) -> DatasetLimits:
+    return DatasetLimits(
+        max_csv_bytes=settings.max_dataset_bytes,
+        max_bars=settings.max_dataset_bars,
+        max_datasets_per_user=settings.max_datasets_per_user,
+        max_stored_bytes_per_user=settings.max_dataset_storage_bytes_per_user,
     )

@@ -463,7 +463,7 @@ def test_backtest_strategy_failing_in_the_sandbox_exits_1(
         (["backtest", "{sma}", "--csv", "{malformed}"], "csv: line 3"),
         (["backtest", "{sma}", "--csv", "{header}"], "csv: line 1"),
         (["backtest", "{sma}", "--dataset", "nope"], "Unknown sample 'nope'"),
-        (["backtest", "{sma}"], "exactly one of --csv FILE or --dataset NAME"),
+        (["backtest", "{sma}"], "exactly one of --csv FILE, --dataset NAME or --dataset-id ID"),
         (
             ["backtest", "{sma}", "--dataset", "trending_daily", "--user", "x@example.com"],
             "No user",

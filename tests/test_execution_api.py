@@ -248,7 +248,7 @@ async def test_backtest_on_uploaded_bars_and_csv(gql: GraphQLCall, token: str) -
 @pytest.mark.parametrize(
     ("backtest_input", "message"),
     [
-        ({}, "exactly one of marketData, sample or csv"),
+        ({}, "exactly one of marketData, sample, csv or datasetId"),
         ({"sample": "trending_daily", "csv": "a,b"}, "exactly one"),
         ({"sample": "moon"}, "Unknown sample 'moon'"),
         ({"sample": "trending_daily", "initialCash": -5}, "initial_cash"),
