@@ -182,7 +182,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 if ours_first:
                     elapsed, ours = await sandboxed_backtest(sandbox, bars)
                     ours_s.append(elapsed)
-                    check_s.append(ours["lookAhead"]["checkSeconds"])
+                    check_s.append(ours.look_ahead["checkSeconds"])
                     unchecked_s.append((await sandboxed_backtest(sandbox, bars, False))[0])
                 else:
                     started = time.perf_counter()
@@ -191,7 +191,7 @@ async def main_async(args: argparse.Namespace) -> int:
         idle, busy, engine, long_s, engine_s = await loop_lag(sandbox, long_bars)
         latencies = await run_strategy_latency(sandbox, args.calls)
 
-    our_trades, our_final = ours["metrics"]["numTrades"], ours["metrics"]["finalEquity"]
+    our_trades, our_final = ours.stats.num_trades, ours.stats.final_equity
     ratio = statistics.median(ours_s) / statistics.median(theirs_s)
     print(f"\n{args.bars} bars, SMA({FAST}/{SLOW}) crossover, {COMMISSION:.2%} commission")
     print(f"{args.rounds} runs each, alternated; median [min-max]")
@@ -201,7 +201,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"{'final equity':30}{our_final:>24.2f}{their_final:>24.2f}")
     print(f"ratio {ratio:.2f}x (target <= 3x -> {'MET' if ratio <= 3 else 'NOT MET'})")
     share = statistics.median(check_s) / statistics.median(ours_s)
-    check = ours["lookAhead"]
+    check = ours.look_ahead
     print(
         f"look-ahead check (in the wall time above): {spread(check_s)}, {share:.1%} of it; "
         f"{check['checkedBars']} bars re-run ({check['tradeBarsChecked']} traded), "

@@ -10,7 +10,7 @@ the engine's own share and the strategy's:
   * strategy only: the SMA function called on the same growing views, without the engine.
 
 Usage: .venv/bin/python bench/backtest_engine.py [--bars 10000] [--repeat 1]
-Exits 1 when the trade counts differ.
+Exits 1 when the trade counts differ or the final equities by more than 0.01%.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import add_json_option, results_for  # noqa: E402
-from services.backtesting import BacktestOptions, run_backtest  # noqa: E402
+from services.backtesting import BacktestOptions, BacktestReport, run_backtest  # noqa: E402
 from services.market_data import Bars  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
 from tests.support.reference_backtest import sma_cross_with_backtesting_py  # noqa: E402
@@ -72,8 +72,12 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return best, result
 
 
-def run_ours(bars: Bars, strategy: Callable[..., Any]) -> dict[str, Any]:
-    options = BacktestOptions(initial_cash=CASH, commission_pct=COMMISSION * 100)
+def run_ours(bars: Bars, strategy: Callable[..., Any]) -> BacktestReport:
+    # A position open at the end closes at the last open, as backtesting.py's finalize_trades
+    # does (docs/backtesting.md): then the final equities agree too.
+    options = BacktestOptions(
+        initial_cash=CASH, commission_pct=COMMISSION * 100, end_of_data_fill="open"
+    )
     return run_backtest(strategy, bars, {"fast": FAST, "slow": SLOW}, options)
 
 
@@ -111,8 +115,8 @@ def main() -> int:
         print("backtesting.py is not installed: .venv/bin/pip install backtesting")
         return 1
 
-    our_trades = ours["metrics"]["numTrades"]
-    our_final = ours["metrics"]["finalEquity"]
+    our_trades = ours.stats.num_trades
+    our_final = ours.stats.final_equity
     print(f"{args.bars} bars, SMA({FAST}/{SLOW}) crossover, {COMMISSION:.2%} commission")
     print(f"{'':28}{'ours':>14}{'backtesting.py':>16}")
     print(f"{'wall time (one warm run)':28}{ours_s * 1e3:>11.1f} ms{theirs_s * 1e3:>13.1f} ms")
@@ -140,6 +144,9 @@ def main() -> int:
     results.write()
     if our_trades != their_trades:
         print("MISMATCH: trade counts differ", file=sys.stderr)
+        return 1
+    if our_final is None or abs(our_final / their_final - 1) > 1e-4:
+        print("MISMATCH: final equities differ by more than 0.01%", file=sys.stderr)
         return 1
     return 0
 
