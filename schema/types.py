@@ -653,7 +653,8 @@ class BacktestResult:
 
     @strawberry.field(
         description="Equity at each bar's close; with maxPoints (at least 2), at most that "
-        "many points spread evenly over the bars, first and last bar included."
+        "many: the first and last bar and, of the bars between cut into equal runs, each "
+        "run's lowest and highest point (peaks and troughs stay visible)."
     )
     def equity_curve(self, max_points: int | None = None) -> list[float]:
         try:

@@ -405,11 +405,11 @@ class BacktestReport:
         return len(self.equity)
 
     def equity_points(self, max_points: int | None = None) -> list[EquityPoint]:
-        """The equity curve, whole or at most `max_points` points (at least 2) spread evenly
-        over the bars, the first and last bar always included."""
+        """The equity curve, whole or at most `max_points` points (see `curve_bars`)."""
+        times = self.timestamps
         return [
-            EquityPoint(bar, self.timestamps[bar] if self.timestamps else None, self.equity[bar])
-            for bar in sampled_bars(self.bars, max_points)
+            EquityPoint(bar, times[bar] if times else None, self.equity[bar])
+            for bar in curve_bars(self.equity, max_points)
         ]
 
     def trade_slice(self, limit: int | None = None, offset: int = 0) -> list[Trade]:
@@ -423,18 +423,31 @@ class BacktestReport:
     def equity_curve(self, max_points: int | None = None) -> list[float]:
         if max_points is None or max_points >= self.bars:
             return list(self.equity)
-        return [self.equity[bar] for bar in sampled_bars(self.bars, max_points)]
+        return [self.equity[bar] for bar in curve_bars(self.equity, max_points)]
 
 
-def sampled_bars(count: int, max_points: int | None) -> list[int]:
-    """`count` bar indices, or at most `max_points` of them evenly spaced, first and last
-    included. ValueError for a `max_points` below 2."""
+def curve_bars(equity: list[float], max_points: int | None) -> list[int]:
+    """The bars a curve of at most `max_points` points (at least 2) keeps: every bar when
+    there are no more than that; else the first and the last, and of the bars between, cut
+    into (max_points - 2) // 2 equal runs, each run's lowest and highest point, so every
+    peak and trough deeper than a run survives (min-max decimation, as chart libraries do).
+    ValueError for a `max_points` below 2."""
+    count = len(equity)
     if max_points is None or max_points >= count:
         return list(range(count))
     if max_points < 2:
         raise ValueError(f"maxPoints must be at least 2; got {max_points}")
-    step = (count - 1) / (max_points - 1)
-    return sorted({round(k * step) for k in range(max_points)})
+    runs = (max_points - 2) // 2
+    kept = {0, count - 1}
+    if runs:
+        values = np.asarray(equity[1:-1], dtype=np.float64)
+        edges = np.linspace(0, len(values), runs + 1).round().astype(np.int64)
+        for start, end in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+            if end > start:
+                run = values[start:end]
+                kept.add(1 + start + int(run.argmin()))
+                kept.add(1 + start + int(run.argmax()))
+    return sorted(kept)
 
 
 def camel_case_json(record: Any) -> dict[str, Any]:

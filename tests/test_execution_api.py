@@ -271,7 +271,7 @@ async def test_backtest_typed_results_with_slippage(gql: GraphQLCall, token: str
     assert first["entryTime"] is not None and first["exitTime"] > first["entryTime"]
     assert {k: first[k] for k in first} == {k: slipped["trades"][0][k] for k in first}
     points = slipped["equityPoints"]
-    assert len(points) == 20 and points[0]["bar"] == 0 and points[-1]["bar"] == slipped["bars"] - 1
+    assert len(points) <= 20 and points[0]["bar"] == 0 and points[-1]["bar"] == slipped["bars"] - 1
     assert [p["equity"] for p in points] == slipped["coarse"]
     assert all(slipped["equityCurve"][p["bar"]] == p["equity"] for p in points)
     assert all(p["timestamp"] is not None for p in points)
