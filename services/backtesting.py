@@ -683,7 +683,8 @@ def _order_units(
     affordable = cash / (price * (1.0 + fee))
     wanted = metadata.get("units")
     if wanted is None:
-        wanted = affordable * metadata.get("size_fraction", 1.0)
+        fraction = metadata.get("size_fraction")
+        wanted = affordable if fraction is None else affordable * fraction
     size = min(wanted, affordable)
     if whole_units:
         size = float(math.floor(size))

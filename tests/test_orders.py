@@ -125,6 +125,15 @@ def test_size_fraction_spends_that_share_of_the_cash() -> None:
     assert report.equity[2] == pytest.approx(7_500 + trade.size * 100.0)
 
 
+def test_order_keys_set_to_none_change_nothing() -> None:
+    """The model's instructions say to leave out what a strategy does not ask for; None
+    (as templates write) means the same."""
+    nones = dict.fromkeys(
+        ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct", "size_fraction", "units")
+    )
+    assert run(GAP_UP, {0: ("buy", nones)}).trades == run(GAP_UP, {0: ("buy", {})}).trades
+
+
 def test_units_buy_that_many_and_never_more_than_the_cash_affords() -> None:
     (few,) = run(GAP_UP, {0: ("buy", {"units": 10})}).trades
     assert few.size == 10
