@@ -562,6 +562,32 @@ def backtest(
         str | None,
         typer.Option("--params", help="JSON object overriding the strategy's parameters."),
     ] = None,
+    slippage_bps: Annotated[
+        float | None,
+        typer.Option(
+            "--slippage-bps",
+            help="Slippage against every market fill, in basis points (default: 0).",
+        ),
+    ] = None,
+    whole_units: Annotated[
+        bool,
+        typer.Option("--whole-units", help="Round each entry down to whole units."),
+    ] = False,
+    end_of_data_fill: Annotated[
+        str,
+        typer.Option(
+            "--end-of-data-fill",
+            help="Close a position open at the end at the last bar's 'close' (default) or "
+            "'open' (as backtesting.py's finalize_trades).",
+        ),
+    ] = "close",
+    trades_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--trades-csv",
+            help="Also write the trades to this CSV file ('-' for standard output).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Backtest a stored strategy in the sandbox, with a progress bar; print the metrics.
@@ -581,7 +607,14 @@ def backtest(
             overrides = json.loads(params)
         except json.JSONDecodeError as exc:
             fail(f"--params is not valid JSON: {exc}")
-    options: dict[str, Any] = {"allow_short": allow_short, "parameters": overrides}
+    options: dict[str, Any] = {
+        "allow_short": allow_short,
+        "parameters": overrides,
+        "whole_units": whole_units,
+        "end_of_data_fill": end_of_data_fill,
+    }
+    if slippage_bps is not None:
+        options["slippage_bps"] = slippage_bps
     if initial_capital is not None:
         options["initial_cash"] = initial_capital
     if commission is not None:
@@ -590,8 +623,15 @@ def backtest(
         options["csv"] = _read_csv(csv)
     if dataset_id is not None:
         options["dataset_id"] = parse_dataset_id(dataset_id)
+    csv_target = None if trades_csv is None or str(trades_csv) == "-" else trades_csv
+    if csv_target is not None and not csv_target.parent.is_dir():  # known before the run
+        fail(f"--trades-csv: no directory {csv_target.parent}")
     request = BacktestRequest(sample=dataset, **options)
     outcome = _run_backtest(get_settings(), identifier, request, user)
+    if trades_csv is not None:
+        from services.backtesting import trades_csv as csv_of
+
+        _write_out(csv_of(outcome.result.trades), csv_target)
     _report_backtest(outcome, as_json)
 
 
@@ -666,7 +706,10 @@ def _format(value: Any) -> str:
 
 
 def _report_backtest(outcome: BacktestOutcome, as_json: bool) -> None:
-    result, strategy = outcome.result, outcome.strategy
+    from services.backtesting import report_json
+
+    report, strategy = outcome.result, outcome.strategy
+    result = report_json(report)
     if as_json:
         _print_json(
             {

@@ -17,7 +17,7 @@ from tortoise.expressions import F
 
 from models import GeneratedStrategy, StrategyStatus, User
 from services import versions
-from services.backtesting import BacktestOptions
+from services.backtesting import BacktestOptions, BacktestReport, metrics_json
 from services.code_analysis import UserCodeChecks
 from services.datasets import load_dataset_bars
 from services.errors import BadInput
@@ -61,12 +61,15 @@ class BacktestRequest:
     commission_pct: float = 0.1
     allow_short: bool = False
     parameters: dict[str, Any] | None = None
+    slippage_bps: float = 0.0
+    whole_units: bool = False
+    end_of_data_fill: str = "close"
 
 
 @dataclass(frozen=True)
 class BacktestOutcome:
     strategy: GeneratedStrategy
-    result: dict[str, Any]
+    result: BacktestReport
     elapsed_seconds: float
 
 
@@ -208,6 +211,9 @@ class StrategyRunner:
             initial_cash=request.initial_cash,
             commission_pct=request.commission_pct,
             allow_short=request.allow_short,
+            slippage_bps=request.slippage_bps,
+            whole_units=request.whole_units,
+            end_of_data_fill=request.end_of_data_fill,
         )
         try:
             options.check()
@@ -228,9 +234,9 @@ class StrategyRunner:
             owner=sandbox_owner(user),
         )
         elapsed = time.perf_counter() - started
-        look_ahead = result.get("lookAhead") or {}
+        look_ahead = result.look_ahead or {}
         summary = {
-            **result["metrics"],
+            **metrics_json(result),
             "lookAheadBars": look_ahead.get("lookAheadBars", []),
             "warmupBarsNeeded": look_ahead.get("warmupBarsNeeded"),
             "lookAhead": look_ahead,
@@ -239,6 +245,9 @@ class StrategyRunner:
             "initialCash": options.initial_cash,
             "commissionPct": options.commission_pct,
             "allowShort": options.allow_short,
+            "slippageBps": options.slippage_bps,
+            "wholeUnits": options.whole_units,
+            "endOfDataFill": options.end_of_data_fill,
             # With the data, what makes backtests of different versions comparable.
             "parameters": parameters,
             "backtestedAt": datetime.now(UTC).isoformat(),

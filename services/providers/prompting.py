@@ -41,9 +41,12 @@ Output: return a dict with exactly these keys
 - "action": one of {", ".join(repr(a) for a in ACTIONS)}
 - "confidence": a float between 0.0 and 1.0
 - "reason": one sentence explaining the signal
-- "metadata": a dict with "indicators" (current indicator values as floats), and, for a buy,
-  "stop_loss_price" and "take_profit_price" as absolute prices (or None), and "risk_level"
-  ("low", "medium" or "high").
+- "metadata": a dict with "indicators" (current indicator values as floats), "risk_level"
+  ("low", "medium" or "high") and, for a buy, the orders the strategy asks for (leave out the
+  ones it does not): "stop_loss_pct" and "take_profit_pct" (percent from the fill price:
+  2.0 means 2%; or "stop_loss_price" and "take_profit_price" as absolute prices),
+  "trailing_stop_pct" (percent below the highest price since the fill), and a size as
+  "size_fraction" (share of the cash, above 0 and at most 1) or "units".
 Return "hold" with confidence 0.0 when there are not enough bars for the indicators.
 
 Rules (the code is validated and runs in a sandbox; violations are rejected)

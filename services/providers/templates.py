@@ -96,18 +96,19 @@ def _stdev(values, period):
 ''',
     "signal": '''
 def _signal(action, confidence, reason, indicators, price, params, risk_level="medium"):
-    """The contract's return shape. A buy carries stop-loss and take-profit prices only when
-    the strategy has them (stop_loss_pct, take_profit_pct), set off the signal bar's close."""
+    """The contract's return shape. A buy carries its stop-loss and take-profit in percent
+    only when the strategy has them (stop_loss_pct, take_profit_pct): the backtest measures
+    them from the fill price."""
     metadata = {
         "indicators": {name: round(float(value), 6) for name, value in indicators.items()},
-        "stop_loss_price": None,
-        "take_profit_price": None,
+        "stop_loss_pct": None,
+        "take_profit_pct": None,
         "risk_level": risk_level,
     }
     if action == "buy" and params.get("stop_loss_pct"):
-        metadata["stop_loss_price"] = round(price * (1 - params["stop_loss_pct"] / 100.0), 6)
+        metadata["stop_loss_pct"] = float(params["stop_loss_pct"])
     if action == "buy" and params.get("take_profit_pct"):
-        metadata["take_profit_price"] = round(price * (1 + params["take_profit_pct"] / 100.0), 6)
+        metadata["take_profit_pct"] = float(params["take_profit_pct"])
     confidence = min(1.0, max(0.0, confidence))
     return {"action": action, "confidence": round(confidence, 4), "reason": reason,
             "metadata": metadata}
