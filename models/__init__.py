@@ -1,5 +1,11 @@
 """Tortoise models. Persistence only: rules live in services/."""
 
+from models.optimization import (
+    Optimization,
+    OptimizationFold,
+    OptimizationStatus,
+    OptimizationTrial,
+)
 from models.strategy import (
     GeneratedStrategy,
     GenerationStatus,
@@ -13,6 +19,10 @@ from models.user import User
 __all__ = [
     "GeneratedStrategy",
     "GenerationStatus",
+    "Optimization",
+    "OptimizationFold",
+    "OptimizationStatus",
+    "OptimizationTrial",
     "StrategyGenerationLog",
     "StrategyStatus",
     "StrategyType",
