@@ -14,6 +14,7 @@ from schema.inputs import (
     MarketDataInput,
     UpdateStrategyInput,
 )
+from schema.optimization_types import OptimizationMutation
 from schema.queries import ALL_USERS
 from schema.types import (
     AuthPayload,
@@ -41,7 +42,7 @@ def _auth_payload(info: Info, user: accounts.User) -> AuthPayload:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(OptimizationMutation):
     @strawberry.mutation
     async def register(self, info: Info, email: str, password: str) -> AuthPayload:
         user = await accounts.register(email, password, attempt=_auth_attempt(info))

@@ -10,6 +10,7 @@ from services.code_analysis import CodeAnalyser, UserCodeChecks
 from services.container import Services
 from services.execution import StrategyRunner
 from services.generation import Generator
+from services.optimization import Optimizer
 from services.persisted_queries import (
     DocumentStore,
     MemoryDocumentStore,
@@ -187,4 +188,9 @@ def build_services(
             analyser, limits.code_validation, settings.max_request_code_bytes
         ),
         persisted=build_persisted(settings),
+        optimizer=Optimizer(
+            runner.sandbox,
+            max_trials=settings.optimization_max_trials,
+            trial_timeout_seconds=settings.backtest_timeout_seconds,
+        ),
     )

@@ -12,6 +12,7 @@ from services.accounts import RecentUsers, TokenSigner
 from services.code_analysis import CodeAnalyser, UserCodeChecks
 from services.execution import StrategyRunner
 from services.generation import Generator
+from services.optimization import Optimizer
 from services.persisted_queries import MemoryDocumentStore, PersistedOperations
 from services.rate_limits import RateLimits
 
@@ -28,6 +29,7 @@ class Services:
     persisted: PersistedOperations = field(
         default_factory=lambda: PersistedOperations(MemoryDocumentStore())
     )
+    optimizer: Optimizer | None = None
 
     async def aclose(self) -> None:
         # Cancelled generations are still writing their FAILURE logs: let them, while the

@@ -78,5 +78,5 @@ class LocalJobs:
         with contextlib.suppress(JobCancelled, WorkerDied):
             await self.job_handlers[kind](control)
 
-    async def wait(self, job_id: uuid.UUID) -> None:
-        await self.running[job_id]
+    async def wait(self, job_id: uuid.UUID | str) -> None:
+        await self.running[uuid.UUID(str(job_id))]
