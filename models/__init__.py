@@ -1,5 +1,6 @@
 """Tortoise models. Persistence only: rules live in services/."""
 
+from models.job import Job, JobStatus, JobTask
 from models.strategy import (
     GeneratedStrategy,
     GenerationStatus,
@@ -13,6 +14,9 @@ from models.user import User
 __all__ = [
     "GeneratedStrategy",
     "GenerationStatus",
+    "Job",
+    "JobStatus",
+    "JobTask",
     "StrategyGenerationLog",
     "StrategyStatus",
     "StrategyType",
