@@ -1,5 +1,6 @@
 """Tortoise models. Persistence only: rules live in services/."""
 
+from models.job import Job, JobStatus, JobTask
 from models.optimization import (
     Optimization,
     OptimizationFold,
@@ -19,6 +20,9 @@ from models.user import User
 __all__ = [
     "GeneratedStrategy",
     "GenerationStatus",
+    "Job",
+    "JobStatus",
+    "JobTask",
     "Optimization",
     "OptimizationFold",
     "OptimizationStatus",

@@ -28,7 +28,7 @@ import math
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,8 +44,9 @@ from models import (
 )
 from services import versions
 from services.backtesting import BacktestOptions, compute_metrics, simulate
-from services.errors import BadInput, NotFound, ServiceError, ServiceUnavailable
+from services.errors import BadInput, NotFound, ServiceUnavailable
 from services.job_control import JobCancelled, JobControl, JobSubmitter
+from services.jobs import register_job, register_task
 from services.lookahead import require_trustworthy
 from services.market_data import Bars
 from services.offload import run_off_loop
@@ -603,6 +604,11 @@ def _now() -> datetime:
 
 # --- the service ------------------------------------------------------------------------------
 
+# The bars of the optimisations whose tasks ran here lately: a batch needs them, and reading
+# and unpacking them for every batch would cost more than the batch's engine runs.
+_BARS: dict[uuid.UUID, Bars] = {}
+_BARS_KEPT = 8
+
 
 @dataclass
 class Optimizer:
@@ -613,7 +619,6 @@ class Optimizer:
     submitter: JobSubmitter | None = None
     max_trials: int = 1_000
     trial_timeout_seconds: float = 60.0
-    _bars: dict[uuid.UUID, Bars] = field(default_factory=dict)
 
     async def optimize(
         self, user: User, strategy_id: uuid.UUID, request: OptimizeRequest
@@ -752,16 +757,15 @@ class Optimizer:
         except JobCancelled:
             await self._finish(optimization, OptimizationStatus.CANCELLED, None)
             raise
-        except ServiceUnavailable:
-            raise  # the machinery may take the job again later: nothing is lost
-        except ServiceError as exc:
-            await self._finish(optimization, OptimizationStatus.FAILED, exc.message)
-        except Exception:
-            log.exception("optimization %s failed", optimization.id)
-            await self._finish(optimization, OptimizationStatus.FAILED, "internal error")
+        except Exception as exc:  # the job machinery records the failure too
+            message = getattr(exc, "message", None)
+            if not isinstance(message, str):
+                log.exception("optimization %s failed", optimization.id)
+                message = "the optimisation failed with an internal error"
+            await self._finish(optimization, OptimizationStatus.FAILED, message)
             raise
-        finally:
-            self._bars.pop(optimization.id, None)
+        # asyncio.CancelledError passes: this process stops and the job, still RUNNING,
+        # is taken again (by this or another process) and resumes from the stored trials.
 
     async def _finish(
         self, optimization: Optimization, status: OptimizationStatus, message: str | None
@@ -984,7 +988,7 @@ class Optimizer:
 
     async def _bars_of(self, optimization: Optimization) -> Bars:
         """The optimisation's bars, kept while its job or tasks run in this process."""
-        cached = self._bars.get(optimization.id)
+        cached = _BARS.get(optimization.id)
         if cached is not None:
             return cached
         source = optimization.data_source
@@ -996,9 +1000,9 @@ class Optimizer:
         else:
             assert optimization.data is not None
             bars = unpack_bars(optimization.data)
-        if len(self._bars) > 16:
-            self._bars.clear()
-        self._bars[optimization.id] = bars
+        if len(_BARS) >= _BARS_KEPT:
+            del _BARS[next(iter(_BARS))]  # the oldest
+        _BARS[optimization.id] = bars
         return bars
 
     async def _best_run(
@@ -1129,3 +1133,21 @@ def _bias_warning(verdict: dict[str, Any], what: str) -> list[str]:
         + (f": bars {bars}" if bars else "")
         + "): the results cannot be trusted and cannot be applied"
     ]
+
+
+# --- the handlers the job machinery runs (services/jobs.py), in the API or on a worker -------
+
+
+def _optimizer_of(control: JobControl) -> Optimizer:
+    runner = control.runner
+    return Optimizer(runner.sandbox, trial_timeout_seconds=runner.backtest_timeout_seconds)
+
+
+@register_job(JOB_KIND)
+async def run_optimization(control: JobControl) -> None:
+    await _optimizer_of(control).run_optimization(control)
+
+
+@register_task(TASK_KIND)
+async def evaluate_trials(payload: dict[str, Any], control: JobControl) -> None:
+    await _optimizer_of(control).evaluate_trials(payload, control)
