@@ -1,11 +1,13 @@
 """Issue 13 §3 through the API: the operations of docs/operations/optimization.graphql, run
 as written, against the app with the optimisation's job handlers under the in-test runner
-(tests/support/local_jobs.py); sandbox, engine and database real."""
+(services/jobs.py's InProcessJobs); sandbox, engine and database real."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,17 +16,18 @@ import pytest
 from graphql import parse, print_ast
 
 from bench.backtest_engine import execute_strategy as sma_cross
+from models import Optimization
 from server.app import create_app
 from server.settings import Settings
 from server.wiring import OPERATIONS_DIR, build_services
 from services.container import Services
-from services.optimization import JOB_KIND, TASK_KIND
+from services.jobs import InProcessJobs, JobRules
+from services.optimization import FINISHED
 from services.providers.templates import TemplateProvider
 from services.samples import load_sample
 from services.sandbox import Sandbox
 from tests.support.api import call_graphql, error_codes, register_user, shared_analyser
 from tests.support.live import serve_over_tcp
-from tests.support.local_jobs import LocalJobs
 from tests.support.ws import GraphQLWS
 
 DOCUMENT = (OPERATIONS_DIR / "optimization.graphql").read_text()
@@ -48,29 +51,38 @@ def _operation(name: str) -> str:
 
 
 @pytest.fixture
-async def app_services(database: str, settings: Settings, sandbox: Sandbox) -> Services:
+async def app_services(
+    database: str, settings: Settings, sandbox: Sandbox
+) -> AsyncIterator[Services]:
+    """The app's services with the real in-process job backend, polling briskly."""
     services = build_services(settings, TemplateProvider(), sandbox, shared_analyser())
-    return services
+    jobs = InProcessJobs(
+        services.runner, JobRules(heartbeat_seconds=0.2, stale_seconds=1.0), poll_seconds=0.1
+    )
+    services.jobs = jobs
+    assert services.optimizer is not None
+    services.optimizer.submitter = jobs
+    await jobs.start()
+    yield services
+    await jobs.aclose()
 
 
 @pytest.fixture
-def jobs(app_services: Services) -> LocalJobs:
-    jobs = LocalJobs()
-    optimizer = app_services.optimizer
-    assert optimizer is not None
-    optimizer.submitter = jobs
-    jobs.job_handlers[JOB_KIND] = optimizer.run_optimization
-    jobs.task_handlers[TASK_KIND] = optimizer.evaluate_trials
-    return jobs
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, app_services: Services, jobs: LocalJobs
-) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: Settings, app_services: Services) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(settings, app_services))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+async def _finished(job_id: str, seconds: float = 60) -> Optimization:
+    """The optimisation once it has ended, read from its row as any client would see it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        row = await Optimization.get(id=job_id)
+        if row.status in FINISHED:
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"optimization {job_id} did not end in {seconds} s")
 
 
 async def _run(
@@ -96,7 +108,7 @@ async def _strategy(client: httpx.AsyncClient, token: str) -> str:
     return str(body["data"]["createStrategy"]["id"])
 
 
-async def test_optimize_follow_read_and_apply(api: httpx.AsyncClient, jobs: LocalJobs):
+async def test_optimize_follow_read_and_apply(api: httpx.AsyncClient):
     token, _ = await register_user(api)
     strategy_id = await _strategy(api, token)
     started = await _run(
@@ -116,7 +128,7 @@ async def test_optimize_follow_read_and_apply(api: httpx.AsyncClient, jobs: Loca
     summary = started["data"]["optimizeStrategy"]
     assert summary["status"] in ("QUEUED", "RUNNING")
     assert summary["trialsTotal"] == 12 and summary["method"] == "GRID"
-    await jobs.wait(summary["id"])
+    await _finished(summary["id"])
 
     detail = (await _run(api, "Optimization", {"id": summary["id"]}, token))["data"]
     found = detail["optimization"]
@@ -144,7 +156,7 @@ async def test_optimize_follow_read_and_apply(api: httpx.AsyncClient, jobs: Loca
     assert strategy["parameters"] == found["folds"][0]["bestParameters"]
 
 
-async def test_market_data_input(api: httpx.AsyncClient, jobs: LocalJobs):
+async def test_market_data_input(api: httpx.AsyncClient):
     token, _ = await register_user(api)
     strategy_id = await _strategy(api, token)
     bars = load_sample("ranging_daily")
@@ -170,7 +182,7 @@ async def test_market_data_input(api: httpx.AsyncClient, jobs: LocalJobs):
     )
     assert "errors" not in started, started
     job_id = started["data"]["optimizeStrategy"]["id"]
-    await jobs.wait(job_id)
+    await _finished(job_id)
     found = (await _run(api, "OptimizationTrials", {"id": job_id}, token))["data"]["optimization"]
     assert len(found["trials"]) == 4
     for trial in found["trials"]:
@@ -190,7 +202,7 @@ async def test_market_data_input(api: httpx.AsyncClient, jobs: LocalJobs):
     ],
 )
 async def test_bad_input_is_a_clear_error(
-    api: httpx.AsyncClient, jobs: LocalJobs, change: dict[str, Any], message: str
+    api: httpx.AsyncClient, change: dict[str, Any], message: str
 ):
     token, _ = await register_user(api)
     strategy_id = await _strategy(api, token)
@@ -205,7 +217,7 @@ async def test_bad_input_is_a_clear_error(
     assert listed["data"]["optimizations"]["totalCount"] == 0
 
 
-async def test_another_users_optimization_is_invisible(api: httpx.AsyncClient, jobs: LocalJobs):
+async def test_another_users_optimization_is_invisible(api: httpx.AsyncClient):
     owner, _ = await register_user(api)
     other, _ = await register_user(api)
     strategy_id = await _strategy(api, owner)
@@ -216,7 +228,7 @@ async def test_another_users_optimization_is_invisible(api: httpx.AsyncClient, j
         owner,
     )
     job_id = started["data"]["optimizeStrategy"]["id"]
-    await jobs.wait(job_id)
+    await _finished(job_id)
     assert (await _run(api, "Optimization", {"id": job_id}, other))["data"]["optimization"] is None
     listed = await _run(api, "Optimizations", {}, other)
     assert listed["data"]["optimizations"]["totalCount"] == 0
@@ -231,9 +243,7 @@ async def test_another_users_optimization_is_invisible(api: httpx.AsyncClient, j
     assert error_codes(foreign) == ["NOT_FOUND"]
 
 
-async def test_progress_subscription_follows_to_the_end(
-    settings: Settings, app_services: Services, jobs: LocalJobs
-):
+async def test_progress_subscription_follows_to_the_end(settings: Settings, app_services: Services):
     app = create_app(settings, app_services)
     async with serve_over_tcp(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url) as client:
@@ -259,3 +269,24 @@ async def test_progress_subscription_follows_to_the_end(
     assert events[-1]["status"] == "SUCCEEDED" and events[-1]["trialsDone"] == 30
     done = [event["trialsDone"] for event in events]
     assert done == sorted(done) and len(events) >= 2
+
+
+async def test_cancel_through_the_api(api: httpx.AsyncClient):
+    token, _ = await register_user(api)
+    strategy_id = await _strategy(api, token)
+    wide = [{"name": "fast", "min": 2, "max": 41, "step": 1}, {"name": "slow", "values": [50, 60]}]
+    started = await _run(
+        api,
+        "OptimizeStrategy",
+        {"id": strategy_id, "input": {"sample": "trending_hourly", "parameters": wide}},
+        token,
+    )
+    job_id = started["data"]["optimizeStrategy"]["id"]
+    cancelled = await _run(api, "CancelOptimization", {"id": job_id}, token)
+    assert "errors" not in cancelled, cancelled
+    row = await _finished(job_id)
+    assert row.status.value == "cancelled" and row.trials_done < 80
+    again = await _run(api, "CancelOptimization", {"id": job_id}, token)  # ended: as it is
+    assert again["data"]["cancelOptimization"]["status"] == "CANCELLED"
+    refused = await _run(api, "ApplyOptimization", {"id": job_id}, token)
+    assert error_codes(refused) == ["BAD_USER_INPUT"]
