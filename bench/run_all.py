@@ -38,6 +38,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench/sandbox.py", []),
     ("bench/sandbox_ab.py", []),  # --reference and --reference-name added at run time
     ("bench/backtest.py", []),
+    ("bench/optimize.py", []),
     ("bench/api.py", ["--seconds", "8"]),
     ("bench/persisted_queries.py", []),
     ("bench/load.py", []),
