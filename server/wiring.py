@@ -187,6 +187,16 @@ def build_jobs(settings: Settings, runner: StrategyRunner) -> JobBackend:
     return InProcessJobs(runner, job_rules(settings), max_running=settings.job_concurrency)
 
 
+def build_optimizer(settings: Settings, runner: StrategyRunner, jobs: JobBackend) -> Optimizer:
+    """Optimisations submitted to `jobs` (the API's and the CLI's way in)."""
+    return Optimizer(
+        runner.sandbox,
+        jobs,
+        max_trials=settings.optimization_max_trials,
+        trial_timeout_seconds=settings.backtest_timeout_seconds,
+    )
+
+
 def build_services(
     settings: Settings,
     provider: ProviderRegistry | CodeProvider | None = None,
@@ -210,11 +220,6 @@ def build_services(
             analyser, limits.code_validation, settings.max_request_code_bytes
         ),
         persisted=build_persisted(settings),
-        optimizer=Optimizer(
-            runner.sandbox,
-            jobs,
-            max_trials=settings.optimization_max_trials,
-            trial_timeout_seconds=settings.backtest_timeout_seconds,
-        ),
+        optimizer=build_optimizer(settings, runner, jobs),
         jobs=jobs,
     )
