@@ -37,6 +37,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bars, when tqdm is there
 
 from backtesting import Strategy  # noqa: E402
 
