@@ -563,7 +563,9 @@ def _sample(name: str) -> Bars:
 
 
 async def dataset_bars(user: User, dataset_id: uuid.UUID) -> Bars:
-    """The hook for stored datasets (branch `datasets`): call its load_dataset_bars here."""
+    """The bars of `user`'s stored dataset. The hook for branch `datasets`: once it is merged
+    this returns `await services.datasets.load_dataset_bars(user, dataset_id)` (NOT_FOUND for
+    another user's); until then a clear BAD_USER_INPUT."""
     raise BadInput(
         "datasetId is not available on this server yet: give sample or marketData",
         reason="DATASETS_UNAVAILABLE",
@@ -876,6 +878,7 @@ class Optimizer:
         elif method == "random":
             planned = await run_off_loop(random_points, spec["parameters"], per_fold, seed)
         round_size = BATCH_SIZE * ROUND_BATCHES
+        stored_before = -1
         while True:
             stored = await OptimizationTrial.filter(
                 optimization_id=optimization.id, number__gte=first, number__lt=first + per_fold
@@ -886,8 +889,15 @@ class Optimizer:
             if not missing:
                 return stored
             await control.check_cancelled()
-            if await Optimization.filter(id=optimization.id, cancel_requested=True).exists():
+            # Cancelled here, or deleted with its strategy: either way, stop.
+            flags = await Optimization.filter(id=optimization.id).values_list(
+                "cancel_requested", flat=True
+            )
+            if not flags or flags[0]:
                 raise JobCancelled()
+            if len(stored) == stored_before:  # a round that stored nothing would loop forever
+                raise RuntimeError(f"optimization {optimization.id}: a round stored no trial")
+            stored_before = len(stored)
             todo = missing[:round_size]
             if planned is not None:
                 trials = [{"number": n, "parameters": planned[n - first]} for n in todo]

@@ -5,6 +5,7 @@ the sandbox, the engine and the database are real."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import uuid
@@ -457,3 +458,24 @@ async def test_apply_refuses_a_result_with_look_ahead_bias(
     with pytest.raises(BadInput, match="look-ahead bias") as caught:
         await optimizer.apply(user, queued.id)
     assert caught.value.extensions["reason"] == "LOOK_AHEAD_BIAS"
+
+
+async def test_deleting_the_strategy_ends_its_running_optimization(
+    database: str, optimizer: Optimizer, jobs: LocalJobs
+):
+    user = await _user()
+    strategy = await _strategy(user)
+    original = optimizer.evaluate_trials
+
+    async def delete_after_first(payload: dict[str, Any], control: Any) -> None:
+        await original(payload, control)
+        await GeneratedStrategy.filter(id=strategy.id).delete()
+
+    jobs.task_handlers[TASK_KIND] = delete_after_first
+    ranges = [ParameterRange("fast", min=2, max=41, step=1), ParameterRange("slow", values=[50])]
+    queued = await optimizer.optimize(
+        user, strategy.id, OptimizeRequest(parameters=ranges, sample="trending_daily")
+    )
+    await asyncio.wait_for(jobs.wait(queued.id), 60)  # ends: no endless round of empty batches
+    assert await Optimization.filter(id=queued.id).count() == 0
+    assert await OptimizationTrial.filter(optimization_id=queued.id).count() == 0
