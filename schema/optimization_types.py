@@ -123,6 +123,10 @@ class Optimization:
         description="The best parameters (of any fold) showed look-ahead bias."
     )
     look_ahead_bars: list[int]
+    warmup_bars_needed: int | None = strawberry.field(
+        description="History the best parameters' signals need to settle (without folds; "
+        "each fold has its own)."
+    )
     strategy_version: int = strawberry.field(description="The version that was optimised.")
     error_message: str | None
     created_at: datetime
@@ -164,6 +168,7 @@ class Optimization:
             warnings=[str(w) for w in row.warnings or []],
             look_ahead_bias=bool(verdict.get("lookAheadBias")),
             look_ahead_bars=list(verdict.get("lookAheadBars") or []),
+            warmup_bars_needed=verdict.get("warmupBarsNeeded"),
             strategy_version=row.strategy_version,
             error_message=row.error_message,
             created_at=row.created_at,
