@@ -50,6 +50,7 @@ from services.backtesting import (  # noqa: E402
 )
 from services.market_data import Bars  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
+from tests.support.reference_backtest import backtest_with  # noqa: E402
 
 FAST = list(range(2, 22, 2))
 SLOW = list(range(25, 125, 5))
@@ -87,29 +88,7 @@ class SmaCross(Strategy):
 def backtesting_py(bars: Bars) -> Any:
     """backtesting.py's Backtest as tests/support/reference_backtest.py sets it up, with the
     periods as class attributes that `optimize` varies."""
-    import pandas as pd
-    from backtesting.lib import FractionalBacktest
-
-    frame = pd.DataFrame(
-        {
-            "Open": bars.open,
-            "High": bars.high,
-            "Low": bars.low,
-            "Close": bars.close,
-            "Volume": bars.volume,
-        },
-        index=pd.to_datetime(bars.timestamp, unit="s"),
-    )
-    return FractionalBacktest(
-        frame,
-        SmaCross,
-        cash=CASH,
-        commission=COMMISSION,
-        trade_on_close=False,
-        exclusive_orders=True,
-        finalize_trades=True,
-        fractional_unit=1e-9,
-    )
+    return backtest_with(bars, SmaCross, CASH, COMMISSION, finalize_trades=True)
 
 
 def optimize_theirs(backtest: Any) -> tuple[float, dict[str, int], float]:

@@ -400,7 +400,8 @@ def tpe_points(
 # --- walk-forward results ---------------------------------------------------------------------
 
 
-def _slice(bars: Bars, start: int, end: int) -> Bars:
+def bars_between(bars: Bars, start: int, end: int) -> Bars:
+    """Bars [start, end) of `bars`, views of the same arrays."""
     ts = bars.timestamp
     return Bars(
         timestamp=None if ts is None else ts[start:end],
@@ -440,7 +441,7 @@ def stitch(
             )
         factor = equity[-1] / initial_cash
     end = runs[-1][0] + len(runs[-1][1]["equityCurve"])
-    return compute_metrics(equity, trades, _slice(bars, first, end), initial_cash)
+    return compute_metrics(equity, trades, bars_between(bars, first, end), initial_cash)
 
 
 def efficiency_metric(objective: str) -> str:
@@ -954,7 +955,7 @@ class Optimizer:
         bars = await self._bars_of(optimization)
         if fold_index is not None:
             start, end = spec["folds"][fold_index][:2]
-            bars = _slice(bars, start, end)
+            bars = bars_between(bars, start, end)
         param_sets = [{**optimization.base_parameters, **t["parameters"]} for t in todo]
         options = _options(spec)
         try:
@@ -1018,7 +1019,7 @@ class Optimizer:
     async def _best_run(
         self, optimization: Optimization, bars: Bars, best: dict[str, Any], start: int, end: int
     ) -> Any:
-        window = _slice(bars, start, end)
+        window = bars_between(bars, start, end)
         runs = await self.sandbox.run_backtest_batch(
             optimization.code,
             window,
@@ -1072,7 +1073,10 @@ class Optimizer:
             window_run = await self._best_run(optimization, bars, best.parameters, start, end)
             _, run = window_run
             oos = await run_off_loop(
-                simulate, _slice(bars, split, end), run.signals[split - start :], _options(spec)
+                simulate,
+                bars_between(bars, split, end),
+                run.signals[split - start :],
+                _options(spec),
             )
             verdict = await self._check(optimization, bars, best.parameters, window_run)
             result.update(

@@ -25,7 +25,6 @@ from models import (
 )
 from services.backtesting import BacktestOptions, collect_signals, run_backtest, simulate
 from services.errors import BadInput, NotFound
-from services.market_data import Bars
 from services.optimization import (
     JOB_KIND,
     TASK_KIND,
@@ -33,6 +32,7 @@ from services.optimization import (
     OptimizeRequest,
     ParameterRange,
     WalkForward,
+    bars_between,
     edge_warnings,
     objective_value,
     walk_forward_efficiency,
@@ -84,19 +84,6 @@ async def _strategy(user: User, code: str = SMA_CODE, **extra: Any) -> Generated
         status=StrategyStatus.VALIDATED,
         parameters={"fast": 10, "slow": 30},
         **extra,
-    )
-
-
-def _window(bars: Bars, start: int, end: int) -> Bars:
-    return Bars(
-        timestamp=None if bars.timestamp is None else bars.timestamp[start:end],
-        open=bars.open[start:end],
-        high=bars.high[start:end],
-        low=bars.low[start:end],
-        close=bars.close[start:end],
-        volume=bars.volume[start:end],
-        symbol=bars.symbol,
-        timeframe=bars.timeframe,
     )
 
 
@@ -273,9 +260,9 @@ async def test_walk_forward_stores_folds_efficiency_and_stitched_results(
         # started at the in-sample start (indicators warmed up).
         start, split = planned.in_sample[0], planned.out_of_sample[0]
         end = planned.out_of_sample[1]
-        window = _window(BARS, start, end)
+        window = bars_between(BARS, start, end)
         signals = collect_signals(sma_cross, window, fold.best_parameters)
-        oos = simulate(_window(BARS, split, end), signals[split - start :], BacktestOptions())
+        oos = simulate(bars_between(BARS, split, end), signals[split - start :], BacktestOptions())
         assert fold.out_of_sample == oos["metrics"]
         assert 0 < end - split < end - start
     assert done.best_parameters == folds[-1].best_parameters

@@ -18,7 +18,6 @@ def sma_cross_with_backtesting_py(
     """The stats Series backtesting.py returns (ImportError when it is not installed)."""
     import pandas as pd
     from backtesting import Strategy
-    from backtesting.lib import FractionalBacktest
 
     def sma(values: Any, n: int) -> Any:
         return pd.Series(values).rolling(n).mean().to_numpy()
@@ -35,6 +34,18 @@ def sma_cross_with_backtesting_py(
             elif f[-2] > s[-2] and f[-1] < s[-1] and self.position:
                 self.position.close()
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return backtest_with(bars, SmaCross, cash, commission, finalize_trades).run()
+
+
+def backtest_with(
+    bars: Bars, strategy: Any, cash: float, commission: float, finalize_trades: bool
+) -> Any:
+    """backtesting.py's Backtest of `strategy` on `bars`, set up as our engine runs."""
+    import pandas as pd
+    from backtesting.lib import FractionalBacktest
+
     frame = pd.DataFrame(
         {
             "Open": bars.open,
@@ -45,15 +56,13 @@ def sma_cross_with_backtesting_py(
         },
         index=pd.to_datetime(bars.timestamp, unit="s"),
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return FractionalBacktest(
-            frame,
-            SmaCross,
-            cash=cash,
-            commission=commission,
-            trade_on_close=False,
-            exclusive_orders=True,
-            finalize_trades=finalize_trades,
-            fractional_unit=1e-9,
-        ).run()
+    return FractionalBacktest(
+        frame,
+        strategy,
+        cash=cash,
+        commission=commission,
+        trade_on_close=False,
+        exclusive_orders=True,
+        finalize_trades=finalize_trades,
+        fractional_unit=1e-9,
+    )
