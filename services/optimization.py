@@ -52,7 +52,8 @@ from services.market_data import Bars
 from services.offload import run_off_loop
 from services.samples import SAMPLE_NAMES, UnknownSample, load_sample
 from services.sandbox import Sandbox
-from services.sandbox.errors import StrategySandboxError
+from services.sandbox.errors import SandboxBusy, StrategySandboxError
+from services.sandbox.sandbox import BatchRun
 from services.strategies import Page, paginate, require_strategy
 
 log = logging.getLogger("services.optimization")
@@ -74,6 +75,7 @@ OBJECTIVES = (
 )
 METHODS = ("grid", "random", "tpe")
 BATCH_SIZE = 10  # trials per sandbox job
+BUSY_RETRIES = 120  # a batch waits up to about two minutes for room in the sandbox's queue
 ROUND_BATCHES = 4  # batches in flight between two progress reports and cancellation checks
 MAX_FOLDS = 20
 MIN_IN_SAMPLE_BARS = 100
@@ -959,14 +961,7 @@ class Optimizer:
         param_sets = [{**optimization.base_parameters, **t["parameters"]} for t in todo]
         options = _options(spec)
         try:
-            runs = await self.sandbox.run_backtest_batch(
-                optimization.code,
-                bars,
-                param_sets,
-                options,
-                timeout_seconds=min(3600.0, self.trial_timeout_seconds * len(todo)),
-                owner=str(optimization.user_id),
-            )
+            runs = await self._batch(optimization, bars, param_sets, options)
             outcomes = [
                 (run.result["metrics"] if run.result else {"error": run.error}) for run in runs
             ]
@@ -996,6 +991,32 @@ class Optimizer:
         await OptimizationTrial.bulk_create(rows, ignore_conflicts=True)
 
     # --- pieces ---------------------------------------------------------------------------------
+
+    async def _batch(
+        self,
+        optimization: Optimization,
+        bars: Bars,
+        param_sets: list[dict[str, Any]],
+        options: BacktestOptions,
+    ) -> list[BatchRun]:
+        """One sandbox job for the batch. The user's other work may fill their share of the
+        sandbox's queue for a while (SandboxBusy): the batch waits its turn rather than fail
+        the whole optimisation, up to BUSY_RETRIES times."""
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                return await self.sandbox.run_backtest_batch(
+                    optimization.code,
+                    bars,
+                    param_sets,
+                    options,
+                    timeout_seconds=min(3600.0, self.trial_timeout_seconds * len(param_sets)),
+                    owner=str(optimization.user_id),
+                )
+            except SandboxBusy as busy:
+                if attempt == BUSY_RETRIES:
+                    raise
+                await asyncio.sleep(max(1, busy.retry_after_seconds))
+        raise AssertionError("unreachable")
 
     async def _bars_of(self, optimization: Optimization) -> Bars:
         """The optimisation's bars, kept while its job or tasks run in this process."""

@@ -40,6 +40,7 @@ from services.optimization import (
 )
 from services.samples import load_sample
 from services.sandbox import Sandbox
+from services.sandbox.errors import SandboxBusy
 from tests.support.local_jobs import LocalJobs
 
 SMA_CODE = "from typing import Any\n\n" + inspect.getsource(sma_cross)
@@ -466,3 +467,36 @@ async def test_deleting_the_strategy_ends_its_running_optimization(
     await asyncio.wait_for(jobs.wait(queued.id), 60)  # ends: no endless round of empty batches
     assert await Optimization.filter(id=queued.id).count() == 0
     assert await OptimizationTrial.filter(optimization_id=queued.id).count() == 0
+
+
+async def test_a_busy_sandbox_delays_a_batch_without_failing_it(
+    database: str, sandbox: Sandbox, jobs: LocalJobs
+):
+    class OnceBusy:
+        """The real sandbox, refusing the first batch as a full queue does."""
+
+        def __init__(self) -> None:
+            self.refused = 0
+
+        async def run_backtest_batch(self, *args: Any, **kwargs: Any) -> Any:
+            if not self.refused:
+                self.refused += 1
+                raise SandboxBusy("your queue is full", retry_after_seconds=1)
+            return await sandbox.run_backtest_batch(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(sandbox, name)
+
+    busy = OnceBusy()
+    optimizer = Optimizer(busy, jobs)  # type: ignore[arg-type]
+    jobs.job_handlers[JOB_KIND] = optimizer.run_optimization
+    jobs.task_handlers[TASK_KIND] = optimizer.evaluate_trials
+    user = await _user()
+    strategy = await _strategy(user)
+    queued = await optimizer.optimize(
+        user, strategy.id, OptimizeRequest(parameters=GRID, sample="trending_daily")
+    )
+    await jobs.wait(queued.id)
+    done = await Optimization.get(id=queued.id)
+    assert busy.refused == 1
+    assert done.status is OptimizationStatus.SUCCEEDED and done.trials_done == 6
