@@ -192,8 +192,16 @@ class JobWorker:
         self.task_concurrency = runner.sandbox.settings.max_concurrent_jobs
         self.jobs = _broker(redis_url, self.keys.jobs, name, rules)
         self.tasks = _broker(redis_url, self.keys.tasks, name, rules)
-        self.jobs.register_task(self._run_job, task_name=RUN_JOB)
-        self.tasks.register_task(self._run_task, task_name=RUN_TASK)
+
+        # taskiq wants plain functions, not bound methods.
+        async def run_job(job_id: str) -> None:
+            await self._run_job(job_id)
+
+        async def run_task(job_id: str, kind: str, key: str, payload: dict[str, Any]) -> None:
+            await self._run_task(job_id, kind, key, payload)
+
+        self.jobs.register_task(run_job, task_name=RUN_JOB)
+        self.tasks.register_task(run_task, task_name=RUN_TASK)
         self.redis = Redis.from_url(redis_url)
         self.running_jobs: dict[uuid.UUID, asyncio.Task[Any]] = {}
         self.running_tasks = 0
@@ -360,6 +368,7 @@ class JobWorker:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
+                await refresh_gauges(self.redis_url, self.keys)
                 lease = int(SWEEP_SECONDS * 900)
                 if await self.redis.set(self.keys.sweep_lock, self.name, nx=True, px=lease):
                     await self.sweep()
@@ -368,9 +377,7 @@ class JobWorker:
 
     async def sweep(self) -> None:
         """Kick again the jobs the stream no longer carries: QUEUED ones (or RUNNING with a
-        stale heartbeat) once every message was delivered. Also refreshes the gauges."""
-        telemetry.JOBS_QUEUED.set(await Job.filter(status=JobStatus.QUEUED).count())
-        telemetry.JOB_WORKERS.set(len(await live_workers(self.redis, self.keys)))
+        stale heartbeat) once every message was delivered."""
         if await _undelivered(self.redis, self.keys.jobs):
             return
         stale = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
