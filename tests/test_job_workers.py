@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,7 +21,7 @@ from models import Job, JobStatus, JobTask, User
 from services.job_queue import QueueKeys, QueueSubmitter
 from services.jobs import JobRules, create_job
 from tests.support.job_kinds import write_spec  # registers test.batch and test.sleep
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import ServerProcess, server_env
 from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.process
@@ -140,6 +142,37 @@ async def test_a_worker_killed_mid_job_loses_nothing(
     assert survivor.readyz().json()["ready"] is True
 
 
+async def test_a_stopped_worker_gives_its_job_back_to_the_other(
+    database: str, redis_url: str, job_root: Path, user: User, started
+) -> None:
+    env = cluster_env(database, redis_url, job_root)
+    _, workers = await start_cluster(env, job_root, started)
+    submitter = QueueSubmitter(redis_url, RULES, QueueKeys(env["JOB_QUEUE_NAME"]))
+    job_id = uuid.uuid4()
+    folder = write_spec(job_root, job_id, tasks=16, seconds=0.3, batches=4)
+    try:
+        await submitter.submit("test.batch", job_id, user.id)
+
+        async def midway() -> bool:
+            return len(stored(folder)) >= 4
+
+        await wait_for(midway, "the job to be midway", 60)
+        job = await Job.get(id=job_id)
+        (stopping,) = [w for w in workers if job.worker and job.worker.endswith(f":{w.pid}")]
+        await asyncio.to_thread(stopping.stop, signal.SIGTERM)
+        assert stopping.process is not None and stopping.process.returncode == 0
+
+        async def ended() -> bool:
+            return await status_of(job_id) in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+        await wait_for(ended, "the job to end on the other worker", 60)
+    finally:
+        await submitter.aclose()
+    job = await Job.get(id=job_id)
+    assert job.status == JobStatus.SUCCEEDED and job.attempts == 2
+    assert stored(folder) == sorted(f"task-{i}" for i in range(16))
+
+
 async def test_cancellation_reaches_a_job_on_a_worker_within_two_seconds(
     database: str, redis_url: str, job_root: Path, user: User, started
 ) -> None:
@@ -214,6 +247,21 @@ async def test_workers_say_they_are_ready_and_count_each_other_in_metrics(
     workers[1].stop(signal.SIGTERM)
     assert workers[1].process is not None and workers[1].process.returncode == 0
     await wait_for(lambda: counted("job_workers 1.0"), "the worker gauge to say 1", 15)
+
+
+def test_a_worker_without_redis_refuses_to_start(tmp_path: Path) -> None:
+    env = server_env(DATABASE_URL=f"sqlite://{tmp_path}/x.db")
+    env.pop("REDIS_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "worker"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: a worker needs REDIS_URL")
 
 
 async def test_a_killed_and_restarted_api_loses_no_queued_job(
