@@ -65,6 +65,8 @@ STREAM_MAXLEN = 100_000
 # How often a job waiting for its tasks looks at their rows.
 TASK_POLL_SECONDS = 0.05
 SWEEP_SECONDS = 2.0
+# A task on a worker sees its job's cancellation within this long.
+CANCEL_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -192,11 +194,20 @@ class JobWorker:
         self.task_concurrency = runner.sandbox.settings.max_concurrent_jobs
         self.jobs = _broker(redis_url, self.keys.jobs, name, rules)
         self.tasks = _broker(redis_url, self.keys.tasks, name, rules)
-        self.jobs.register_task(self._run_job, task_name=RUN_JOB)
-        self.tasks.register_task(self._run_task, task_name=RUN_TASK)
+
+        # taskiq wants plain functions, not bound methods.
+        async def run_job(job_id: str) -> None:
+            await self._run_job(job_id)
+
+        async def run_task(job_id: str, kind: str, key: str, payload: dict[str, Any]) -> None:
+            await self._run_task(job_id, kind, key, payload)
+
+        self.jobs.register_task(run_job, task_name=RUN_JOB)
+        self.tasks.register_task(run_task, task_name=RUN_TASK)
         self.redis = Redis.from_url(redis_url)
         self.running_jobs: dict[uuid.UUID, asyncio.Task[Any]] = {}
         self.running_tasks = 0
+        self._jobs_seen: dict[str, tuple[float, Job | None]] = {}
         self.draining = False
         self.started = False
         self._background: list[asyncio.Task[Any]] = []
@@ -211,8 +222,9 @@ class JobWorker:
             asyncio.ensure_future(
                 run_receiver_task(self.jobs, max_async_tasks=self.job_concurrency)
             ),
+            # One task fetched ahead of the slots: the next starts without a round trip.
             asyncio.ensure_future(
-                run_receiver_task(self.tasks, max_async_tasks=self.task_concurrency)
+                run_receiver_task(self.tasks, max_async_tasks=self.task_concurrency, max_prefetch=1)
             ),
             asyncio.ensure_future(self._heartbeat_forever()),
             asyncio.ensure_future(self._sweep_forever()),
@@ -288,8 +300,8 @@ class JobWorker:
             log.info("job %s waits: its owner runs as many jobs as allowed", job_id)
 
     async def _run_task(self, job_id: str, kind: str, key: str, payload: dict[str, Any]) -> None:
-        job = await Job.get_or_none(id=job_id)
-        if job is None or job.status != JobStatus.RUNNING or job.cancel_requested:
+        job = await self._running_job(job_id)
+        if job is None:
             return  # the job ended or is stopping: its leftover tasks are dropped
         view = TaskView(job, self.name, self.runner, _cancel_poller(job.id))
         self.running_tasks += 1
@@ -299,6 +311,19 @@ class JobWorker:
             return
         finally:
             self.running_tasks -= 1
+
+    async def _running_job(self, job_id: str) -> Job | None:
+        """The job of a task, if it still runs; read at most every CANCEL_POLL_SECONDS per
+        job, so a batch of short tasks costs no database read each."""
+        now = time.monotonic()
+        seen = self._jobs_seen.get(job_id)
+        if seen is None or now - seen[0] > CANCEL_POLL_SECONDS:
+            job = await Job.get_or_none(id=job_id)
+            running = job is not None and job.status == JobStatus.RUNNING
+            seen = (now, job if running and job and not job.cancel_requested else None)
+            self._jobs_seen = {k: v for k, v in self._jobs_seen.items() if now - v[0] < 60}
+            self._jobs_seen[job_id] = seen
+        return seen[1]
 
     async def _run_tasks(
         self, control: Control, kind: str, payloads: Sequence[dict[str, Any]]
@@ -360,6 +385,7 @@ class JobWorker:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
+                await refresh_gauges(self.redis_url, self.keys)
                 lease = int(SWEEP_SECONDS * 900)
                 if await self.redis.set(self.keys.sweep_lock, self.name, nx=True, px=lease):
                     await self.sweep()
@@ -368,9 +394,7 @@ class JobWorker:
 
     async def sweep(self) -> None:
         """Kick again the jobs the stream no longer carries: QUEUED ones (or RUNNING with a
-        stale heartbeat) once every message was delivered. Also refreshes the gauges."""
-        telemetry.JOBS_QUEUED.set(await Job.filter(status=JobStatus.QUEUED).count())
-        telemetry.JOB_WORKERS.set(len(await live_workers(self.redis, self.keys)))
+        stale heartbeat) once every message was delivered."""
         if await _undelivered(self.redis, self.keys.jobs):
             return
         stale = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
@@ -396,7 +420,7 @@ async def _undelivered(redis: Redis, stream: str) -> int:
     return 0
 
 
-def _cancel_poller(job_id: Any, every: float = 0.5) -> Any:
+def _cancel_poller(job_id: Any, every: float = CANCEL_POLL_SECONDS) -> Any:
     """check_cancelled for a task on another process: reads the job row at most every
     `every` seconds."""
     state = {"at": 0.0, "cancelled": False}

@@ -180,6 +180,10 @@ async def claim_job(job_id: uuid.UUID, worker: str, rules: JobRules) -> Claim:
     row is locked meanwhile, so two processes cannot both take the last place."""
     stale = _now() - datetime.timedelta(seconds=rules.stale_seconds)
     async with in_transaction("default") as connection:
+        # Write first: the transaction holds the write lock from its start. On SQLite a
+        # transaction that read first cannot upgrade once another process wrote ("database is
+        # locked" without waiting); on PostgreSQL it queues claims of the same job.
+        await Job.filter(id=job_id).using_db(connection).update(attempts=F("attempts"))
         job = await Job.filter(id=job_id).using_db(connection).first()
         if job is None or job.status in FINISHED:
             return Claim.FINISHED
