@@ -124,6 +124,16 @@ class OptimizeRequest:
 
 
 @dataclass(frozen=True)
+class BestRun:
+    """The best parameters (with the strategy's others) run again on `bars`."""
+
+    bars: Bars
+    parameters: dict[str, Any]
+    result: dict[str, Any]
+    signals: list[dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
 class Fold:
     """Bar index ranges [start, end) of one walk-forward fold."""
 
@@ -797,7 +807,7 @@ class Optimizer:
                     await self._store_result(optimization, None, None, None, warnings, {})
                     return
                 run = await self._best_run(optimization, bars, best.parameters, 0, len(bars))
-                verdict = await self._check(optimization, bars, best.parameters, run)
+                verdict = await self._check(optimization, run)
                 warnings += edge_warnings(spec["parameters"], best.parameters)
                 warnings += _failure_warnings(trials)
                 warnings += _bias_warning(verdict, "The best parameters")
@@ -1039,31 +1049,24 @@ class Optimizer:
 
     async def _best_run(
         self, optimization: Optimization, bars: Bars, best: dict[str, Any], start: int, end: int
-    ) -> Any:
+    ) -> BestRun:
+        """The best parameters run again on bars [start, end), for their signals."""
         window = bars_between(bars, start, end)
-        runs = await self.sandbox.run_backtest_batch(
-            optimization.code,
-            window,
-            [{**optimization.base_parameters, **best}],
-            _options(optimization.spec),
-            timeout_seconds=self.trial_timeout_seconds,
-            owner=str(optimization.user_id),
-        )
+        parameters = {**optimization.base_parameters, **best}
+        runs = await self._batch(optimization, window, [parameters], _options(optimization.spec))
         run = runs[0]
-        if run.result is None:
+        if run.result is None or run.signals is None:
             raise BadInput(f"The best parameters failed when run again: {run.error}")
-        return (window, run)
+        return BestRun(window, parameters, run.result, run.signals)
 
-    async def _check(
-        self, optimization: Optimization, bars: Bars, best: dict[str, Any], window_run: Any
-    ) -> dict[str, Any]:
-        window, run = window_run
+    async def _check(self, optimization: Optimization, best: BestRun) -> dict[str, Any]:
+        """The look-ahead check of a best run, as every backtest gets it."""
         verdict = await self.sandbox.look_ahead_check(
             optimization.code,
-            window,
-            {**optimization.base_parameters, **best},
-            run.signals,
-            run.result["trades"],
+            best.bars,
+            best.parameters,
+            best.signals,
+            best.result["trades"],
             self.trial_timeout_seconds,
             str(optimization.user_id),
         )
@@ -1091,15 +1094,10 @@ class Optimizer:
         if best is not None:
             start, split = fold.in_sample[0], fold.out_of_sample[0]
             end = fold.out_of_sample[1]
-            window_run = await self._best_run(optimization, bars, best.parameters, start, end)
-            _, run = window_run
-            oos = await run_off_loop(
-                simulate,
-                bars_between(bars, split, end),
-                run.signals[split - start :],
-                _options(spec),
-            )
-            verdict = await self._check(optimization, bars, best.parameters, window_run)
+            run = await self._best_run(optimization, bars, best.parameters, start, end)
+            after = bars_between(bars, split, end)
+            oos = await run_off_loop(simulate, after, run.signals[split - start :], _options(spec))
+            verdict = await self._check(optimization, run)
             result.update(
                 bestParameters=best.parameters,
                 inSample=best.metrics,
