@@ -108,7 +108,8 @@ class Optimization:
     trials_done: int
     trials_total: int
     best_parameters: JSON | None = strawberry.field(
-        description="Over the whole data (no walk-forward) or the last fold."
+        description="Over the whole data (no walk-forward) or the last fold; while it runs, "
+        "the best so far (of the fold being searched)."
     )
     best_metrics: JSON | None
     walk_forward_efficiency: float | None = strawberry.field(

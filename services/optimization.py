@@ -937,7 +937,12 @@ class Optimizer:
         fold_trials: Sequence[OptimizationTrial],
     ) -> None:
         done = await OptimizationTrial.filter(optimization_id=optimization.id).count()
-        await Optimization.filter(id=optimization.id).update(trials_done=done)
+        best = _best(fold_trials)  # so far (of the fold being searched): a progress bar shows it
+        await Optimization.filter(id=optimization.id).update(
+            trials_done=done,
+            best_parameters=None if best is None else best.parameters,
+            best_metrics=None if best is None else best.metrics,
+        )
         values = [t.value for t in fold_trials if t.value is not None]
         await control.report_progress(
             {

@@ -500,3 +500,25 @@ async def test_a_busy_sandbox_delays_a_batch_without_failing_it(
     done = await Optimization.get(id=queued.id)
     assert busy.refused == 1
     assert done.status is OptimizationStatus.SUCCEEDED and done.trials_done == 6
+
+
+async def test_the_best_so_far_is_stored_between_rounds(
+    database: str, optimizer: Optimizer, jobs: LocalJobs
+):
+    user = await _user()
+    strategy = await _strategy(user)
+    ranges = [ParameterRange("fast", min=2, max=61, step=1), ParameterRange("slow", values=[40])]
+    jobs.crash_after = 5  # a first round of four batches, then one more, then the worker dies
+    queued = await optimizer.optimize(
+        user, strategy.id, OptimizeRequest(parameters=ranges, sample="trending_daily")
+    )
+    await jobs.wait(queued.id)
+    running = await Optimization.get(id=queued.id)
+    assert running.status is OptimizationStatus.RUNNING
+    first_round = await OptimizationTrial.filter(optimization_id=queued.id, number__lt=40).order_by(
+        "number"
+    )
+    so_far = max((t for t in first_round if t.value is not None), key=lambda t: t.value)
+    assert running.best_parameters == so_far.parameters
+    assert running.best_metrics == so_far.metrics
+    assert running.trials_done == 40
