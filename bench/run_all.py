@@ -38,6 +38,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench/sandbox.py", []),
     ("bench/sandbox_ab.py", []),  # --reference and --reference-name added at run time
     ("bench/backtest.py", []),
+    ("bench/optimize.py", []),
     ("bench/api.py", ["--seconds", "8"]),
     ("bench/generation_overhead.py", []),
     ("bench/repair.py", []),
@@ -46,6 +47,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench/load.py", []),
     ("bench/validation_flood.py", []),
     ("bench/sandbox_fairness.py", []),
+    ("bench/jobs.py", []),  # about ten minutes: 3 ways x 3 rounds of 200 sandboxed backtests
 ]
 
 

@@ -1,6 +1,13 @@
 """Tortoise models. Persistence only: rules live in services/."""
 
 from models.dataset import Dataset, DatasetBars
+from models.job import Job, JobStatus, JobTask
+from models.optimization import (
+    Optimization,
+    OptimizationFold,
+    OptimizationStatus,
+    OptimizationTrial,
+)
 from models.strategy import (
     GeneratedStrategy,
     GenerationStatus,
@@ -16,6 +23,13 @@ __all__ = [
     "DatasetBars",
     "GeneratedStrategy",
     "GenerationStatus",
+    "Job",
+    "JobStatus",
+    "JobTask",
+    "Optimization",
+    "OptimizationFold",
+    "OptimizationStatus",
+    "OptimizationTrial",
     "StrategyGenerationLog",
     "StrategyStatus",
     "StrategyType",

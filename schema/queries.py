@@ -8,6 +8,7 @@ import strawberry
 
 from schema.context import Context
 from schema.datasets import DatasetQueries
+from schema.optimization_types import OptimizationQuery
 from schema.types import (
     GenerationLog,
     GenerationStats,
@@ -32,7 +33,7 @@ ALL_USERS = strawberry.argument(description="Staff only: every user's rows (the 
 
 
 @strawberry.type
-class Query(DatasetQueries):
+class Query(DatasetQueries, OptimizationQuery):
     @strawberry.field
     async def me(self, info: Info) -> User:
         return User.from_model(await info.context.require_user())

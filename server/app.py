@@ -148,6 +148,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             except SandboxUnavailable as exc:
                 log.error("strategy execution disabled: %s", exc.message)
             await services.analyser.start()  # the workers that parse untrusted code
+            # Jobs queued or running before a restart are taken up (in-process backend).
+            await services.jobs.start()
             # Everything loaded so far lives as long as the process: keep it out of the
             # collector's full passes, which otherwise stall every request for >100 ms.
             gc.collect()

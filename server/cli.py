@@ -133,7 +133,7 @@ def root(
     Configured by environment variables and .env, as the server (README.md); see docs/cli.md.
     """
     settings = _settings()
-    serving = ctx.invoked_subcommand in (None, "serve")
+    serving = ctx.invoked_subcommand in (None, "serve", "worker")
     if serving or verbose or "log_level" in settings.model_fields_set:
         configure_logging(settings)
     else:
@@ -189,6 +189,24 @@ def serve() -> None:
     )
     if metrics_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@app.command()
+def worker() -> None:
+    """Take jobs from the queue (REDIS_URL) and run them on this machine's sandbox until
+    SIGTERM; see docs/scaling.md. Health on HOST:WORKER_PORT (/readyz)."""
+    from server.db import MigrationsPending, prepare_database
+    from server.worker import run_worker
+
+    settings = get_settings()
+    _database_url(settings)
+    if not settings.redis_url:
+        fail("a worker needs REDIS_URL: without it, jobs run inside the server (docs/scaling.md)")
+    try:
+        _run(prepare_database(settings.database_url, settings.migrate_on_start))
+    except MigrationsPending as exc:
+        fail(f"not working: {exc}", FAILED)
+    asyncio.run(run_worker(settings))
 
 
 def worker_app() -> Any:
@@ -780,3 +798,9 @@ def main() -> None:
         log.debug("unexpected error", exc_info=True)
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(FAILED)
+
+
+# Beside the others, in a module of its own (it imports this one's helpers).
+from server.optimize_cli import optimize  # noqa: E402
+
+app.command()(optimize)

@@ -11,6 +11,8 @@ from services.container import Services
 from services.datasets import DatasetLimits
 from services.execution import StrategyRunner
 from services.generation import Generator
+from services.jobs import InProcessJobs, JobBackend, JobRules, load_job_modules, parse_modules
+from services.optimization import Optimizer
 from services.persisted_queries import (
     DocumentStore,
     MemoryDocumentStore,
@@ -177,6 +179,36 @@ def build_persisted(settings: Settings) -> PersistedOperations:
     return PersistedOperations(store, manifest, trusted_only=settings.persisted_operations_only)
 
 
+def job_rules(settings: Settings) -> JobRules:
+    return JobRules(
+        max_running_per_user=settings.job_max_running_per_user,
+        heartbeat_seconds=settings.job_heartbeat_seconds,
+        stale_seconds=settings.job_stale_seconds,
+    )
+
+
+def build_jobs(settings: Settings, runner: StrategyRunner) -> JobBackend:
+    """Where jobs run: queued to workers (services/job_queue.py) or in this process."""
+    load_job_modules(parse_modules(settings.job_modules))
+    if settings.uses_job_queue:
+        from services.job_queue import QueueKeys, QueueSubmitter
+
+        return QueueSubmitter(
+            settings.redis_url, job_rules(settings), QueueKeys(settings.job_queue_name)
+        )
+    return InProcessJobs(runner, job_rules(settings), max_running=settings.job_concurrency)
+
+
+def build_optimizer(settings: Settings, runner: StrategyRunner, jobs: JobBackend) -> Optimizer:
+    """Optimisations submitted to `jobs` (the API's and the CLI's way in)."""
+    return Optimizer(
+        runner.sandbox,
+        jobs,
+        max_trials=settings.optimization_max_trials,
+        trial_timeout_seconds=settings.backtest_timeout_seconds,
+    )
+
+
 def build_services(
     settings: Settings,
     provider: ProviderRegistry | CodeProvider | None = None,
@@ -187,6 +219,7 @@ def build_services(
     limits = build_limits(settings)
     runner = build_runner(settings, sandbox, limits.execute)
     analyser = analyser or build_analyser(settings)
+    jobs = build_jobs(settings, runner)
     return Services(
         signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
         generator=build_generator(
@@ -200,6 +233,8 @@ def build_services(
         ),
         persisted=build_persisted(settings),
         dataset_limits=build_dataset_limits(settings),
+        optimizer=build_optimizer(settings, runner, jobs),
+        jobs=jobs,
     )
 
 

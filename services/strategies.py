@@ -62,7 +62,7 @@ def check_paging(page: int, page_size: int) -> None:
         raise BadInput(f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
 
 
-async def _paginate(query: QuerySet[T], page: int, page_size: int) -> Page[T]:
+async def paginate(query: QuerySet[T], page: int, page_size: int) -> Page[T]:
     """One query for the page and the total (a window count): lists are the hottest read,
     and on SQLite every extra query waits for the only connection."""
     check_paging(page, page_size)
@@ -107,7 +107,7 @@ async def list_strategies(
         query = query.filter(status=status)
     if strategy_type is not None:
         query = query.filter(strategy_type=strategy_type)
-    return await _paginate(query, page, page_size)
+    return await paginate(query, page, page_size)
 
 
 async def get_strategy(
@@ -365,7 +365,7 @@ async def list_generation_logs(
     query = StrategyGenerationLog.filter(**owner_scope(user, all_users))
     if status is not None:
         query = query.filter(status=status)
-    return await _paginate(query, page, page_size)
+    return await paginate(query, page, page_size)
 
 
 async def get_generation_log(
