@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import jwt
@@ -145,7 +145,12 @@ class RecentUsers:
 
     Every authenticated request needs its user; under load that lookup was the most frequent
     query and, on SQLite, a wait for the only connection. A changed account (staff flag,
-    removal) takes effect within `ttl_seconds`.
+    removal) takes effect within `ttl_seconds` (plus the one lookup that refreshes it).
+
+    A refresh is single-flight: when an entry expires under load, every request in flight
+    misses at once, and each used to queue its own lookup (a stampede that stalled `me` for
+    hundreds of ms every few seconds). Now the first miss looks the user up and the others
+    wait for that one lookup.
     """
 
     def __init__(
@@ -158,6 +163,7 @@ class RecentUsers:
         self.max_entries = max_entries
         self.clock = clock
         self._entries: dict[uuid.UUID, tuple[float, User]] = {}
+        self._lookups: dict[uuid.UUID, asyncio.Future[User | None]] = {}
 
     def get(self, user_id: uuid.UUID) -> User | None:
         entry = self._entries.get(user_id)
@@ -176,16 +182,41 @@ class RecentUsers:
         self._entries.pop(user.id, None)
         self._entries[user.id] = (self.clock(), user)
 
+    async def get_or_look_up(
+        self, user_id: uuid.UUID, look_up: Callable[[uuid.UUID], Awaitable[User | None]]
+    ) -> User | None:
+        """The remembered user, else the result of one `look_up` shared by every caller that
+        misses while it runs. The lookup is a task of its own: a caller that gives up
+        (a client gone) does not cancel it for the others."""
+        user = self.get(user_id)
+        if user is not None:
+            return user
+        lookup = self._lookups.get(user_id)
+        if lookup is None:
+
+            async def refresh() -> User | None:
+                found = await look_up(user_id)
+                if found is not None:
+                    self.put(found)
+                return found
+
+            lookup = self._lookups[user_id] = asyncio.ensure_future(refresh())
+            lookup.add_done_callback(lambda _: self._lookups.pop(user_id, None))
+        return await asyncio.shield(lookup)
+
+
+async def _user_by_id(user_id: uuid.UUID) -> User | None:
+    return await User.get_or_none(id=user_id)
+
 
 async def user_for_token(
     signer: TokenSigner, token: str, recent: RecentUsers | None = None
 ) -> User:
     user_id = signer.user_id(token)
-    user = recent.get(user_id) if recent is not None else None
+    if recent is not None:
+        user = await recent.get_or_look_up(user_id, _user_by_id)
+    else:
+        user = await _user_by_id(user_id)
     if user is None:
-        user = await User.get_or_none(id=user_id)
-        if user is None:
-            raise Unauthenticated("Invalid token: the account no longer exists")
-        if recent is not None:
-            recent.put(user)
+        raise Unauthenticated("Invalid token: the account no longer exists")
     return user
