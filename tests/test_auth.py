@@ -184,6 +184,24 @@ async def test_a_failed_shared_lookup_fails_its_waiters_and_the_next_miss_retrie
     assert len(calls) == 2
 
 
+def test_a_remembered_token_still_expires_and_only_its_exact_text_is_remembered() -> None:
+    now = [time.time()]
+    signer = TokenSigner("k" * 48, 60, clock=lambda: now[0])
+    user_id = uuid.uuid4()
+    token = signer.issue(user_id)
+    assert signer.user_id(token) == user_id
+    assert signer.user_id(token) == user_id  # remembered
+    header, payload, signature = token.split(".")
+    with pytest.raises(Unauthenticated, match="Invalid token"):
+        signer.user_id(f"{header}.{payload}.{signature[:-2]}AA")
+    other = TokenSigner("x" * 48, 60, clock=lambda: now[0])
+    with pytest.raises(Unauthenticated, match="Invalid token"):
+        other.user_id(token)  # another key: never this signer's memory
+    now[0] += 60
+    with pytest.raises(Unauthenticated, match="expired"):
+        signer.user_id(token)
+
+
 def test_recent_users_stay_bounded() -> None:
     recent = RecentUsers(ttl_seconds=60, max_entries=10)
     users = [User(id=uuid.uuid4(), email=f"u{i}@example.com") for i in range(25)]
