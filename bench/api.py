@@ -76,6 +76,7 @@ LABELS = {
 }
 P99_TARGET_MS = 50.0
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
+PROVIDER_KEYS = ("GEMINI_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY")
 
 
 def verdict(met: bool) -> str:
@@ -479,7 +480,8 @@ class DatabaseRun:
     queries: dict[int, int]
     comparisons: dict[str, Comparison]
     differ: list[str]
-    rss_ours: float
+    rss_ours: float  # the three providers configured: their SDKs loaded
+    rss_plain: float  # no provider configured (the template provider only)
     rss_bare: float
 
 
@@ -513,7 +515,10 @@ def run_on(
             comparisons = compare_throughput(server.url, bare.url, bodies, token, args, workdir)
         if generation is not None:
             generation(server.url, token)
-    return DatabaseRun(dialect, queries, comparisons, differ, rss_ours, rss_bare)
+    without_models = {**env, **{key: "" for key in PROVIDER_KEYS}}
+    with uvicorn_process("server.app:create_app", without_models, workdir) as plain:
+        rss_plain = rss_mib(plain.pid)
+    return DatabaseRun(dialect, queries, comparisons, differ, rss_ours, rss_plain, rss_bare)
 
 
 def report(run: DatabaseRun, args: argparse.Namespace, results: Results) -> None:
@@ -571,12 +576,14 @@ def report(run: DatabaseRun, args: argparse.Namespace, results: Results) -> None
     )
     print(
         f"idle memory after start-up (RSS of the serving process): this server "
-        f"{run.rss_ours:.0f} MiB, bare app {run.rss_bare:.0f} MiB"
+        f"{run.rss_ours:.0f} MiB with three providers configured, {run.rss_plain:.0f} MiB "
+        f"with none; bare app {run.rss_bare:.0f} MiB"
     )
     results.add(
         f"idle memory after start-up, RSS of the serving process (not the sandbox's or code "
-        f"analysis's processes), {run.dialect}",
-        f"{run.rss_ours:.0f} MiB",
+        f"analysis's processes), {run.dialect}: three providers configured (Gemini, "
+        "OpenAI, Anthropic SDKs loaded); none (template provider only)",
+        f"{run.rss_ours:.0f} MiB; {run.rss_plain:.0f} MiB",
         ONE_RUN,
         f"bare app {run.rss_bare:.0f} MiB",
     )
