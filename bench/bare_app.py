@@ -24,6 +24,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -168,8 +169,10 @@ class Query:
         return Strategy(**row) if row is not None else None
 
 
+# Factories, as the project passes them (strawberry shares the caches between instances).
 schema = strawberry.Schema(
-    query=Query, extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256)]
+    query=Query,
+    extensions=[partial(ParserCache, maxsize=256), partial(ValidationCache, maxsize=256)],
 )
 
 
