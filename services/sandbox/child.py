@@ -224,6 +224,7 @@ def run_job(
                     entry,
                     bars,
                     params,
+                    lookback=job.get("lookback"),
                     on_progress=progress if job["progress"] else None,
                     progress_every=int(job["progress_every"]),
                 )
