@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from services.code_ast import parse_module
+from services.code_rules import LOOKBACK_NAME
 from services.market_data import Bars
 from services.signals import InvalidSignal, normalise_signal
 
@@ -46,10 +47,6 @@ ProgressCallback = Callable[[int, int], None]
 SECONDS_PER_YEAR = 365.25 * 86_400
 DEFAULT_PERIODS_PER_YEAR = 252.0
 
-# What a strategy sees: the most recent DEFAULT_LOOKBACK bars unless its module declares
-# `LOOKBACK = N` (capped by a setting: LOOKBACK_MAX_BARS).
-DEFAULT_LOOKBACK = 500
-LOOKBACK_NAME = "LOOKBACK"
 _CHUNK_BARS = 4096
 
 _FLAT, _LONG, _SHORT = 0, 1, -1

@@ -10,6 +10,12 @@ import types
 ENTRYPOINT = "execute_strategy"
 ENTRYPOINT_ARGS = ("market_data", "strategy_params")
 DEFAULT_PARAMS_NAME = "DEFAULT_PARAMS"
+# A strategy sees the most recent DEFAULT_LOOKBACK bars unless its module declares
+# `LOOKBACK = N`, an integer literal (services/backtesting.py, `lookback_for`; capped by the
+# LOOKBACK_MAX_BARS setting). The server's defaults come from settings; this is the
+# production default the model's instructions quote.
+LOOKBACK_NAME = "LOOKBACK"
+DEFAULT_LOOKBACK = 500
 
 # Top-level modules strategy code may import. The sandbox hands out nothing else.
 ALLOWED_IMPORTS: frozenset[str] = frozenset(

@@ -15,18 +15,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from server.settings import Settings
 from services.backtesting import (
     BacktestOptions,
     collect_signals,
     declared_lookback,
     lookback_for,
 )
+from services.code_rules import DEFAULT_LOOKBACK
 from services.lookahead import plan_checks, run_checks
 from services.market_data import Bars
 from services.prompt_analysis import analyse_prompt
+from services.providers.prompting import SYSTEM_INSTRUCTION
 from services.providers.templates import compose
 from services.samples import load_sample, synthetic_bars
-from services.sandbox import Sandbox
+from services.sandbox import Sandbox, SandboxSettings
 from services.sandbox.sandbox import check_windows
 from services.signals import normalise_signal
 
@@ -71,6 +74,13 @@ def test_the_window_is_the_strategys_own_lookback_up_to_the_cap() -> None:
     assert lookback_for("x = 1\n", 500, 10_000) == 500
     assert lookback_for("LOOKBACK = 2000\n", 500, 10_000) == 2000
     assert lookback_for("LOOKBACK = 50_000\n", 500, 10_000) == 10_000
+
+
+def test_models_are_told_of_the_window_and_how_to_ask_for_more() -> None:
+    assert f"the most recent {DEFAULT_LOOKBACK} bars" in SYSTEM_INSTRUCTION
+    assert "`LOOKBACK = N`" in SYSTEM_INSTRUCTION
+    assert Settings.model_fields["lookback_bars"].default == DEFAULT_LOOKBACK
+    assert SandboxSettings().lookback_bars == DEFAULT_LOOKBACK
 
 
 SEES = """

@@ -6,6 +6,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from services.code_rules import DEFAULT_LOOKBACK
 from services.sandbox import launcher
 
 _MB = 1024 * 1024
@@ -32,7 +33,7 @@ class SandboxSettings:
     lookahead_check_pct: float = 2.0
     # The look-back window (services/backtesting.py, `lookback_for`): the most recent bars a
     # strategy sees, unless it declares `LOOKBACK = N` (at most lookback_max_bars).
-    lookback_bars: int = 500
+    lookback_bars: int = DEFAULT_LOOKBACK
     lookback_max_bars: int = 10_000
     start_timeout_seconds: float = 60.0
     namespaces: str = "auto"  # "auto", "bwrap", "unshare" or "none"
