@@ -71,10 +71,12 @@ REGISTER = """mutation($email: String!, $password: String!) {
 CREATE = """mutation($code: String!, $parameters: JSON) {
   createStrategy(input: {name: "SMA 10/30", generatedCode: $code, parameters: $parameters})
   { id } }"""
-BACKTEST = """mutation($id: UUID!, $data: MarketDataInput!, $cash: Float!, $fee: Float!) {
-  backtestStrategy(id: $id, input: {marketData: $data, initialCash: $cash, commissionPct: $fee}) {
+BACKTEST = """mutation($id: UUID!, $input: BacktestInput!) {
+  backtestStrategy(id: $id, input: $input) {
     metrics equityCurve trades bars elapsedSeconds lookAheadBias lookAheadBars
     warmupBarsNeeded } }"""
+# The two ways bars travel in a request: GraphQL lists of numbers, or one CSV string.
+INPUTS = ("marketData", "csv")
 # Settings of the benchmark's servers: nothing of the caller's environment that changes them.
 _OURS = ("SANDBOX_", "RATE_", "REDIS_", "LOOKAHEAD_", "BACKTEST_", "DATABASE_", "GENERATION_")
 
@@ -136,16 +138,22 @@ class ApiClient:
         created = await self.call(CREATE, {"code": strategy_code(), "parameters": params})
         self.strategy_id = created["createStrategy"]["id"]
 
-    async def backtest(self, bars: Bars) -> tuple[float, dict[str, Any]]:
-        variables = {
-            "id": self.strategy_id,
-            "data": bars.as_columns(),
-            "cash": CASH,
-            "fee": COMMISSION * 100,
-        }
+    async def backtest(self, data: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        """One backtestStrategy with `data` ({"marketData": ...} or {"csv": ...})."""
+        options = {"initialCash": CASH, "commissionPct": COMMISSION * 100}
+        variables = {"id": self.strategy_id, "input": {**data, **options}}
         started = time.perf_counter()
-        data = await self.call(BACKTEST, variables)
-        return time.perf_counter() - started, data["backtestStrategy"]
+        answer = await self.call(BACKTEST, variables)
+        return time.perf_counter() - started, answer["backtestStrategy"]
+
+
+def request_data(bars: Bars) -> dict[str, dict[str, Any]]:
+    """The bars as each input carries them, built once (a client has its data at hand)."""
+    columns = bars.as_columns()
+    names = ["timestamp", "open", "high", "low", "close", "volume"]
+    rows = zip(*(columns[name] for name in names), strict=True)
+    csv = "\n".join([",".join(names), *(",".join(map(repr, row)) for row in rows)])
+    return {"marketData": {"marketData": columns}, "csv": {"csv": csv}}
 
 
 def strategy_calls_alone(bars: Bars, lookback: int) -> float:
@@ -274,9 +282,12 @@ async def run_strategy_latency(sandbox: Sandbox, calls: int) -> list[float]:
 
 
 async def api_comparison(args: argparse.Namespace, bars: Bars) -> dict[str, Any]:
-    """Rounds of: a backtest through the API with the look-ahead check, one without it, and
-    backtesting.py; each round in a different order."""
-    times: dict[str, list[float]] = {"checked": [], "unchecked": [], "theirs": []}
+    """Rounds of: a backtest through the API with the look-ahead check (bars as lists, then
+    as CSV), one without the check (CSV), and backtesting.py; each round in another order."""
+    data = request_data(bars)
+    kinds = ["marketData", "csv", "unchecked", "theirs"]
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    answers: dict[str, dict[str, Any]] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-backtest-"))
     try:
         with (
@@ -288,26 +299,28 @@ async def api_comparison(args: argparse.Namespace, bars: Bars) -> dict[str, Any]
                 await checked.setup()
                 await unchecked.setup()
                 for _ in range(2):  # warm-up: imports, the fork server's first jobs
-                    ours = (await checked.backtest(bars))[1]
-                    await unchecked.backtest(bars)
+                    for via in INPUTS:
+                        await checked.backtest(data[via])
+                    await unchecked.backtest(data["csv"])
                     theirs = run_backtesting_py(bars)
-                kinds = ["checked", "unchecked", "theirs"]
                 for round_ in range(args.rounds):
-                    for kind in kinds[round_ % 3 :] + kinds[: round_ % 3]:
+                    shift = round_ % len(kinds)
+                    for kind in kinds[shift:] + kinds[:shift]:
                         if kind == "theirs":
                             started = time.perf_counter()
                             theirs = run_backtesting_py(bars)
-                            times[kind].append(time.perf_counter() - started)
-                        elif kind == "checked":
-                            elapsed, ours = await checked.backtest(bars)
-                            times[kind].append(elapsed)
+                            elapsed = time.perf_counter() - started
+                        elif kind == "unchecked":
+                            elapsed, answers[kind] = await unchecked.backtest(data["csv"])
                         else:
-                            times[kind].append((await unchecked.backtest(bars))[0])
+                            elapsed, answers[kind] = await checked.backtest(data[kind])
+                        times[kind].append(elapsed)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    ours = answers["csv"]
     lookback = int(ours["metrics"].get("lookbackBars") or len(bars))
     alone = sorted(strategy_calls_alone(bars, lookback) for _ in range(3))[1]
-    return {"times": times, "ours": ours, "theirs": theirs, "alone": alone}
+    return {"times": times, "answers": answers, "theirs": theirs, "alone": alone}
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -321,36 +334,45 @@ async def main_async(args: argparse.Namespace) -> int:
         idle, busy, engine, long_s, engine_s = await loop_lag(sandbox, long_bars)
         latencies = await run_strategy_latency(sandbox, args.calls)
 
-    times, ours = api["times"], api["ours"]
+    times, answers = api["times"], api["answers"]
     their_trades, their_final = api["theirs"]
-    ours_s, unchecked_s, theirs_s = times["checked"], times["unchecked"], times["theirs"]
-    our_trades, our_final = ours["metrics"]["numTrades"], ours["metrics"]["finalEquity"]
-    same = our_trades == their_trades and abs(our_final / their_final - 1) <= 1e-4
-    ratio = statistics.median(ours_s) / statistics.median(theirs_s)
-    met = ratio <= TARGET_RATIO and same
-    floor = api["alone"] / statistics.median(theirs_s)
-    check_s = statistics.median(ours_s) - statistics.median(unchecked_s)
-    share = check_s / statistics.median(ours_s)
+    theirs_s, unchecked_s = times["theirs"], times["unchecked"]
+    theirs_median = statistics.median(theirs_s)
     print(f"\n{args.bars} bars, SMA({FAST}/{SLOW}) crossover, {COMMISSION:.2%} commission")
-    print(f"{args.rounds} runs each, alternated; median [min-max]")
-    print(f"{'':34}{'backtestStrategy (HTTP)':>26}{'backtesting.py':>24}")
-    print(f"{'wall time':34}{spread(ours_s):>26}{spread(theirs_s):>24}")
-    print(f"{'trades':34}{our_trades:>26}{their_trades:>24}")
-    print(f"{'final equity':34}{our_final:>26.2f}{their_final:>24.2f}")
+    print(f"{args.rounds} runs each, alternated; median [min-max]; target <= {TARGET_RATIO}x")
+    print(f"{'':40}{'wall time':>26}{'ratio':>8}{'trades':>8}{'final equity':>14}")
     print(
-        f"ratio {ratio:.2f}x (target <= {TARGET_RATIO}x, same trades and final equity -> "
-        f"{'MET' if met else 'NOT MET'})"
+        f"{'backtesting.py':40}{spread(theirs_s):>26}{'':>8}{their_trades:>8}{their_final:>14.2f}"
     )
+    same = True
+    rows: list[tuple[str, float, bool]] = []
+    for via in INPUTS:
+        ours = answers[via]
+        trades, final = ours["metrics"]["numTrades"], ours["metrics"]["finalEquity"]
+        agrees = trades == their_trades and abs(final / their_final - 1) <= 1e-4
+        same = same and agrees
+        ratio = statistics.median(times[via]) / theirs_median
+        rows.append((via, ratio, agrees))
+        label = f"backtestStrategy, bars as {via}"
+        print(f"{label:40}{spread(times[via]):>26}{ratio:>7.2f}x{trades:>8}{final:>14.2f}")
+    print(f"{'  the same (csv), look-ahead check off':40}{spread(unchecked_s):>26}")
+    floor = api["alone"] / theirs_median
     print(
         f"the strategy's own calls alone (its floor, no sandbox or engine): "
         f"{api['alone'] * 1e3:.1f} ms = {floor:.2f}x backtesting.py"
     )
-    print(f"{'without the look-ahead check':34}{spread(unchecked_s):>26}")
+    checked_s = times["csv"]
+    check_s = statistics.median(checked_s) - statistics.median(unchecked_s)
+    share = check_s / statistics.median(checked_s)
+    ours = answers["csv"]
     print(
         f"look-ahead check at {args.check_pct:g}%: {check_s * 1e3:.1f} ms, {share:.1%} of the "
-        f"backtest (the medians' difference); bias {ours['lookAheadBias']}, warm-up "
+        f"backtest (difference of the medians, csv); bias {ours['lookAheadBias']}, warm-up "
         f"{ours['warmupBarsNeeded']} bars, look-back window {ours['metrics'].get('lookbackBars')}"
     )
+    for via, ratio, agrees in rows:
+        verdict = "MET" if ratio <= TARGET_RATIO and agrees else "NOT MET"
+        print(f"  {via}: {ratio:.2f}x, same trades and final equity {agrees} -> {verdict}")
     print(f"\nevent loop, 1 ms ticker's lateness ({args.lag_bars} bars took {long_s:.2f} s):")
     print(f"  idle                      {lag_summary(idle)}")
     print(f"  during the backtest       {lag_summary(busy)}")
@@ -363,22 +385,23 @@ async def main_async(args: argparse.Namespace) -> int:
         f"{'MET' if p50 < 20 else 'NOT MET'})"
     )
     results = results_for(args)
-    results.add(
-        f"SMA crossover backtest, {args.bars:,} bars, through the API (`backtestStrategy` over "
-        "HTTP: GraphQL, database, sandbox, the server's check and engine, the look-ahead "
-        f"check), against backtesting.py; {args.rounds} runs each, alternated",
-        f"{ratio:.2f}x ({statistics.median(ours_s) * 1e3:.1f} vs "
-        f"{statistics.median(theirs_s) * 1e3:.1f} ms; {our_trades} vs {their_trades} trades, "
-        f"final equity {our_final:.2f} vs {their_final:.2f}); the strategy's own calls alone "
-        f"{floor:.2f}x",
-        f"ours {span([t * 1e3 for t in ours_s], '{:.0f}')}, backtesting.py "
-        f"{span([t * 1e3 for t in theirs_s], '{:.0f}')}",
-        f"<= {TARGET_RATIO}x, same trades and final equity",
-        met,
-    )
+    for via, ratio, agrees in rows:
+        results.add(
+            f"SMA crossover backtest, {args.bars:,} bars, through the API (`backtestStrategy` "
+            f"over HTTP, bars as {via}: GraphQL, database, sandbox, the server's check and "
+            f"engine, the look-ahead check), against backtesting.py; {args.rounds} runs each, "
+            "alternated",
+            f"{ratio:.2f}x ({statistics.median(times[via]) * 1e3:.1f} vs "
+            f"{theirs_median * 1e3:.1f} ms; {answers[via]['metrics']['numTrades']} vs "
+            f"{their_trades} trades); the strategy's own calls alone {floor:.2f}x",
+            f"ours {span([t * 1e3 for t in times[via]], '{:.0f}')}, backtesting.py "
+            f"{span([t * 1e3 for t in theirs_s], '{:.0f}')}",
+            f"<= {TARGET_RATIO}x, same trades and final equity",
+            ratio <= TARGET_RATIO and agrees,
+        )
     results.add(
         f"the look-ahead check's cost in that backtest (LOOKAHEAD_CHECK_PCT={args.check_pct:g} "
-        "against 0, alternated)",
+        "against 0, bars as csv, alternated)",
         f"{check_s * 1e3:.1f} ms, {share:.1%} of the backtest",
         f"without the check {span([t * 1e3 for t in unchecked_s], '{:.0f}')}",
         "a few percent",
