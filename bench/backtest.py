@@ -219,13 +219,13 @@ def lag_summary(lateness: list[float]) -> str:
 
 async def loop_lag(
     sandbox: Sandbox, bars: Bars
-) -> tuple[list[float], list[float], list[float], float, float]:
+) -> tuple[list[float], list[float], list[float], float, float, dict[str, Any]]:
     """Ticker lateness idle, during one sandboxed backtest over `bars`, and during the server's
     half alone (check of the signal stream and engine, in the worker thread; five runs), with
-    the times of the backtest and of one server half."""
+    the times of the backtest and of one server half, and the backtest's result."""
     job = asyncio.ensure_future(sandboxed_backtest(sandbox, bars))
     busy = await ticker_lateness(job, 0)
-    elapsed, _ = await job
+    elapsed, long_result = await job
     params = {"fast": FAST, "slow": SLOW}
     packed = json.loads(json.dumps(pack_signals(collect_signals(execute_strategy, bars, params))))
     options = BacktestOptions(initial_cash=CASH, commission_pct=COMMISSION * 100)
@@ -238,7 +238,7 @@ async def loop_lag(
         await half
         engine_s.append(time.perf_counter() - started)
     idle = await ticker_lateness(None, min(elapsed, 3.0))
-    return idle, busy, sorted(engine), elapsed, statistics.median(engine_s)
+    return idle, busy, sorted(engine), elapsed, statistics.median(engine_s), long_result
 
 
 def spread(times: list[float]) -> str:
@@ -331,7 +331,7 @@ async def main_async(args: argparse.Namespace) -> int:
         assert sandbox.probe is not None
         print(f"sandbox layers: {sandbox.probe.summary()}")
         await sandboxed_backtest(sandbox, bars)  # warm-up
-        idle, busy, engine, long_s, engine_s = await loop_lag(sandbox, long_bars)
+        idle, busy, engine, long_s, engine_s, long_result = await loop_lag(sandbox, long_bars)
         latencies = await run_strategy_latency(sandbox, args.calls)
 
     times, answers = api["times"], api["answers"]
@@ -362,6 +362,11 @@ async def main_async(args: argparse.Namespace) -> int:
         f"{api['alone'] * 1e3:.1f} ms = {floor:.2f}x backtesting.py"
     )
     checked_s = times["csv"]
+    overhead = statistics.median(checked_s) - api["alone"]
+    print(
+        f"everything but the strategy's calls (csv): {overhead * 1e3:.1f} ms = "
+        f"{overhead / theirs_median:.2f}x backtesting.py"
+    )
     check_s = statistics.median(checked_s) - statistics.median(unchecked_s)
     share = check_s / statistics.median(checked_s)
     ours = answers["csv"]
@@ -373,6 +378,15 @@ async def main_async(args: argparse.Namespace) -> int:
     for via, ratio, agrees in rows:
         verdict = "MET" if ratio <= TARGET_RATIO and agrees else "NOT MET"
         print(f"  {via}: {ratio:.2f}x, same trades and final equity {agrees} -> {verdict}")
+    long_check = long_result["lookAhead"]
+    long_share = long_check["checkSeconds"] / long_s
+    print(
+        f"\n{args.lag_bars:,} bars through the sandbox (no API): {long_s:.2f} s, "
+        f"{long_s / args.lag_bars * 1e6:.1f} us a bar; look-ahead check "
+        f"{long_check['checkSeconds']:.2f} s ({long_share:.1%}, {long_check['checkedBars']} "
+        f"bars re-run), bias {long_check['lookAheadBias']}; "
+        f"{long_result['metrics']['numTrades']} trades"
+    )
     print(f"\nevent loop, 1 ms ticker's lateness ({args.lag_bars} bars took {long_s:.2f} s):")
     print(f"  idle                      {lag_summary(idle)}")
     print(f"  during the backtest       {lag_summary(busy)}")
@@ -406,6 +420,14 @@ async def main_async(args: argparse.Namespace) -> int:
         f"without the check {span([t * 1e3 for t in unchecked_s], '{:.0f}')}",
         "a few percent",
         share <= 0.05,
+    )
+    results.add(
+        f"SMA crossover backtest of {args.lag_bars:,} bars through the sandbox (no API), "
+        "look-ahead check included",
+        f"{long_s:.2f} s ({long_s / args.lag_bars * 1e6:.1f} us a bar); the check "
+        f"{long_check['checkSeconds']:.2f} s, {long_share:.1%}",
+        ONE_RUN,
+        "linear in bars",
     )
     results.add(
         f"event loop during a {args.lag_bars:,}-bar backtest ({long_s:.1f} s): a 1 ms "
