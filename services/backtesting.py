@@ -101,10 +101,12 @@ def run_backtest(
     params: Mapping[str, Any],
     options: BacktestOptions,
     *,
+    lookback: int | None = None,
     on_progress: ProgressCallback | None = None,
     progress_every: int = 500,
 ) -> dict[str, Any]:
-    """Simulate `strategy` over `bars`; return JSON-safe metrics, equity curve and trades.
+    """Simulate `strategy` over `bars` (seeing `lookback` bars at a time, all when None);
+    return JSON-safe metrics, equity curve and trades.
 
     In one process: `collect_signals` then `simulate`. The sandbox splits the two, the
     first in the untrusted job process and the second in the server (see
@@ -115,7 +117,12 @@ def run_backtest(
     """
     options.check()
     signals = collect_signals(
-        strategy, bars, params, on_progress=on_progress, progress_every=progress_every
+        strategy,
+        bars,
+        params,
+        lookback=lookback,
+        on_progress=on_progress,
+        progress_every=progress_every,
     )
     return simulate(bars, signals, options)
 

@@ -90,8 +90,7 @@ def plan_checks(
     traded = traded_bars(trades)
     if len(traded) > budget // 2:
         traded = sorted(rng.sample(traded, budget // 2))
-    others = sorted(set(range(max(0, bar_count - 1))) - set(traded))
-    sampled = sorted(rng.sample(others, min(max(1, budget // 10) if budget else 0, len(others))))
+    sampled = _sample_others(rng, bar_count - 1, set(traded), max(1, budget // 10) if budget else 0)
     left = budget - len(traded) - len(sampled)
     warmup: dict[int, tuple[int, ...]] = {}
     # Traded bars first: their signals are buys and sells, which a short history changes.
@@ -106,6 +105,22 @@ def plan_checks(
         trade_bars=len(traded),
         lookback=max(1, min(window, bar_count)),
     )
+
+
+def _sample_others(rng: random.Random, bars: int, taken: set[int], count: int) -> list[int]:
+    """`count` random bars of range(bars) not in `taken` (as many as there are), sorted.
+    Drawn one by one when they are few among many: no set of a million bars to build."""
+    free = bars - sum(1 for bar in taken if 0 <= bar < bars)
+    count = max(0, min(count, free))
+    if free > 4 * count:
+        picked: set[int] = set()
+        while len(picked) < count:
+            bar = rng.randrange(bars)
+            if bar not in taken:
+                picked.add(bar)
+        return sorted(picked)
+    others = sorted(set(range(max(0, bars))) - taken)
+    return sorted(rng.sample(others, count))
 
 
 def _compared(signal: Mapping[str, Any] | None) -> Compared:

@@ -21,6 +21,7 @@ from models import GeneratedStrategy, StrategyStatus, User
 from server.db import dialect_of
 from server.settings import Settings
 from services.backtesting import BacktestOptions, run_backtest
+from services.code_rules import DEFAULT_LOOKBACK
 from services.execution import (
     MAX_BACKTEST_BARS,
     OHLCV,
@@ -114,7 +115,8 @@ async def test_forged_signals_are_only_signals_the_server_recomputes(unguarded: 
     assert result.pop("lookAhead")["lookAheadBias"] is True
     assert result["metrics"].pop("trustworthy") is False
     assert result["metrics"].pop("lookAheadBias") is True
-    assert result == run_backtest(honest, BARS, {}, OPTIONS)
+    assert result["metrics"].pop("lookbackBars") == DEFAULT_LOOKBACK  # what it saw (issue 13)
+    assert result == run_backtest(honest, BARS, {}, OPTIONS, lookback=DEFAULT_LOOKBACK)
     assert result["metrics"]["numTrades"] == 1
     json.dumps(result, allow_nan=False)
 
@@ -190,12 +192,15 @@ async def test_stored_metrics_are_the_servers_own(database: str, unguarded: Sand
     # A forger's look-ahead check forges too: flagged (issue 18).
     assert served.pop("trustworthy") is False and stored["trustworthy"] is False
     assert served.pop("lookAheadBias") is True
+    assert served.pop("lookbackBars") == DEFAULT_LOOKBACK
     assert served == honest_metrics
 
 
+# The bar's number from its time (FIRST: the first bar's): a strategy sees a look-back window,
+# so the length of its arrays stops growing.
 CHEAP_ROUND_TRIPS = """
 def execute_strategy(market_data, strategy_params):
-    bar = len(market_data["close"])
+    bar = round((float(market_data["timestamp"][-1]) - FIRST) / 3600) + 1
     action = {1: "buy", 500: "sell"}.get(bar % 1000, "hold")
     return {"action": action, "confidence": 0.5, "reason": f"{action} at {bar}"}
 """
@@ -205,7 +210,9 @@ async def test_a_100k_bar_backtest_fits_the_output_cap(sandbox: Sandbox) -> None
     """The result (equity curve and trades) no longer crosses the pipe, only the signals: the
     longest backtest the API accepts stays well inside the default cap."""
     bars = synthetic_bars("trending", MAX_BACKTEST_BARS, timeframe="1h", seed=5)
-    result = await sandbox.run_backtest(CHEAP_ROUND_TRIPS, bars, {}, OPTIONS, timeout_seconds=120)
+    assert bars.timestamp is not None
+    code = CHEAP_ROUND_TRIPS.replace("FIRST", repr(float(bars.timestamp[0])))
+    result = await sandbox.run_backtest(code, bars, {}, OPTIONS, timeout_seconds=120)
     assert result["bars"] == MAX_BACKTEST_BARS
     assert len(result["equityCurve"]) == MAX_BACKTEST_BARS
     assert result["metrics"]["numTrades"] == 100

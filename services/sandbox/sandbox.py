@@ -301,7 +301,8 @@ class Sandbox:
         if not isinstance(code, str):
             raise TypeError("code must be a str")
         window = await run_off_loop(self.lookback_of, code)
-        job = self._job(
+        job = await run_off_loop(  # the payload is the bars' bytes: 48 MB at a million
+            self._job,
             "backtest",
             code,
             bars,
@@ -348,14 +349,14 @@ class Sandbox:
         if lookback is None:
             lookback = await run_off_loop(self.lookback_of, code)
         budget = check_budget(len(bars), self.settings.lookahead_check_pct)
-        plan = plan_checks(
-            len(bars), trades, budget=budget, seed=_seed_of(bars, signals), lookback=lookback
-        )
+        # Off the loop: at a million bars, planning and seeding take a good part of a second.
+        plan = await run_off_loop(_plan, bars, signals, trades, budget, lookback)
         if not plan.bars:
             return verdict_of(plan, signals, [], check_seconds=0.0)
         # Only the windows the checks need, and nothing after the last checked bar.
         windows, checks = await run_off_loop(check_windows, bars, plan)
-        job = self._job(
+        job = await run_off_loop(
+            self._job,
             "lookahead",
             code,
             windows,
@@ -580,6 +581,18 @@ def bars_between(bars: Bars, start: int, stop: int) -> Bars:
         volume=bars.volume[start:stop],
         symbol=bars.symbol,
         timeframe=bars.timeframe,
+    )
+
+
+def _plan(
+    bars: Bars,
+    signals: list[dict[str, Any] | None],
+    trades: list[dict[str, Any]],
+    budget: int,
+    lookback: int,
+) -> CheckPlan:
+    return plan_checks(
+        len(bars), trades, budget=budget, seed=_seed_of(bars, signals), lookback=lookback
     )
 
 
