@@ -268,7 +268,7 @@ class Sandbox:
             raise TypeError("code must be a str")
         window = await run_off_loop(self.lookback_of, code)
         if isinstance(bars, Bars) and len(bars) > window:
-            bars = bars_between(bars, len(bars) - window, len(bars))
+            bars = bars_at(bars, slice(len(bars) - window, len(bars)))
         job = self._job("signal", code, bars, params, seconds, None, label, owner)
         with counted_job(label):
             value = await self._run(job)
@@ -554,8 +554,8 @@ def check_windows(bars: Bars, plan: CheckPlan) -> tuple[Bars, list[list[Any]]]:
     return bars_at(bars, positions), checks
 
 
-def bars_at(bars: Bars, positions: np.ndarray) -> Bars:
-    """The bars at `positions` (ascending), as new Bars."""
+def bars_at(bars: Bars, positions: np.ndarray | slice) -> Bars:
+    """The bars at `positions` (ascending indices, or a slice), as new Bars."""
     ts = bars.timestamp
     return Bars(
         timestamp=None if ts is None else ts[positions],
@@ -564,21 +564,6 @@ def bars_at(bars: Bars, positions: np.ndarray) -> Bars:
         low=bars.low[positions],
         close=bars.close[positions],
         volume=bars.volume[positions],
-        symbol=bars.symbol,
-        timeframe=bars.timeframe,
-    )
-
-
-def bars_between(bars: Bars, start: int, stop: int) -> Bars:
-    """Bars [start, stop) as new Bars."""
-    ts = bars.timestamp
-    return Bars(
-        timestamp=None if ts is None else ts[start:stop],
-        open=bars.open[start:stop],
-        high=bars.high[start:stop],
-        low=bars.low[start:stop],
-        close=bars.close[start:stop],
-        volume=bars.volume[start:stop],
         symbol=bars.symbol,
         timeframe=bars.timeframe,
     )
