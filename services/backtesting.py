@@ -27,7 +27,6 @@ Position rules, kept deliberately simple:
 
 from __future__ import annotations
 
-import ast
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from services.code_ast import parse_module
-from services.code_rules import LOOKBACK_NAME
+from services.code_rules import lookback_assignments
 from services.market_data import Bars
 from services.signals import InvalidSignal, normalise_signal
 
@@ -237,18 +236,8 @@ def declared_lookback(code: str) -> int | None:
         tree = parse_module(code)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        else:
-            continue
-        if any(isinstance(t, ast.Name) and t.id == LOOKBACK_NAME for t in targets):
-            if isinstance(value, ast.Constant) and type(value.value) is int and value.value > 0:
-                return value.value
-            return None
-    return None
+    found = lookback_assignments(tree)
+    return found[0][1] if found else None
 
 
 def lookback_for(code: str, default: int, cap: int) -> int:

@@ -235,3 +235,21 @@ def attribute_node_refusal(node: ast.Attribute) -> str | None:
             return "'.format' is only allowed on a string literal (use an f-string)"
         return format_refusal(receiver.value)
     return attribute_refusal(node.attr)
+
+
+def lookback_assignments(tree: ast.Module) -> list[tuple[ast.stmt, int | None]]:
+    """Each module-level `LOOKBACK = ...` with its value when that is a positive integer
+    literal (else None: the default window applies). Only a literal counts: the server reads
+    it from the syntax tree and never runs the code to find it."""
+    found: list[tuple[ast.stmt, int | None]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == LOOKBACK_NAME for t in targets):
+            number = value.value if isinstance(value, ast.Constant) else None
+            found.append((node, number if type(number) is int and number > 0 else None))
+    return found

@@ -32,6 +32,7 @@ from services.samples import load_sample, synthetic_bars
 from services.sandbox import Sandbox, SandboxSettings
 from services.sandbox.sandbox import check_windows
 from services.signals import normalise_signal
+from services.validation import validate_code
 
 
 def _root(array: np.ndarray) -> np.ndarray:
@@ -72,6 +73,7 @@ def test_the_window_is_the_strategys_own_lookback_up_to_the_cap() -> None:
     ):
         assert declared_lookback(code) is None, code
     assert lookback_for("x = 1\n", 500, 10_000) == 500
+    assert lookback_for("LOOKBACK = 7\nLOOKBACK = 9\n", 500, 10_000) == 7  # the first one
     assert lookback_for("LOOKBACK = 2000\n", 500, 10_000) == 2000
     assert lookback_for("LOOKBACK = 50_000\n", 500, 10_000) == 10_000
 
@@ -81,6 +83,13 @@ def test_models_are_told_of_the_window_and_how_to_ask_for_more() -> None:
     assert "`LOOKBACK = N`" in SYSTEM_INSTRUCTION
     assert Settings.model_fields["lookback_bars"].default == DEFAULT_LOOKBACK
     assert SandboxSettings().lookback_bars == DEFAULT_LOOKBACK
+
+
+def test_validation_says_when_a_lookback_is_ignored() -> None:
+    body = "\n\ndef execute_strategy(market_data, strategy_params):\n    return {}\n"
+    ignored = validate_code("LOOKBACK = '1000'" + body)
+    assert any("LOOKBACK must be a positive whole number" in w for w in ignored.warnings)
+    assert not any("LOOKBACK" in w for w in validate_code("LOOKBACK = 1000" + body).warnings)
 
 
 SEES = """
