@@ -59,7 +59,12 @@ from bench.backtest_engine import (  # noqa: E402
 )
 from bench.load import subprocess_server  # noqa: E402
 from bench.results import ONE_RUN, add_json_option, results_for, span  # noqa: E402
-from services.backtesting import BacktestOptions, collect_signals, pack_signals  # noqa: E402
+from services.backtesting import (  # noqa: E402
+    BacktestOptions,
+    BacktestReport,
+    collect_signals,
+    pack_signals,
+)
 from services.market_data import Bars  # noqa: E402
 from services.offload import run_off_loop  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
@@ -142,7 +147,12 @@ class ApiClient:
 
     async def backtest(self, data: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         """One backtestStrategy with `data` ({"marketData": ...} or {"csv": ...})."""
-        options = {"initialCash": CASH, "commissionPct": COMMISSION * 100}
+        # endOfDataFill OPEN: backtesting.py's finalize_trades (docs/backtesting.md).
+        options = {
+            "initialCash": CASH,
+            "commissionPct": COMMISSION * 100,
+            "endOfDataFill": "OPEN",
+        }
         variables = {"id": self.strategy_id, "input": {**data, **options}}
         started = time.perf_counter()
         answer = await self.call(BACKTEST, variables)
@@ -180,8 +190,11 @@ def strategy_code() -> str:
 
 async def sandboxed_backtest(
     sandbox: Sandbox, bars: Bars, check_look_ahead: bool = True
-) -> tuple[float, dict]:
-    options = BacktestOptions(initial_cash=CASH, commission_pct=COMMISSION * 100)
+) -> tuple[float, BacktestReport]:
+    # end_of_data_fill="open": backtesting.py's finalize_trades (docs/backtesting.md).
+    options = BacktestOptions(
+        initial_cash=CASH, commission_pct=COMMISSION * 100, end_of_data_fill="open"
+    )
     params = {"fast": FAST, "slow": SLOW}
     started = time.perf_counter()
     result = await sandbox.run_backtest(
@@ -221,7 +234,7 @@ def lag_summary(lateness: list[float]) -> str:
 
 async def loop_lag(
     sandbox: Sandbox, bars: Bars
-) -> tuple[list[float], list[float], list[float], float, float, dict[str, Any]]:
+) -> tuple[list[float], list[float], list[float], float, float, BacktestReport]:
     """Ticker lateness idle, during one sandboxed backtest over `bars`, and during the server's
     half alone (check of the signal stream and engine, in the worker thread; five runs), with
     the times of the backtest and of one server half, and the backtest's result."""
@@ -394,14 +407,14 @@ async def main_async(args: argparse.Namespace) -> int:
     for via, ratio, agrees in rows:
         verdict = "MET" if ratio <= TARGET_RATIO and agrees else "NOT MET"
         print(f"  {via}: {ratio:.2f}x, same trades and final equity {agrees} -> {verdict}")
-    long_check = long_result["lookAhead"]
+    long_check = long_result.look_ahead or {}
     long_share = long_check["checkSeconds"] / long_s
     print(
         f"\n{args.lag_bars:,} bars through the sandbox (no API): {long_s:.2f} s, "
         f"{long_s / args.lag_bars * 1e6:.1f} us a bar; look-ahead check "
         f"{long_check['checkSeconds']:.2f} s ({long_share:.1%}, {long_check['checkedBars']} "
         f"bars re-run), bias {long_check['lookAheadBias']}; "
-        f"{long_result['metrics']['numTrades']} trades"
+        f"{long_result.stats.num_trades} trades"
     )
     print(f"\nevent loop, 1 ms ticker's lateness ({args.lag_bars} bars took {long_s:.2f} s):")
     print(f"  idle                      {lag_summary(idle)}")

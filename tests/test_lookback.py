@@ -21,6 +21,8 @@ from services.backtesting import (
     collect_signals,
     declared_lookback,
     lookback_for,
+    report_json,
+    simulate,
 )
 from services.code_rules import DEFAULT_LOOKBACK
 from services.lookahead import plan_checks, run_checks
@@ -107,7 +109,7 @@ def execute_strategy(market_data, strategy_params):
 
 async def test_backtests_and_runs_give_the_strategy_its_window(sandbox: Sandbox) -> None:
     bars = load_sample("ranging_daily")
-    result = await sandbox.run_backtest(SEES, bars, {}, BacktestOptions())
+    result = report_json(await sandbox.run_backtest(SEES, bars, {}, BacktestOptions()))
     assert result["metrics"]["lookbackBars"] == 40
     assert result["metrics"]["numTrades"] > 3
     assert result["lookAhead"]["lookAheadBias"] is False
@@ -168,11 +170,7 @@ def test_the_check_job_gets_only_the_windows_it_reruns_and_agrees_with_the_full_
     bars = synthetic_bars("trending", 20_000, seed=5)
     strategy = _entrypoint(WINDOW_SMA)
     signals = collect_signals(strategy, bars, {}, lookback=100)
-    trades = [
-        {"entryBar": i + 1, "exitBar": i + 2, "exitReason": "signal: x"}
-        for i, s in enumerate(signals)
-        if s is not None and i + 2 < len(bars)
-    ]
+    trades = simulate(bars, signals, BacktestOptions()).trades
     plan = plan_checks(len(bars), trades, budget=400, seed=3, lookback=100)
     windows, checks = check_windows(bars, plan)
     assert len(windows) <= len(plan.bars) * 100  # a part of the data only
@@ -214,8 +212,10 @@ def _crossover_trades(close: np.ndarray) -> int:
 @pytest.mark.process
 async def test_a_million_bars_backtest_through_the_sandbox(sandbox: Sandbox) -> None:
     bars: Bars = synthetic_bars("trending", 1_000_000, seed=21)
-    result = await sandbox.run_backtest(
-        WINDOW_SMA, bars, {}, BacktestOptions(commission_pct=0.0), timeout_seconds=300
+    result = report_json(
+        await sandbox.run_backtest(
+            WINDOW_SMA, bars, {}, BacktestOptions(commission_pct=0.0), timeout_seconds=300
+        )
     )
     metrics = result["metrics"]
     assert result["bars"] == 1_000_000 and len(result["equityCurve"]) == 1_000_000

@@ -18,7 +18,8 @@ import math
 import os
 import pickle
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,10 @@ from services import telemetry
 from services.backtesting import (
     STREAM_BYTES_PER_BAR,
     BacktestOptions,
+    BacktestReport,
     MalformedSignalStream,
     StrategyFailure,
+    Trade,
     lookback_for,
     simulate,
     unpack_signals,
@@ -67,6 +70,9 @@ from services.signals import InvalidSignal, normalise_signal
 log = logging.getLogger("services.sandbox")
 
 _KILL_GRACE_SECONDS = 2.0
+# What a look-ahead check's answer may cost per planned call on top of the output cap: the
+# bar, the history and a compared signal (action, stop, target and the order keys).
+CHECK_BYTES_PER_CALL = 256
 _MB = 1024 * 1024
 
 
@@ -288,12 +294,12 @@ class Sandbox:
         on_progress: ProgressCallback | None = None,
         owner: str = "",
         check_look_ahead: bool = True,
-    ) -> dict[str, Any]:
+    ) -> BacktestReport:
         """A backtest in two halves: the job process only calls the strategy bar by bar and
         streams its signals back; here, off the event loop, every signal is checked again and
         the engine derives fills, trades, equity and metrics. Then, unless told not to, the
-        look-ahead check (`look_ahead_check`), whose verdict goes in result["lookAhead"].
-        Returns the engine's result."""
+        look-ahead check (`look_ahead_check`), whose verdict goes in the report's look_ahead.
+        Returns the engine's report."""
         try:
             options.check()
         except (ValueError, AttributeError) as exc:
@@ -317,16 +323,15 @@ class Sandbox:
         with counted_job("backtest"):
             packed = await self._run(job)
             result, signals = await run_off_loop(_simulated, bars, packed, options)
-        result["metrics"]["lookbackBars"] = window
+        result = replace(result, lookback=window)
         if check_look_ahead:
             backtest_seconds = time.perf_counter() - started
             verdict = await self.look_ahead_check(
-                code, bars, params, signals, result["trades"], timeout_seconds, owner, window
+                code, bars, params, signals, result.trades, timeout_seconds, owner, window
             )
-            result["lookAhead"] = {**verdict.as_json(), "backtestSeconds": backtest_seconds}
-            # Marked where every reader of the numbers sees it.
-            result["metrics"]["trustworthy"] = verdict.trustworthy
-            result["metrics"]["lookAheadBias"] = verdict.bias
+            # Marked where every reader of the numbers sees it (report_json's metrics too).
+            look_ahead = {**verdict.as_json(), "backtestSeconds": backtest_seconds}
+            result = replace(result, look_ahead=look_ahead)
         return result
 
     async def look_ahead_check(
@@ -335,7 +340,7 @@ class Sandbox:
         bars: Bars,
         params: dict[str, Any],
         signals: list[dict[str, Any] | None],
-        trades: list[dict[str, Any]],
+        trades: Sequence[Trade],
         timeout_seconds: float,
         owner: str = "",
         lookback: int | None = None,
@@ -413,6 +418,9 @@ class Sandbox:
         max_output = settings.max_output_bytes
         if kind == "backtest":  # a signal stream grows with the bars
             max_output += STREAM_BYTES_PER_BAR * len(bars)
+        elif kind == "lookahead":  # one compared signal per call, as many as it plans
+            calls = sum(1 + len(check[1]) for check in (extra or {}).get("checks", ()))
+            max_output += CHECK_BYTES_PER_CALL * calls
         payload = {
             "kind": kind,
             "code": code,
@@ -572,7 +580,7 @@ def bars_at(bars: Bars, positions: np.ndarray | slice) -> Bars:
 def _plan(
     bars: Bars,
     signals: list[dict[str, Any] | None],
-    trades: list[dict[str, Any]],
+    trades: Sequence[Trade],
     budget: int,
     lookback: int,
 ) -> CheckPlan:
@@ -588,14 +596,14 @@ def _seed_of(bars: Bars, signals: list[dict[str, Any] | None]) -> int:
     return int.from_bytes(digest.digest()[:8], "big")
 
 
-def backtest_from_stream(bars: Bars, packed: object, options: BacktestOptions) -> dict[str, Any]:
+def backtest_from_stream(bars: Bars, packed: object, options: BacktestOptions) -> BacktestReport:
     """Check a job's packed signal stream and run the engine on it (trusted, CPU-bound)."""
     return _simulated(bars, packed, options)[0]
 
 
 def _simulated(
     bars: Bars, packed: object, options: BacktestOptions
-) -> tuple[dict[str, Any], list[dict[str, Any] | None]]:
+) -> tuple[BacktestReport, list[dict[str, Any] | None]]:
     """The engine's result and the checked signals it ran on."""
     try:
         signals = unpack_signals(packed, len(bars))
