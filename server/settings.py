@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.code_rules import DEFAULT_LOOKBACK
+
 DATA_DIR = Path("data")
 ORIGIN_PATTERN = re.compile(
     r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
@@ -127,6 +129,10 @@ class Settings(BaseSettings):
     # The look-ahead check after every backtest (services/lookahead.py) calls the strategy
     # at most this percent as often as the backtest (at least 40 times); 0 turns it off.
     lookahead_check_pct: float = Field(default=2.0, ge=0, le=100)
+    # A strategy sees the most recent LOOKBACK_BARS bars (its own `LOOKBACK = N` instead,
+    # at most LOOKBACK_MAX_BARS), so a bar costs the same however long the history.
+    lookback_bars: int = Field(default=DEFAULT_LOOKBACK, ge=1, le=1_000_000)
+    lookback_max_bars: int = Field(default=10_000, ge=1, le=1_000_000)
     run_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     # The most trials one optimisation search (one walk-forward fold) may ask for (maxTrials).

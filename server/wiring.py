@@ -88,6 +88,8 @@ def build_sandbox(settings: Settings) -> Sandbox:
             allow_unisolated=settings.sandbox_allow_unisolated,
             host_uid=settings.sandbox_host_uid,
             lookahead_check_pct=settings.lookahead_check_pct,
+            lookback_bars=settings.lookback_bars,
+            lookback_max_bars=settings.lookback_max_bars,
         )
     )
 

@@ -3,10 +3,11 @@
 Two halves: `collect_signals` calls the strategy (in the sandbox's job process, so this module
 is pure Python + numpy and does no I/O) and `simulate`, the engine, runs in the server on
 signals it has checked itself (`unpack_signals`), so no number we store comes from the
-strategy's process. The strategy at bar i sees read-only views `buf[: i + 1]` of buffers
-filled one bar at a time (their bytes past bar i are NaN: no attribute reaches a later bar);
-its order fills at bar i + 1's open. That alone proves nothing (code in a process can reach
-all of its memory): services/lookahead.py re-runs sampled bars on truncated data to prove it.
+strategy's process. The strategy at bar i sees read-only views of its look-back window (the
+last `lookback` bars up to and with bar i) in buffers filled one bar at a time (their bytes
+past bar i are NaN: no attribute reaches a later bar); its order fills at bar i + 1's open.
+That alone proves nothing (code in a process can reach all of its memory):
+services/lookahead.py re-runs sampled bars on truncated data to prove it.
 Statistics follow backtesting.py's definitions (see `compute_metrics`), so results can be
 cross-checked.
 
@@ -42,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from services.code_ast import parse_module
+from services.code_rules import lookback_assignments
 from services.market_data import Bars
 from services.signals import ORDER_KEYS, InvalidSignal, normalise_signal
 
@@ -51,6 +54,7 @@ ProgressCallback = Callable[[int, int], None]
 SECONDS_PER_YEAR = 365.25 * 86_400
 DEFAULT_PERIODS_PER_YEAR = 252.0
 
+_CHUNK_BARS = 4096
 END_OF_DATA_FILLS = ("close", "open")
 
 _FLAT, _LONG, _SHORT = 0, 1, -1
@@ -123,10 +127,12 @@ def run_backtest(
     params: Mapping[str, Any],
     options: BacktestOptions,
     *,
+    lookback: int | None = None,
     on_progress: ProgressCallback | None = None,
     progress_every: int = 500,
 ) -> BacktestReport:
-    """Simulate `strategy` over `bars`: its statistics, trades and equity curve.
+    """Simulate `strategy` over `bars` (seeing `lookback` bars at a time, all when None): its
+    statistics, trades and equity curve.
 
     In one process: `collect_signals` then `simulate`. The sandbox splits the two, the
     first in the untrusted job process and the second in the server (see
@@ -137,7 +143,12 @@ def run_backtest(
     """
     options.check()
     signals = collect_signals(
-        strategy, bars, params, on_progress=on_progress, progress_every=progress_every
+        strategy,
+        bars,
+        params,
+        lookback=lookback,
+        on_progress=on_progress,
+        progress_every=progress_every,
     )
     return simulate(bars, signals, options)
 
@@ -147,14 +158,17 @@ def collect_signals(
     bars: Bars,
     params: Mapping[str, Any],
     *,
+    lookback: int | None = None,
     on_progress: ProgressCallback | None = None,
     progress_every: int = 500,
 ) -> list[dict[str, Any] | None]:
-    """Call `strategy` once per bar on the prefix it may see; its normalised signals, None
-    for a hold (a hold's confidence, reason and metadata change nothing in a backtest).
+    """Call `strategy` once per bar on the most recent `lookback` bars up to it (all of
+    them when None); its normalised signals, None for a hold (a hold's confidence, reason
+    and metadata change nothing in a backtest).
 
     The only part of a backtest that runs the strategy's code: the sandbox's job process
-    does this and sends `pack_signals` of the result.
+    does this and sends `pack_signals` of the result. With a window the cost of a bar does
+    not grow with the history, and memory stays O(window) besides the bars themselves.
     """
     if not callable(strategy):
         raise TypeError(f"strategy must be callable; got {type(strategy).__name__}")
@@ -169,50 +183,95 @@ def collect_signals(
     n = len(bars)
     if n == 0:
         raise ValueError("bars is empty: at least 1 bar is needed")
+    window = n if lookback is None else min(check_lookback(lookback), n)
     base_params = dict(params)
     symbol, timeframe = bars.symbol, bars.timeframe
     # The strategy's arrays are views of buffers filled one bar at a time, so what they hold
     # past the current bar (through .base, the buffer protocol, ctypes...) is NaN, never a
-    # later bar. Six float stores per bar, from lists (cheaper than numpy scalars).
-    o_buf, h_buf, l_buf, c_buf, v_buf = (np.full(n, math.nan) for _ in range(5))
-    o_src, h_src, l_src = bars.open.tolist(), bars.high.tolist(), bars.low.tolist()
-    c_src, v_src = bars.close.tolist(), bars.volume.tolist()
-    o_arr, h_arr, l_arr, c_arr, v_arr = map(_read_only, (o_buf, h_buf, l_buf, c_buf, v_buf))
-    has_time = bars.timestamp is not None
-    t_buf = np.full(n if has_time else 0, math.nan)
-    t_src = bars.timestamp.tolist() if bars.timestamp is not None else []
-    t_arr = _read_only(t_buf)
+    # later bar. A buffer holds two windows: when it is full, the last window-1 bars move to
+    # its front and the rest becomes NaN again (one copy per `window` bars: O(1) a bar).
+    size = n if window == n else 2 * window
+    sources = [bars.open, bars.high, bars.low, bars.close, bars.volume]
+    if bars.timestamp is not None:
+        sources.append(bars.timestamp)
+    buffers = [np.full(size, math.nan) for _ in sources]
+    o_buf, h_buf, l_buf, c_buf, v_buf = buffers[:5]
+    t_buf = buffers[5] if len(buffers) > 5 else np.full(0, math.nan)
+    o_arr, h_arr, l_arr, c_arr, v_arr, t_arr = map(_read_only, (*buffers[:5], t_buf))
+    has_time = len(buffers) > 5
+    keep = window - 1
     signals: list[dict[str, Any] | None] = [None] * n
     next_progress = progress_every
-    for i in range(n):
-        end = i + 1
-        o_buf[i], h_buf[i], l_buf[i] = o_src[i], h_src[i], l_src[i]
-        c_buf[i], v_buf[i] = c_src[i], v_src[i]
-        market_data: dict[str, Any] = {
-            "open": o_arr[:end],
-            "high": h_arr[:end],
-            "low": l_arr[:end],
-            "close": c_arr[:end],
-            "volume": v_arr[:end],
-            "symbol": symbol,
-            "timeframe": timeframe,
-        }
-        if has_time:
-            t_buf[i] = t_src[i]
-            market_data["timestamp"] = t_arr[:end]
-        try:
-            signal = normalise_signal(strategy(market_data, dict(base_params)))
-        except (Exception, SystemExit) as exc:  # sys.exit() in a strategy is its bug too
-            raise StrategyFailure(i, exc) from exc
-        if signal["action"] != "hold":
-            signals[i] = signal
-        if end == next_progress:
-            next_progress += progress_every
-            if on_progress is not None:
-                on_progress(end, n)
+    end = 0  # the buffers' fill: bars [end - visible, end) are the current window
+    for chunk_start in range(0, n, _CHUNK_BARS):
+        # Python floats a chunk at a time: cheaper stores than numpy scalars, bounded memory.
+        chunk = [source[chunk_start : chunk_start + _CHUNK_BARS].tolist() for source in sources]
+        o_src, h_src, l_src, c_src, v_src = chunk[:5]
+        t_src = chunk[5] if has_time else []
+        for k in range(len(o_src)):
+            if end == size:
+                for buffer in buffers:
+                    buffer[:keep] = buffer[size - keep : size]
+                    buffer[keep:] = math.nan
+                end = keep
+            o_buf[end], h_buf[end], l_buf[end] = o_src[k], h_src[k], l_src[k]
+            c_buf[end], v_buf[end] = c_src[k], v_src[k]
+            end += 1
+            first = end - window if end > window else 0
+            market_data: dict[str, Any] = {
+                "open": o_arr[first:end],
+                "high": h_arr[first:end],
+                "low": l_arr[first:end],
+                "close": c_arr[first:end],
+                "volume": v_arr[first:end],
+                "symbol": symbol,
+                "timeframe": timeframe,
+            }
+            if has_time:
+                t_buf[end - 1] = t_src[k]
+                market_data["timestamp"] = t_arr[first:end]
+            i = chunk_start + k
+            try:
+                signal = normalise_signal(strategy(market_data, dict(base_params)))
+            except (Exception, SystemExit) as exc:  # sys.exit() in a strategy is its bug too
+                raise StrategyFailure(i, exc) from exc
+            if signal["action"] != "hold":
+                signals[i] = signal
+            if i + 1 == next_progress:
+                next_progress += progress_every
+                if on_progress is not None:
+                    on_progress(i + 1, n)
     if on_progress is not None and n % progress_every:
         on_progress(n, n)
     return signals
+
+
+def check_lookback(lookback: object) -> int:
+    """A look-back window is a whole number of bars, at least 1."""
+    if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 1:
+        raise ValueError(f"lookback must be a positive integer; got {lookback!r}")
+    return lookback
+
+
+def declared_lookback(code: str) -> int | None:
+    """The strategy's own `LOOKBACK = N` (a module-level integer literal), or None.
+
+    Read from the syntax tree, never by running the code: the server plans the look-ahead
+    check with it, so the untrusted job process must not be the one to say it.
+    """
+    try:
+        tree = parse_module(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    found = lookback_assignments(tree)
+    return found[0][1] if found else None
+
+
+def lookback_for(code: str, default: int, cap: int) -> int:
+    """The window a backtest of `code` uses: its `LOOKBACK` if declared, else `default`; at
+    most `cap`."""
+    declared = declared_lookback(code)
+    return max(1, min(declared if declared is not None else default, cap))
 
 
 def _read_only(buffer: np.ndarray) -> np.ndarray:
@@ -391,7 +450,8 @@ class BacktestReport:
     """What `simulate` returns: statistics, trades and the equity at every bar's close.
 
     `look_ahead` is set by the sandbox after its look-ahead check (services/lookahead.py):
-    its verdict as stored JSON, None when no check ran.
+    its verdict as stored JSON, None when no check ran; `lookback` too: the look-back window
+    the strategy saw (None: the whole history, as `run_backtest` gives it by default).
     """
 
     stats: BacktestStats
@@ -399,6 +459,7 @@ class BacktestReport:
     equity: list[float]  # at each bar's close
     timestamps: list[float] | None  # each bar's unix seconds, when the bars have them
     look_ahead: dict[str, Any] | None = None
+    lookback: int | None = None
 
     @property
     def bars(self) -> int:
@@ -491,6 +552,8 @@ def metrics_json(report: BacktestReport) -> dict[str, Any]:
     """The statistics as JSON; with `trustworthy` and `lookAheadBias` once the look-ahead
     check ran, so every reader of the numbers (stored performanceMetrics too) sees them."""
     metrics = camel_case_json(report.stats)
+    if report.lookback is not None:
+        metrics["lookbackBars"] = report.lookback
     if report.look_ahead is not None:
         metrics["trustworthy"] = report.look_ahead.get("trustworthy", True)
         metrics["lookAheadBias"] = bool(report.look_ahead.get("lookAheadBias", False))

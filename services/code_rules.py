@@ -10,6 +10,12 @@ import types
 ENTRYPOINT = "execute_strategy"
 ENTRYPOINT_ARGS = ("market_data", "strategy_params")
 DEFAULT_PARAMS_NAME = "DEFAULT_PARAMS"
+# A strategy sees the most recent DEFAULT_LOOKBACK bars unless its module declares
+# `LOOKBACK = N`, an integer literal (services/backtesting.py, `lookback_for`; capped by the
+# LOOKBACK_MAX_BARS setting). The server's defaults come from settings; this is the
+# production default the model's instructions quote.
+LOOKBACK_NAME = "LOOKBACK"
+DEFAULT_LOOKBACK = 500
 
 # Top-level modules strategy code may import. The sandbox hands out nothing else.
 ALLOWED_IMPORTS: frozenset[str] = frozenset(
@@ -229,3 +235,21 @@ def attribute_node_refusal(node: ast.Attribute) -> str | None:
             return "'.format' is only allowed on a string literal (use an f-string)"
         return format_refusal(receiver.value)
     return attribute_refusal(node.attr)
+
+
+def lookback_assignments(tree: ast.Module) -> list[tuple[ast.stmt, int | None]]:
+    """Each module-level `LOOKBACK = ...` with its value when that is a positive integer
+    literal (else None: the default window applies). Only a literal counts: the server reads
+    it from the syntax tree and never runs the code to find it."""
+    found: list[tuple[ast.stmt, int | None]] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == LOOKBACK_NAME for t in targets):
+            number = value.value if isinstance(value, ast.Constant) else None
+            found.append((node, number if type(number) is int and number > 0 else None))
+    return found

@@ -48,15 +48,13 @@ class CheckPlan:
     """The bars to re-run on truncated data; for some, shorter histories to try too."""
 
     bars: tuple[int, ...]  # ascending
-    warmup: Mapping[int, tuple[int, ...]]  # bar -> history lengths to try (each < bar + 1)
+    warmup: Mapping[int, tuple[int, ...]]  # bar -> history lengths to try (each < its window)
     trade_bars: int  # how many of `bars` are bars where the backtest traded
+    lookback: int = 2**62  # the window the backtest's strategy saw (bars up to and with its own)
 
     @property
     def last_bar(self) -> int:
         return self.bars[-1] if self.bars else -1
-
-    def as_job(self) -> list[list[Any]]:
-        return [[bar, list(self.warmup.get(bar, ()))] for bar in self.bars]
 
 
 def traded_bars(trades: Sequence[Trade]) -> list[int]:
@@ -77,29 +75,56 @@ def check_budget(bar_count: int, check_pct: float) -> int:
     return max(MIN_CHECK_CALLS, math.ceil(bar_count * check_pct / 100))
 
 
-def plan_checks(bar_count: int, trades: Sequence[Trade], *, budget: int, seed: int) -> CheckPlan:
+def plan_checks(
+    bar_count: int,
+    trades: Sequence[Trade],
+    *,
+    budget: int,
+    seed: int,
+    lookback: int | None = None,
+) -> CheckPlan:
     """At most `budget` strategy calls: every traded bar (a random half of the budget of them
     when there are more), a random tenth of the budget of other bars, and with what is left
     shortened histories at the random bars and as many traded ones. The last bar is never a
     look-ahead check (nothing follows it). A check is one call; MIN_CHECK_CALLS or more
-    leave room for every traded bar of a few dozen trades."""
+    leave room for every traded bar of a few dozen trades. `lookback` is the backtest's
+    window: a check re-runs that window only, and only shorter histories are tried."""
+    window = bar_count if lookback is None else max(1, lookback)
     rng = random.Random(seed)
     traded = traded_bars(trades)
     if len(traded) > budget // 2:
         traded = sorted(rng.sample(traded, budget // 2))
-    others = sorted(set(range(max(0, bar_count - 1))) - set(traded))
-    sampled = sorted(rng.sample(others, min(max(1, budget // 10) if budget else 0, len(others))))
+    sampled = _sample_others(rng, bar_count - 1, set(traded), max(1, budget // 10) if budget else 0)
     left = budget - len(traded) - len(sampled)
     warmup: dict[int, tuple[int, ...]] = {}
     # Traded bars first: their signals are buys and sells, which a short history changes.
     for bar in rng.sample(traded, min(len(sampled), len(traded))) + sampled:
-        lengths = tuple(length for length in WARMUP_LENGTHS if length < bar + 1)
+        lengths = tuple(length for length in WARMUP_LENGTHS if length < min(window, bar + 1))
         if lengths and len(lengths) <= left:
             warmup[bar] = lengths
             left -= len(lengths)
     return CheckPlan(
-        bars=tuple(sorted(set(traded) | set(sampled))), warmup=warmup, trade_bars=len(traded)
+        bars=tuple(sorted(set(traded) | set(sampled))),
+        warmup=warmup,
+        trade_bars=len(traded),
+        lookback=max(1, min(window, bar_count)),
     )
+
+
+def _sample_others(rng: random.Random, bars: int, taken: set[int], count: int) -> list[int]:
+    """`count` random bars of range(bars) not in `taken` (as many as there are), sorted.
+    Drawn one by one when they are few among many: no set of a million bars to build."""
+    free = bars - sum(1 for bar in taken if 0 <= bar < bars)
+    count = max(0, min(count, free))
+    if free > 4 * count:
+        picked: set[int] = set()
+        while len(picked) < count:
+            bar = rng.randrange(bars)
+            if bar not in taken:
+                picked.add(bar)
+        return sorted(picked)
+    others = sorted(set(range(max(0, bars))) - taken)
+    return sorted(rng.sample(others, count))
 
 
 def _compared(signal: Mapping[str, Any] | None) -> Compared:
@@ -115,25 +140,28 @@ def run_checks(
     call: Callable[[dict[str, Any]], Mapping[str, Any]],
     labels: Mapping[str, Any],
 ) -> list[list[Any]]:
-    """In the job process: the strategy's signal at each planned bar on data that ends there
-    (and on each shortened history). `columns` are the only copy of the bars in the process
-    and are overwritten with NaN past each bar before it runs, latest bar first, so no run
-    can reach a later bar by any route. `call` runs the strategy in a fresh module namespace
-    (no cache survives from one run to the next) and returns its normalised signal."""
+    """In the job process: the strategy's signal at each planned bar on its window of bars
+    that ends there (and on each shortened history). A check is [bar, history lengths, the
+    bar's position in `columns`, the window's length]: `columns` hold only the windows the
+    checks need (services/sandbox/sandbox.py, `check_windows`). They are the only copy of
+    the bars in the process and are overwritten with NaN past each bar before it runs,
+    latest bar first, so no run can reach a later bar by any route. `call` runs the strategy
+    in a fresh module namespace (no cache survives from one run to the next) and returns its
+    normalised signal."""
     results: list[list[Any]] = []
     wiped_from = min((len(array) for array in columns.values()), default=0)
-    for bar, lengths in sorted(checks, key=lambda check: -int(check[0])):
-        bar = int(bar)
+    for bar, lengths, at, size in sorted(checks, key=lambda check: -int(check[2])):
+        bar, end, size = int(bar), int(at) + 1, int(size)
         for array in columns.values():
-            array[bar + 1 : wiped_from] = math.nan
-        wiped_from = min(wiped_from, bar + 1)
+            array[end:wiped_from] = math.nan
+        wiped_from = min(wiped_from, end)
         for length in (0, *lengths):
             market_data: dict[str, Any] = dict(labels)
             for name, array in columns.items():
-                if length == 0:  # the whole prefix: a view (its base is wiped past `bar`)
-                    window = array[: bar + 1]
+                if length == 0:  # the window: a view (its base is wiped past `bar`)
+                    window = array[max(0, end - size) : end]
                 else:  # a shortened history: its own memory, no .base to the earlier bars
-                    window = array[bar + 1 - int(length) : bar + 1].copy()
+                    window = array[max(0, end - int(length)) : end].copy()
                 window.flags.writeable = False
                 market_data[name] = window
             try:

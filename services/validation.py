@@ -18,15 +18,18 @@ from services.code_ast import parse_module
 from services.code_rules import (
     ACTIONS,
     ALLOWED_IMPORTS,
+    DEFAULT_LOOKBACK,
     DEFAULT_PARAMS_NAME,
     ENTRYPOINT,
     ENTRYPOINT_ARGS,
+    LOOKBACK_NAME,
     MAX_CODE_BYTES,
     MAX_CODE_LINES,
     MAX_NESTING_DEPTH,
     attribute_node_refusal,
     attribute_refusal,
     is_dunder,
+    lookback_assignments,
 )
 
 RETURN_KEYS = ("action", "confidence", "reason", "metadata")
@@ -561,6 +564,15 @@ def _own_returns(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.R
 
 
 def _check_top_level(tree: ast.Module, findings: _Findings) -> None:
+    for node, value in lookback_assignments(tree):
+        if value is None:
+            findings.warn(
+                node,
+                f"{LOOKBACK_NAME} must be a positive whole number written out (such as "
+                f"{LOOKBACK_NAME} = 1000); this one is ignored and the strategy sees the "
+                f"default look-back window ({DEFAULT_LOOKBACK} bars unless the server sets "
+                "another)",
+            )
     for node in tree.body:
         if isinstance(
             node,

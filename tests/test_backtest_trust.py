@@ -22,6 +22,7 @@ from models import GeneratedStrategy, StrategyStatus, User
 from server.db import dialect_of
 from server.settings import Settings
 from services.backtesting import BacktestOptions, metrics_json, report_json, run_backtest
+from services.code_rules import DEFAULT_LOOKBACK
 from services.execution import (
     MAX_BACKTEST_BARS,
     OHLCV,
@@ -117,7 +118,9 @@ async def test_forged_signals_are_only_signals_the_server_recomputes(unguarded: 
     assert result.look_ahead is not None and result.look_ahead["lookAheadBias"] is True
     assert metrics_json(result)["trustworthy"] is False
     assert metrics_json(result)["lookAheadBias"] is True
-    assert replace(result, look_ahead=None) == run_backtest(honest, BARS, {}, OPTIONS)
+    assert metrics_json(result)["lookbackBars"] == DEFAULT_LOOKBACK  # what it saw (issue 13)
+    honest_run = run_backtest(honest, BARS, {}, OPTIONS, lookback=DEFAULT_LOOKBACK)
+    assert replace(result, look_ahead=None, lookback=None) == honest_run
     assert result.stats.num_trades == 1
     json.dumps(report_json(result), allow_nan=False)
 
@@ -194,12 +197,15 @@ async def test_stored_metrics_are_the_servers_own(database: str, unguarded: Sand
     # A forger's look-ahead check forges too: flagged (issue 18).
     assert served.pop("trustworthy") is False and stored["trustworthy"] is False
     assert served.pop("lookAheadBias") is True
+    assert served.pop("lookbackBars") == DEFAULT_LOOKBACK
     assert served == honest_metrics
 
 
+# The bar's number from its time (FIRST: the first bar's): a strategy sees a look-back window,
+# so the length of its arrays stops growing.
 CHEAP_ROUND_TRIPS = """
 def execute_strategy(market_data, strategy_params):
-    bar = len(market_data["close"])
+    bar = round((float(market_data["timestamp"][-1]) - FIRST) / 3600) + 1
     action = {1: "buy", 500: "sell"}.get(bar % 1000, "hold")
     return {"action": action, "confidence": 0.5, "reason": f"{action} at {bar}"}
 """
@@ -209,7 +215,9 @@ async def test_a_100k_bar_backtest_fits_the_output_cap(sandbox: Sandbox) -> None
     """The result (equity curve and trades) no longer crosses the pipe, only the signals: the
     longest backtest the API accepts stays well inside the default cap."""
     bars = synthetic_bars("trending", MAX_BACKTEST_BARS, timeframe="1h", seed=5)
-    result = await sandbox.run_backtest(CHEAP_ROUND_TRIPS, bars, {}, OPTIONS, timeout_seconds=120)
+    assert bars.timestamp is not None
+    code = CHEAP_ROUND_TRIPS.replace("FIRST", repr(float(bars.timestamp[0])))
+    result = await sandbox.run_backtest(code, bars, {}, OPTIONS, timeout_seconds=120)
     assert result.bars == MAX_BACKTEST_BARS
     assert len(result.equity) == MAX_BACKTEST_BARS
     assert result.stats.num_trades == 100

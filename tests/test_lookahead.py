@@ -65,10 +65,12 @@ def any_sandbox(request: pytest.FixtureRequest, sandbox: Sandbox, unguarded: San
 
 
 # Each peek returns the close after the current bar, or None (NaN: the route holds no future).
+# The current bar's place in the memory behind the arrays is found by its close (the arrays
+# are a look-back window: their length is not the bar's index).
 TRADE_ON_PEEK = """
 def execute_strategy(market_data, strategy_params):
     close = market_data["close"]
-    ahead = peek(market_data, len(close) - 1)
+    ahead = peek(market_data, close[-1])
     if ahead is None or ahead != ahead:
         return {"action": "hold", "confidence": 0.5, "reason": "nothing ahead"}
     action = "buy" if ahead > close[-1] else "sell"
@@ -76,44 +78,47 @@ def execute_strategy(market_data, strategy_params):
 """
 
 BASE_PEEK = """
-def peek(market_data, i):
+def peek(market_data, last):
     whole = market_data["close"].base
     while whole is not None and whole.base is not None:
         whole = whole.base
-    return float(whole[i + 1]) if whole is not None and len(whole) > i + 1 else None
+    i = max((j for j in range(len(whole)) if whole[j] == last), default=-2)
+    return float(whole[i + 1]) if whole is not None and len(whole) > i + 1 > 0 else None
 """
 
 CACHE_PEEK = """
 CACHE = []
 
-def peek(market_data, i):
+def peek(market_data, last):
     if not CACHE:  # filled once, from the first call's arrays
         whole = market_data["close"].base
         while whole is not None and whole.base is not None:
             whole = whole.base
         CACHE.append(whole)
     whole = CACHE[0]
-    return float(whole[i + 1]) if whole is not None and len(whole) > i + 1 else None
+    i = max((j for j in range(len(whole)) if whole[j] == last), default=-2)
+    return float(whole[i + 1]) if whole is not None and len(whole) > i + 1 > 0 else None
 """
 
 # Guards off: the buffer protocol and raw memory right after the last visible value.
 BUFFER_PEEK = """
 import numpy as np
 
-def peek(market_data, i):
+def peek(market_data, last):
     whole = market_data["close"].base
     while whole is not None and whole.base is not None:
         whole = whole.base
     if whole is None:
         return None
     raw = np.frombuffer(memoryview(whole), dtype=np.float64)
+    i = int(np.flatnonzero(raw == last)[-1])
     return float(raw[i + 1]) if len(raw) > i + 1 else None
 """
 
 CTYPES_PEEK = """
 import ctypes, struct
 
-def peek(market_data, i):
+def peek(market_data, last):
     close = market_data["close"]
     raw = ctypes.string_at(close.ctypes.data + 8 * len(close), 8)
     return struct.unpack("<d", raw)[0]
@@ -123,12 +128,13 @@ def peek(market_data, i):
 FRAME_PEEK = """
 import sys
 
-def peek(market_data, i):
+def peek(market_data, last):
     frame = sys._getframe(1)
     while frame is not None:
         bars = frame.f_locals.get("bars")
-        if bars is not None and hasattr(bars, "close") and len(bars.close) > i + 1:
-            return float(bars.close[i + 1])
+        if bars is not None and hasattr(bars, "close"):
+            i = int((bars.close == last).argmax())
+            return float(bars.close[i + 1]) if len(bars.close) > i + 1 else None
         frame = frame.f_back
     return None
 """
@@ -136,10 +142,12 @@ def peek(market_data, i):
 GC_PEEK = """
 import gc
 
-def peek(market_data, i):
+def peek(market_data, last):
     for thing in gc.get_objects():
-        if type(thing).__name__ == "Bars" and len(thing.close) > i + 1:
-            return float(thing.close[i + 1])
+        if type(thing).__name__ == "Bars":
+            i = int((thing.close == last).argmax())
+            if len(thing.close) > i + 1:
+                return float(thing.close[i + 1])
     return None
 """
 
@@ -150,11 +158,11 @@ import sys
 
 def execute_strategy(market_data, strategy_params):
     close = market_data["close"]
-    i = len(close) - 1
     frame = sys._getframe(1)
     while frame is not None and "bars" not in frame.f_locals:
         frame = frame.f_back
     bars = frame.f_locals["bars"] if frame is not None else None
+    i = int((bars.close == close[-1]).argmax()) if bars is not None else 0
     if bars is None or len(bars.open) <= i + 1:
         return {"action": "hold", "confidence": 0.5, "reason": "nothing ahead"}
     if bars.open[i + 1] < close[-1] * 0.995:

@@ -528,3 +528,48 @@ async def test_the_best_so_far_is_stored_between_rounds(
     assert running.best_parameters == so_far.parameters
     assert running.best_metrics == so_far.metrics
     assert running.trials_done == 40
+
+
+WINDOWED_CODE = """
+LOOKBACK = 20
+
+
+def execute_strategy(market_data, strategy_params):
+    close = market_data["close"]
+    mean = sum(close) / len(close)  # over what the strategy sees: its window
+    band = strategy_params.get("band", 1.0) / 100
+    if close[-1] > mean * (1 + band):
+        return {"action": "buy", "confidence": 1.0, "reason": "above"}
+    if close[-1] < mean * (1 - band):
+        return {"action": "sell", "confidence": 1.0, "reason": "below"}
+    return {"action": "hold", "confidence": 0.5, "reason": "inside"}
+"""
+
+
+async def test_trials_see_the_window_a_backtest_sees(
+    database: str, optimizer: Optimizer, jobs: LocalJobs, sandbox: Sandbox
+):
+    """A trial is the backtest of its parameters: the same look-back window (the strategy's
+    LOOKBACK), so the same signals and the same final equity."""
+    user = await _user()
+    strategy = await _strategy(user, code=WINDOWED_CODE)
+    strategy.parameters = {"band": 1.0}
+    await strategy.save(update_fields=["parameters"])
+    queued = await optimizer.optimize(
+        user,
+        strategy.id,
+        OptimizeRequest(
+            parameters=[ParameterRange("band", values=[0.5, 2.0])], sample="trending_daily"
+        ),
+    )
+    await jobs.wait(queued.id)
+    done = await Optimization.get(id=queued.id)
+    assert done.status is OptimizationStatus.SUCCEEDED, done.error_message
+    trials = await OptimizationTrial.filter(optimization_id=done.id).order_by("number")
+    assert len(trials) == 2
+    for trial in trials:
+        report = await sandbox.run_backtest(
+            WINDOWED_CODE, BARS, dict(trial.parameters), BacktestOptions(), check_look_ahead=False
+        )
+        assert trial.metrics["finalEquity"] == pytest.approx(report.stats.final_equity, rel=1e-12)
+        assert trial.metrics["numTrades"] == report.stats.num_trades

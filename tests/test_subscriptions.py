@@ -384,6 +384,9 @@ async def test_unsubscribing_stops_the_backtest(database: str, settings: Setting
 
 
 FAILING_CODE = """\
+LOOKBACK = 1000  # more than the default window, so the history it sees grows past 600 bars
+
+
 def execute_strategy(market_data, strategy_params):
     \"\"\"Holds, then fails on bar 600.\"\"\"
     if len(market_data["close"]) > 600:

@@ -10,9 +10,11 @@ from models import StrategyType
 from services.code_rules import (
     ACTIONS,
     ALLOWED_IMPORTS,
+    DEFAULT_LOOKBACK,
     DEFAULT_PARAMS_NAME,
     ENTRYPOINT,
     ENTRYPOINT_ARGS,
+    LOOKBACK_NAME,
     MAX_CODE_LINES,
 )
 
@@ -34,6 +36,11 @@ Inputs
   1-D float arrays, oldest bar first, all the same length), "timestamp" (unix seconds, may be
   absent), "symbol" and "timeframe" (strings, may be None). The LAST element is the current bar.
   You only ever see bars up to the current one: never assume future data exists.
+  The arrays are a look-back window: the most recent {DEFAULT_LOOKBACK} bars (fewer at the
+  start of the data). If the strategy needs more history, declare it at module level as
+  `{LOOKBACK_NAME} = N` (an integer literal; the service caps it). Compute every indicator
+  on this window at each call (for example over `close[-period:]`); never carry state from
+  one call to the next.
 - {_PARAMS}: a dict that may override any key of {DEFAULT_PARAMS_NAME}; start with
   `params = {{**{DEFAULT_PARAMS_NAME}, **({_PARAMS} or {{}})}}`.
 

@@ -226,6 +226,7 @@ def run_job(
                     entry,
                     bars,
                     params,
+                    lookback=job.get("lookback"),
                     on_progress=progress if job["progress"] else None,
                     progress_every=int(job["progress_every"]),
                 )
@@ -311,7 +312,8 @@ def _signal_batch_job(
                 entry = namespace.get(ENTRYPOINT)
                 if not callable(entry):
                     raise NameError(f"the code defines no function {ENTRYPOINT}")
-                results.append({"signals": pack_signals(collect_signals(entry, bars, params))})
+                signals = collect_signals(entry, bars, params, lookback=job.get("lookback"))
+                results.append({"signals": pack_signals(signals)})
             except (Exception, SystemExit) as exc:  # this set's failure, not the batch's
                 results.append({"error": _classify_failure(exc)})
         return _encode_result(results, max_bytes)

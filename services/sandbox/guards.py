@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import CodeType, ModuleType
@@ -245,14 +246,23 @@ def make_import_hook(allowed: Iterable[str] = ALLOWED_IMPORTS) -> Callable[..., 
     return guarded_import
 
 
-def restricted_builtins() -> dict[str, Any]:
-    """The `__builtins__` mapping strategy code sees when the guards are on."""
+@functools.cache
+def _safe_builtins() -> dict[str, Any]:
+    """The real builtins strategy code may use, looked up once (they never change)."""
     table: dict[str, Any] = {}
     for name in _SAFE_NAMES:
         table[name] = getattr(builtins, name)
     for name, value in vars(builtins).items():
         if isinstance(value, type) and issubclass(value, BaseException):
             table[name] = value
+    return table
+
+
+def restricted_builtins() -> dict[str, Any]:
+    """The `__builtins__` mapping strategy code sees when the guards are on: a new dict each
+    time (the look-ahead check makes one per call, so no run leaves anything in it for the
+    next), holding the same builtin objects a lookup would give."""
+    table = dict(_safe_builtins())
     for name in _FORBIDDEN_NAMES:
         table[name] = _forbidden(name)
     table["__import__"] = make_import_hook()

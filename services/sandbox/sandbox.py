@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from services import telemetry
 from services.backtesting import (
     STREAM_BYTES_PER_BAR,
@@ -30,11 +32,13 @@ from services.backtesting import (
     MalformedSignalStream,
     StrategyFailure,
     Trade,
+    lookback_for,
     simulate,
     unpack_signals,
 )
 from services.errors import BadInput
 from services.lookahead import (
+    CheckPlan,
     LookAheadVerdict,
     check_budget,
     failed_verdict,
@@ -66,6 +70,9 @@ from services.signals import InvalidSignal, normalise_signal
 log = logging.getLogger("services.sandbox")
 
 _KILL_GRACE_SECONDS = 2.0
+# What a look-ahead check's answer may cost per planned call on top of the output cap: the
+# bar, the history and a compared signal (action, stop, target and the order keys).
+CHECK_BYTES_PER_CALL = 256
 _MB = 1024 * 1024
 
 
@@ -250,12 +257,24 @@ class Sandbox:
         timeout_seconds: float = 2.0,
         owner: str = "",
     ) -> dict[str, Any]:
-        """One `execute_strategy` call on `market_data`; returns the normalised signal."""
+        """One `execute_strategy` call on the last bars of `market_data` (the strategy's
+        look-back window, as in a backtest); returns the normalised signal."""
         return await self._signal(code, market_data, params, timeout_seconds, "run", owner)
+
+    def lookback_of(self, code: str) -> int:
+        """The look-back window `code` runs with (services/backtesting.py, `lookback_for`).
+        Parses the code: CPU work, cached per text (services/code_ast.py)."""
+        settings = self.settings
+        return lookback_for(code, settings.lookback_bars, settings.lookback_max_bars)
 
     async def _signal(
         self, code: str, bars: Bars, params: dict[str, Any], seconds: float, label: str, owner: str
     ) -> dict[str, Any]:
+        if not isinstance(code, str):
+            raise TypeError("code must be a str")
+        window = await run_off_loop(self.lookback_of, code)
+        if isinstance(bars, Bars) and len(bars) > window:
+            bars = bars_at(bars, slice(len(bars) - window, len(bars)))
         job = self._job("signal", code, bars, params, seconds, None, label, owner)
         with counted_job(label):
             value = await self._run(job)
@@ -285,17 +304,30 @@ class Sandbox:
             options.check()
         except (ValueError, AttributeError) as exc:
             raise BadInput(f"invalid backtest options: {exc}", reason="INVALID_OPTIONS") from None
-        job = self._job(
-            "backtest", code, bars, params, timeout_seconds, on_progress, "backtest", owner
+        if not isinstance(code, str):
+            raise TypeError("code must be a str")
+        window = await run_off_loop(self.lookback_of, code)
+        job = await run_off_loop(  # the payload is the bars' bytes: 48 MB at a million
+            self._job,
+            "backtest",
+            code,
+            bars,
+            params,
+            timeout_seconds,
+            on_progress,
+            "backtest",
+            owner,
+            {"lookback": window},
         )
         started = time.perf_counter()
         with counted_job("backtest"):
             packed = await self._run(job)
             result, signals = await run_off_loop(_simulated, bars, packed, options)
+        result = replace(result, lookback=window)
         if check_look_ahead:
             backtest_seconds = time.perf_counter() - started
             verdict = await self.look_ahead_check(
-                code, bars, params, signals, result.trades, timeout_seconds, owner
+                code, bars, params, signals, result.trades, timeout_seconds, owner, window
             )
             # Marked where every reader of the numbers sees it (report_json's metrics too).
             look_ahead = {**verdict.as_json(), "backtestSeconds": backtest_seconds}
@@ -311,25 +343,34 @@ class Sandbox:
         trades: Sequence[Trade],
         timeout_seconds: float,
         owner: str = "",
+        lookback: int | None = None,
     ) -> LookAheadVerdict:
         """The proof of no look-ahead for a run whose checked `signals` and `trades` are
         known (services/lookahead.py): one sandbox job re-runs the planned bars on data that
-        ends at each of them, and the signals are compared here. Optimisation runs and
-        walk-forward folds are to get their verdict from here too."""
+        ends at each of them, and the signals are compared here. `lookback` is the window
+        the run used (None: `lookback_of(code)`); the job receives only the windows that end
+        at the planned bars. Optimisation runs and walk-forward folds are to get their
+        verdict from here too."""
+        if lookback is None:
+            lookback = await run_off_loop(self.lookback_of, code)
         budget = check_budget(len(bars), self.settings.lookahead_check_pct)
-        plan = plan_checks(len(bars), trades, budget=budget, seed=_seed_of(bars, signals))
+        # Off the loop: at a million bars, planning and seeding take a good part of a second.
+        plan = await run_off_loop(_plan, bars, signals, trades, budget, lookback)
         if not plan.bars:
             return verdict_of(plan, signals, [], check_seconds=0.0)
-        job = self._job(
+        # Only the windows the checks need, and nothing after the last checked bar.
+        windows, checks = await run_off_loop(check_windows, bars, plan)
+        job = await run_off_loop(
+            self._job,
             "lookahead",
             code,
-            _first_bars(bars, plan.last_bar + 1),  # the later bars never reach the job
+            windows,
             params,
             timeout_seconds,
             None,
             "lookahead",
             owner,
-            {"checks": plan.as_job()},
+            {"checks": checks},
         )
         started = time.perf_counter()
         with counted_job("lookahead"):
@@ -364,6 +405,8 @@ class Sandbox:
             return []
         # A stream per set: the cap grows with the sets as a backtest's does with the bars.
         cap = self.settings.max_output_bytes + STREAM_BYTES_PER_BAR * len(bars) * count
+        # The same window as a backtest of these parameters, or trials would not match it.
+        window = await run_off_loop(self.lookback_of, code)
         job = self._job(
             "signal_batch",
             code,
@@ -373,7 +416,11 @@ class Sandbox:
             None,
             "backtest_batch",
             owner,
-            {"param_sets": [dict(params) for params in param_sets], "max_output_bytes": cap},
+            {
+                "param_sets": [dict(params) for params in param_sets],
+                "max_output_bytes": cap,
+                "lookback": window,
+            },
         )
         job.max_output_bytes = cap
         with counted_job("backtest_batch"):
@@ -426,6 +473,9 @@ class Sandbox:
         max_output = settings.max_output_bytes
         if kind == "backtest":  # a signal stream grows with the bars
             max_output += STREAM_BYTES_PER_BAR * len(bars)
+        elif kind == "lookahead":  # one compared signal per call, as many as it plans
+            calls = sum(1 + len(check[1]) for check in (extra or {}).get("checks", ()))
+            max_output += CHECK_BYTES_PER_CALL * calls
         payload = {
             "kind": kind,
             "code": code,
@@ -550,17 +600,47 @@ class Sandbox:
         return ending.value
 
 
-def _first_bars(bars: Bars, count: int) -> Bars:
+def check_windows(bars: Bars, plan: CheckPlan) -> tuple[Bars, list[list[Any]]]:
+    """The bars the look-ahead job receives (the union of the windows that end at the
+    planned bars, in order) and its checks: [bar, history lengths, the bar's position in
+    those bars, the window's length]. With a window of a few hundred bars a long backtest's
+    check job gets a small part of the data, and never a bar after the last checked one."""
+    needed = np.zeros(plan.last_bar + 1, dtype=bool)
+    for bar in plan.bars:
+        needed[max(0, bar + 1 - plan.lookback) : bar + 1] = True
+    positions = np.flatnonzero(needed)
+    local = np.searchsorted(positions, plan.bars).tolist()
+    checks = [
+        [bar, list(plan.warmup.get(bar, ())), at, min(plan.lookback, bar + 1)]
+        for bar, at in zip(plan.bars, local, strict=True)
+    ]
+    return bars_at(bars, positions), checks
+
+
+def bars_at(bars: Bars, positions: np.ndarray | slice) -> Bars:
+    """The bars at `positions` (ascending indices, or a slice), as new Bars."""
     ts = bars.timestamp
     return Bars(
-        timestamp=None if ts is None else ts[:count],
-        open=bars.open[:count],
-        high=bars.high[:count],
-        low=bars.low[:count],
-        close=bars.close[:count],
-        volume=bars.volume[:count],
+        timestamp=None if ts is None else ts[positions],
+        open=bars.open[positions],
+        high=bars.high[positions],
+        low=bars.low[positions],
+        close=bars.close[positions],
+        volume=bars.volume[positions],
         symbol=bars.symbol,
         timeframe=bars.timeframe,
+    )
+
+
+def _plan(
+    bars: Bars,
+    signals: list[dict[str, Any] | None],
+    trades: Sequence[Trade],
+    budget: int,
+    lookback: int,
+) -> CheckPlan:
+    return plan_checks(
+        len(bars), trades, budget=budget, seed=_seed_of(bars, signals), lookback=lookback
     )
 
 

@@ -6,6 +6,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from services.code_rules import DEFAULT_LOOKBACK
 from services.sandbox import launcher
 
 _MB = 1024 * 1024
@@ -30,6 +31,10 @@ class SandboxSettings:
     # The look-ahead check after each backtest (services/lookahead.py) calls the strategy at
     # most this percent as often as the backtest did (at least 40 times); 0: no check.
     lookahead_check_pct: float = 2.0
+    # The look-back window (services/backtesting.py, `lookback_for`): the most recent bars a
+    # strategy sees, unless it declares `LOOKBACK = N` (at most lookback_max_bars).
+    lookback_bars: int = DEFAULT_LOOKBACK
+    lookback_max_bars: int = 10_000
     start_timeout_seconds: float = 60.0
     namespaces: str = "auto"  # "auto", "bwrap", "unshare" or "none"
     seccomp: bool = True
@@ -46,6 +51,8 @@ class SandboxSettings:
         for name in ("max_concurrent_jobs", "memory_limit_mb", "max_output_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.lookback_bars < 1 or self.lookback_max_bars < 1:
+            raise ValueError("lookback_bars and lookback_max_bars must be at least 1")
         if not 0 <= self.lookahead_check_pct <= 100:
             raise ValueError("lookahead_check_pct must be in [0, 100]")
         if self.max_queue < 0 or self.recursion_limit < 50 or self.progress_every < 1:
