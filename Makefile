@@ -53,7 +53,7 @@ schema: install
 
 check: lint typecheck test
 
-# Every bench script (about ten minutes on 2 cores), then docs/benchmarks.md regenerated:
+# Every bench script (the job and optimisation benches alone take about ten minutes each), then docs/benchmarks.md regenerated:
 # the only way that file changes. BENCH_ARGS passes options to bench/run_all.py.
 bench: install
 	$(PY) bench/run_all.py $(BENCH_ARGS)
