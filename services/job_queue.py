@@ -129,8 +129,17 @@ class QueueSubmitter:
         self._gauges: asyncio.Task[None] | None = None
 
     async def submit(self, kind: str, job_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """Stored first: once the row is QUEUED the job is not lost, even if Redis cannot
+        take its message now (the workers' sweeper sends it again)."""
         await create_job(kind, job_id, user_id)
-        await kick(self.broker, RUN_JOB, str(job_id))
+        try:
+            await kick(self.broker, RUN_JOB, str(job_id))
+        except Exception as exc:
+            log.warning(
+                "job %s stored but not queued (%s); the workers' sweeper will queue it",
+                job_id,
+                type(exc).__name__,
+            )
 
     async def cancel(self, job_id: uuid.UUID) -> None:
         await request_cancel(job_id)

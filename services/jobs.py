@@ -601,7 +601,7 @@ class InProcessJobs:
             .limit(room * 4)
             .values_list("id", flat=True)
         )
-        telemetry.JOBS_QUEUED.set(len(candidates))
+        telemetry.JOBS_QUEUED.set(await Job.filter(status=JobStatus.QUEUED).count())
         for job_id in candidates:
             if len(self._running) >= self.max_running:
                 return
