@@ -315,9 +315,9 @@ async def finish_task(job_id: uuid.UUID, key: str, error: str | None = None) -> 
 
 async def task_states(job_id: uuid.UUID, keys: Sequence[str]) -> tuple[int, str | None]:
     """How many of `keys` are done, and the first error among them (None if none)."""
-    rows = await JobTask.filter(job_id=job_id, key__in=list(keys)).values("done", "error")
-    failed = next((row["error"] for row in rows if row["error"] is not None), None)
-    return sum(1 for row in rows if row["done"]), failed
+    tasks = JobTask.filter(job_id=job_id, key__in=list(keys))
+    failed = await tasks.filter(error__isnull=False).first().values_list("error", flat=True)
+    return await tasks.filter(done=True).count(), str(failed) if failed is not None else None
 
 
 # --- running one job --------------------------------------------------------------------
