@@ -39,7 +39,10 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench/sandbox_ab.py", []),  # --reference and --reference-name added at run time
     ("bench/backtest.py", []),
     ("bench/api.py", ["--seconds", "8"]),
+    ("bench/generation_overhead.py", []),
+    ("bench/repair.py", []),
     ("bench/persisted_queries.py", []),
+    ("bench/datasets.py", []),
     ("bench/load.py", []),
     ("bench/validation_flood.py", []),
     ("bench/sandbox_fairness.py", []),

@@ -1,5 +1,6 @@
 """Tortoise models. Persistence only: rules live in services/."""
 
+from models.dataset import Dataset, DatasetBars
 from models.job import Job, JobStatus, JobTask
 from models.strategy import (
     GeneratedStrategy,
@@ -12,6 +13,8 @@ from models.strategy import (
 from models.user import User
 
 __all__ = [
+    "Dataset",
+    "DatasetBars",
     "GeneratedStrategy",
     "GenerationStatus",
     "Job",

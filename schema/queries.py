@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from schema.context import Context
+from schema.datasets import DatasetQueries
 from schema.types import (
     GenerationLog,
     GenerationStats,
@@ -31,7 +32,7 @@ ALL_USERS = strawberry.argument(description="Staff only: every user's rows (the 
 
 
 @strawberry.type
-class Query:
+class Query(DatasetQueries):
     @strawberry.field
     async def me(self, info: Info) -> User:
         return User.from_model(await info.context.require_user())

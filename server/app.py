@@ -182,7 +182,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             *cors_middleware(settings.cors_origins),
             # Request ids and access lines: refused bodies and handshakes get them too.
             Middleware(observability.RequestObservability),
-            Middleware(BodySizeLimit, max_bytes=settings.max_request_bytes),
+            Middleware(
+                BodySizeLimit,
+                max_bytes=settings.max_request_bytes,
+                # A dataset's CSV, JSON-escaped, plus the rest of the request.
+                signed_in_max_bytes=2 * settings.max_dataset_bytes + 64 * 1024,
+                signed_in=services.signer.accepts,
+            ),
         ],
     )
     app.state.services = services

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.request_errors import request_error_body
@@ -17,17 +19,36 @@ class BodySizeLimit:
     Checks Content-Length up front and counts the bytes of chunked bodies as they arrive.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        signed_in_max_bytes: int = 0,
+        signed_in: Callable[[str], bool] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Dataset uploads (MAX_DATASET_BYTES) outgrow MAX_REQUEST_BYTES: a request whose
+        # bearer token `signed_in` accepts may be that large; anonymous ones may not.
+        self.signed_in_max_bytes = max(signed_in_max_bytes, max_bytes)
+        self.signed_in = signed_in
+
+    def _limit(self, headers: dict[bytes, bytes]) -> int:
+        authorization = headers.get(b"authorization", b"")
+        if self.signed_in is None or not authorization.lower().startswith(b"bearer "):
+            return self.max_bytes
+        token = authorization[7:].strip().decode("latin-1")
+        return self.signed_in_max_bytes if self.signed_in(token) else self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        headers = dict(scope.get("headers") or [])
+        limit = self._limit(headers)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, limit)
             return
         received = 0
         started = False
@@ -37,7 +58,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 
@@ -50,10 +71,10 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        body = request_error_body(f"Request body is larger than {self.max_bytes} bytes")
+    async def _refuse(self, send: Send, limit: int) -> None:
+        body = request_error_body(f"Request body is larger than {limit} bytes")
         await send(
             {
                 "type": "http.response.start",

@@ -104,6 +104,13 @@ class Settings(BaseSettings):
 
     graphql_introspection: bool = True
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Datasets (uploadDataset): the CSV one upload may carry (a signed-in user's request may
+    # be this large, beyond MAX_REQUEST_BYTES), the bars one dataset may hold, and per user,
+    # how many datasets and how many stored (compressed) bytes in all.
+    max_dataset_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_dataset_bars: int = Field(default=1_000_000, ge=100, le=10_000_000)
+    max_datasets_per_user: int = Field(default=100, ge=1, le=100_000)
+    max_dataset_storage_bytes_per_user: int = Field(default=512 * 1024 * 1024, ge=1024)
 
     sandbox_max_concurrent_jobs: int = Field(default=2, ge=1, le=64)
     sandbox_max_queue: int = Field(default=32, ge=0, le=10_000)
@@ -128,6 +135,10 @@ class Settings(BaseSettings):
     # ~40 generations/s on 2 cores slowed runStrategy 2-3x (README, Benchmarks).
     generation_trial_run: bool = True
     generation_trial_run_limit: str = "5/second"
+    # A model's code that fails the checks goes back to it with the errors, this many times at
+    # most (0: never); all rounds of one generation or refinement within the time limit.
+    generation_repair_rounds: int = Field(default=2, ge=0, le=10)
+    generation_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
 
     # Long work as jobs (services/jobs.py, docs/scaling.md). auto: on queue workers when
     # REDIS_URL is set, else in this process; inprocess or queue force one.

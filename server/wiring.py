@@ -8,6 +8,7 @@ from server.settings import Settings
 from services.accounts import TokenSigner
 from services.code_analysis import CodeAnalyser, UserCodeChecks
 from services.container import Services
+from services.datasets import DatasetLimits
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.jobs import InProcessJobs, JobBackend, JobRules, load_job_modules, parse_modules
@@ -131,8 +132,17 @@ def build_generator(
     rate_limit: RateLimit | None = None,
 ) -> Generator:
     prices = build_prices(settings)
+    repairs = settings.generation_repair_rounds
+    time_limit = settings.generation_timeout_seconds
     if not settings.generation_trial_run:
-        return Generator(providers, analyser, rate_limit, prices=prices)
+        return Generator(
+            providers,
+            analyser,
+            rate_limit,
+            prices=prices,
+            repair_rounds=repairs,
+            time_limit_seconds=time_limit,
+        )
     # In memory even with REDIS_URL: the budget guards this process' CPU, not a user quota.
     budget = RateLimit(settings.generation_trial_run_limit, scope="generation trial runs")
     return Generator(
@@ -142,6 +152,8 @@ def build_generator(
         trial_run=runner.trial_run,
         trial_budget=budget,
         prices=prices,
+        repair_rounds=repairs,
+        time_limit_seconds=time_limit,
     )
 
 
@@ -209,4 +221,14 @@ def build_services(
         ),
         persisted=build_persisted(settings),
         jobs=build_jobs(settings, runner),
+        dataset_limits=build_dataset_limits(settings),
+    )
+
+
+def build_dataset_limits(settings: Settings) -> DatasetLimits:
+    return DatasetLimits(
+        max_csv_bytes=settings.max_dataset_bytes,
+        max_bars=settings.max_dataset_bars,
+        max_datasets_per_user=settings.max_datasets_per_user,
+        max_stored_bytes_per_user=settings.max_dataset_storage_bytes_per_user,
     )

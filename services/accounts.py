@@ -39,6 +39,14 @@ class TokenSigner:
         claims = {"sub": str(user_id), "iat": now, "exp": now + self.ttl_seconds}
         return jwt.encode(claims, self.secret_key, algorithm=TOKEN_ALGORITHM)
 
+    def accepts(self, token: str) -> bool:
+        """A valid, unexpired token of ours (its user may since have been deleted)."""
+        try:
+            self.user_id(token)
+        except Unauthenticated:
+            return False
+        return True
+
     def user_id(self, token: str) -> uuid.UUID:
         try:
             claims = jwt.decode(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from services.accounts import RecentUsers, TokenSigner
 from services.code_analysis import CodeAnalyser, UserCodeChecks
+from services.datasets import DatasetLimits
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.jobs import JobBackend
@@ -28,6 +29,7 @@ class Services:
     # Long work (services/jobs.py): in this process, or queued to workers.
     jobs: JobBackend
     recent_users: RecentUsers = field(default_factory=RecentUsers)
+    dataset_limits: DatasetLimits = field(default_factory=DatasetLimits)
     persisted: PersistedOperations = field(
         default_factory=lambda: PersistedOperations(MemoryDocumentStore())
     )

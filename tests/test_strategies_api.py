@@ -20,7 +20,7 @@ mutation($input: GenerateStrategyInput!) {{
     generationLog {{
       id status provider model prompt aiResponseRaw extractedCode errorMessage
       processingTimeSeconds tokensUsed createdAt strategy {{ id }}
-      attempts {{ number httpStatus error durationSeconds }}
+      attempts {{ number kind verdict httpStatus error durationSeconds }}
     }}
   }}
 }}"""

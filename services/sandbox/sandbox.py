@@ -18,15 +18,18 @@ import math
 import os
 import pickle
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from services import telemetry
 from services.backtesting import (
     STREAM_BYTES_PER_BAR,
     BacktestOptions,
+    BacktestReport,
     MalformedSignalStream,
     StrategyFailure,
+    Trade,
     simulate,
     unpack_signals,
 )
@@ -272,12 +275,12 @@ class Sandbox:
         on_progress: ProgressCallback | None = None,
         owner: str = "",
         check_look_ahead: bool = True,
-    ) -> dict[str, Any]:
+    ) -> BacktestReport:
         """A backtest in two halves: the job process only calls the strategy bar by bar and
         streams its signals back; here, off the event loop, every signal is checked again and
         the engine derives fills, trades, equity and metrics. Then, unless told not to, the
-        look-ahead check (`look_ahead_check`), whose verdict goes in result["lookAhead"].
-        Returns the engine's result."""
+        look-ahead check (`look_ahead_check`), whose verdict goes in the report's look_ahead.
+        Returns the engine's report."""
         try:
             options.check()
         except (ValueError, AttributeError) as exc:
@@ -292,12 +295,11 @@ class Sandbox:
         if check_look_ahead:
             backtest_seconds = time.perf_counter() - started
             verdict = await self.look_ahead_check(
-                code, bars, params, signals, result["trades"], timeout_seconds, owner
+                code, bars, params, signals, result.trades, timeout_seconds, owner
             )
-            result["lookAhead"] = {**verdict.as_json(), "backtestSeconds": backtest_seconds}
-            # Marked where every reader of the numbers sees it.
-            result["metrics"]["trustworthy"] = verdict.trustworthy
-            result["metrics"]["lookAheadBias"] = verdict.bias
+            # Marked where every reader of the numbers sees it (report_json's metrics too).
+            look_ahead = {**verdict.as_json(), "backtestSeconds": backtest_seconds}
+            result = replace(result, look_ahead=look_ahead)
         return result
 
     async def look_ahead_check(
@@ -306,7 +308,7 @@ class Sandbox:
         bars: Bars,
         params: dict[str, Any],
         signals: list[dict[str, Any] | None],
-        trades: list[dict[str, Any]],
+        trades: Sequence[Trade],
         timeout_seconds: float,
         owner: str = "",
     ) -> LookAheadVerdict:
@@ -520,14 +522,14 @@ def _seed_of(bars: Bars, signals: list[dict[str, Any] | None]) -> int:
     return int.from_bytes(digest.digest()[:8], "big")
 
 
-def backtest_from_stream(bars: Bars, packed: object, options: BacktestOptions) -> dict[str, Any]:
+def backtest_from_stream(bars: Bars, packed: object, options: BacktestOptions) -> BacktestReport:
     """Check a job's packed signal stream and run the engine on it (trusted, CPU-bound)."""
     return _simulated(bars, packed, options)[0]
 
 
 def _simulated(
     bars: Bars, packed: object, options: BacktestOptions
-) -> tuple[dict[str, Any], list[dict[str, Any] | None]]:
+) -> tuple[BacktestReport, list[dict[str, Any] | None]]:
     """The engine's result and the checked signals it ran on."""
     try:
         signals = unpack_signals(packed, len(bars))

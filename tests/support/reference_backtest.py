@@ -13,11 +13,19 @@ from services.market_data import Bars
 
 
 def sma_cross_with_backtesting_py(
-    bars: Bars, fast: int, slow: int, *, cash: float, commission: float, finalize_trades: bool
+    bars: Bars,
+    fast: int,
+    slow: int,
+    *,
+    cash: float,
+    commission: float,
+    finalize_trades: bool,
+    whole_units: bool = False,
 ) -> Any:
-    """The stats Series backtesting.py returns (ImportError when it is not installed)."""
+    """The stats Series backtesting.py returns (ImportError when it is not installed):
+    `FractionalBacktest` by default, its `Backtest` (whole units) with `whole_units`."""
     import pandas as pd
-    from backtesting import Strategy
+    from backtesting import Backtest, Strategy
     from backtesting.lib import FractionalBacktest
 
     def sma(values: Any, n: int) -> Any:
@@ -47,13 +55,13 @@ def sma_cross_with_backtesting_py(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return FractionalBacktest(
-            frame,
-            SmaCross,
-            cash=cash,
-            commission=commission,
-            trade_on_close=False,
-            exclusive_orders=True,
-            finalize_trades=finalize_trades,
-            fractional_unit=1e-9,
-        ).run()
+        settings: dict[str, Any] = {
+            "cash": cash,
+            "commission": commission,
+            "trade_on_close": False,
+            "exclusive_orders": True,
+            "finalize_trades": finalize_trades,
+        }
+        if whole_units:
+            return Backtest(frame, SmaCross, **settings).run()
+        return FractionalBacktest(frame, SmaCross, fractional_unit=1e-9, **settings).run()
