@@ -2,6 +2,12 @@
 
 from models.dataset import Dataset, DatasetBars
 from models.job import Job, JobStatus, JobTask
+from models.optimization import (
+    Optimization,
+    OptimizationFold,
+    OptimizationStatus,
+    OptimizationTrial,
+)
 from models.strategy import (
     GeneratedStrategy,
     GenerationStatus,
@@ -20,6 +26,10 @@ __all__ = [
     "Job",
     "JobStatus",
     "JobTask",
+    "Optimization",
+    "OptimizationFold",
+    "OptimizationStatus",
+    "OptimizationTrial",
     "StrategyGenerationLog",
     "StrategyStatus",
     "StrategyType",

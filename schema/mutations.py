@@ -16,6 +16,7 @@ from schema.inputs import (
     MarketDataInput,
     UpdateStrategyInput,
 )
+from schema.optimization_types import OptimizationMutation
 from schema.queries import ALL_USERS
 from schema.types import (
     AuthPayload,
@@ -43,7 +44,7 @@ def _auth_payload(info: Info, user: accounts.User) -> AuthPayload:
 
 
 @strawberry.type
-class Mutation(DatasetMutations):
+class Mutation(DatasetMutations, OptimizationMutation):
     @strawberry.mutation
     async def register(self, info: Info, email: str, password: str) -> AuthPayload:
         user = await accounts.register(email, password, attempt=_auth_attempt(info))

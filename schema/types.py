@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import date, datetime
 from enum import Enum
@@ -13,7 +13,7 @@ import strawberry
 from graphql import OperationType
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
-from tortoise.models import Model
+from strawberry.types.nodes import SelectedField, Selection
 
 import models
 from schema.generation_types import GenerationAttempt
@@ -58,7 +58,7 @@ BIG_INT_SCALAR = strawberry.scalar(
 )
 
 Item = TypeVar("Item")
-Row = TypeVar("Row", bound=Model)
+Row = TypeVar("Row")
 
 OWNER_ID = "The owner's user id: the caller's own, except in the staff admin view (allUsers)."
 
@@ -221,6 +221,88 @@ class Strategy:
             user_id=strategy.user_id,  # type: ignore[arg-type]
             stored_validation=strategy.validation_results,
         )
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Strategy:
+        """A view of the columns a query asked for (`strategy_columns`); the fields it did not
+        ask for stay empty, and nothing resolves them."""
+        return cls(
+            id=row["id"],
+            name=row.get("name", ""),
+            description=row.get("description", ""),
+            original_prompt=row.get("original_prompt", ""),
+            generated_code=row.get("generated_code", ""),
+            strategy_type=row.get("strategy_type", StrategyType.CUSTOM),
+            status=row.get("status", StrategyStatus.DRAFT),
+            parameters=cast(JSON, row.get("parameters")),
+            performance_metrics=cast(JSON, row.get("performance_metrics")),
+            usage_count=row.get("usage_count", 0),
+            version=row.get("version", 0),
+            created_at=row.get("created_at", _NO_TIME),
+            updated_at=row.get("updated_at", _NO_TIME),
+            user_id=row.get("user_id", _NO_ID),
+            stored_validation=row.get("validation_results"),
+        )
+
+
+_NO_TIME = datetime.min
+_NO_ID = uuid.UUID(int=0)
+
+# The columns each field of Strategy reads (`id` is always read). A field missing here (one
+# added later) makes `strategy_columns` answer None: whole rows, as before, never a wrong one.
+STRATEGY_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "__typename": (),
+    "id": (),
+    "name": ("name",),
+    "description": ("description",),
+    "originalPrompt": ("original_prompt",),
+    "generatedCode": ("generated_code",),
+    "codePreview": ("generated_code",),
+    "strategyType": ("strategy_type",),
+    "status": ("status",),
+    "parameters": ("parameters",),
+    "performanceMetrics": ("performance_metrics",),
+    "usageCount": ("usage_count",),
+    "version": ("version",),
+    "createdAt": ("created_at",),
+    "updatedAt": ("updated_at",),
+    "userId": ("user_id",),
+    "validationResults": ("validation_results",),
+    "versions": (),  # by id, through their own loader
+    "diff": (),
+}
+
+
+def _fields_named(selections: list[Selection], name: str) -> Iterator[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name == name:
+                yield selection
+        else:  # a fragment, spread or inline: its fields are this level's
+            yield from _fields_named(selection.selections, name)
+
+
+def _field_names(selections: list[Selection]) -> Iterator[str]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection.name
+        else:
+            yield from _field_names(selection.selections)
+
+
+def strategy_columns(info: strawberry.Info[Context, None], path: str) -> list[str] | None:
+    """The columns the Strategy objects under the field `path` of the current field need,
+    from the query's selection set (aliases, fragments and repeats included); None when a
+    selected field's columns are not known here."""
+    columns: set[str] = set()
+    for field in _fields_named(info.selected_fields, info.field_name):
+        for holder in _fields_named(field.selections, path):
+            for name in _field_names(holder.selections):
+                needed = STRATEGY_FIELD_COLUMNS.get(name)
+                if needed is None:
+                    return None
+                columns.update(needed)
+    return sorted(columns)
 
 
 @strawberry.type

@@ -798,3 +798,9 @@ def main() -> None:
         log.debug("unexpected error", exc_info=True)
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(FAILED)
+
+
+# Beside the others, in a module of its own (it imports this one's helpers).
+from server.optimize_cli import optimize  # noqa: E402
+
+app.command()(optimize)

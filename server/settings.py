@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     lookahead_check_pct: float = Field(default=2.0, ge=0, le=100)
     run_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # The most trials one optimisation search (one walk-forward fold) may ask for (maxTrials).
+    optimization_max_trials: int = Field(default=1_000, ge=1, le=100_000)
     # Generated code runs once on sample data before it is called SUCCESS: one sandbox job
     # (~10 ms of CPU) per generation, at most GENERATION_TRIAL_RUN_LIMIT per process; the
     # generations beyond it are stored untried, with a warning. Unbounded, bench/load.py's

@@ -12,6 +12,7 @@ from services.datasets import DatasetLimits
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.jobs import InProcessJobs, JobBackend, JobRules, load_job_modules, parse_modules
+from services.optimization import Optimizer
 from services.persisted_queries import (
     DocumentStore,
     MemoryDocumentStore,
@@ -198,6 +199,16 @@ def build_jobs(settings: Settings, runner: StrategyRunner) -> JobBackend:
     return InProcessJobs(runner, job_rules(settings), max_running=settings.job_concurrency)
 
 
+def build_optimizer(settings: Settings, runner: StrategyRunner, jobs: JobBackend) -> Optimizer:
+    """Optimisations submitted to `jobs` (the API's and the CLI's way in)."""
+    return Optimizer(
+        runner.sandbox,
+        jobs,
+        max_trials=settings.optimization_max_trials,
+        trial_timeout_seconds=settings.backtest_timeout_seconds,
+    )
+
+
 def build_services(
     settings: Settings,
     provider: ProviderRegistry | CodeProvider | None = None,
@@ -208,6 +219,7 @@ def build_services(
     limits = build_limits(settings)
     runner = build_runner(settings, sandbox, limits.execute)
     analyser = analyser or build_analyser(settings)
+    jobs = build_jobs(settings, runner)
     return Services(
         signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
         generator=build_generator(
@@ -220,8 +232,9 @@ def build_services(
             analyser, limits.code_validation, settings.max_request_code_bytes
         ),
         persisted=build_persisted(settings),
-        jobs=build_jobs(settings, runner),
         dataset_limits=build_dataset_limits(settings),
+        optimizer=build_optimizer(settings, runner, jobs),
+        jobs=jobs,
     )
 
 

@@ -47,6 +47,7 @@ _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 _MT_DATE = re.compile(r"^\d{4}\.\d{2}\.\d{2}$")
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}(:\d{2})?$")
 _OFFSET = re.compile(r"(Z|z|[+-]\d{2}:?\d{2})$")
+_PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?\Z")
 _NULLS = frozenset({"", "null", "nan", "none", "n/a", "-"})
 # 1970-01-05 was a Monday: weekly bars start on Mondays, 00:00 UTC.
 _WEEK_ORIGIN = 4 * 86_400
@@ -442,6 +443,10 @@ def _times(cells: list[str], lines: list[int], zone: ZoneInfo, report: ImportRep
             )
         return out
     try:
+        # numpy reads odd strings ("2024-01-02 1704067200") as times with a zone, warning
+        # only: the C parser gets the plain forms alone, datetime the rest, strictly.
+        if not all(map(_PLAIN_TIME.match, texts)):
+            raise ValueError
         local = np.array(texts, dtype="datetime64[s]").astype(np.int64).astype(np.float64)
     except ValueError:
         local = np.empty(len(texts), dtype=np.float64)

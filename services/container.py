@@ -14,6 +14,7 @@ from services.datasets import DatasetLimits
 from services.execution import StrategyRunner
 from services.generation import Generator
 from services.jobs import JobBackend
+from services.optimization import Optimizer
 from services.persisted_queries import MemoryDocumentStore, PersistedOperations
 from services.rate_limits import RateLimits
 
@@ -33,6 +34,7 @@ class Services:
     persisted: PersistedOperations = field(
         default_factory=lambda: PersistedOperations(MemoryDocumentStore())
     )
+    optimizer: Optimizer | None = None
 
     async def aclose(self) -> None:
         # Cancelled generations are still writing their FAILURE logs: let them, while the

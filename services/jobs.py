@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 # Modules whose import registers the product's job and task handlers (each process imports
 # them: the API for the in-process backend, every worker). JOB_MODULES adds more.
-BUILTIN_JOB_MODULES: tuple[str, ...] = ()
+BUILTIN_JOB_MODULES: tuple[str, ...] = ("services.optimization",)
 
 
 class JobBackend(JobSubmitter, Protocol):

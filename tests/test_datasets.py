@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models import Dataset, DatasetBars
 from server.settings import Settings
@@ -273,6 +275,7 @@ def test_gaps_are_counted_against_the_declared_timeframe() -> None:
         ("time,open,high,low,close\n2024-01-02,1,2,0.5,3\n", "inconsistent bar at line 2"),
         ("time,open,high,low,close\n2024-01-02,-1,2,0.5,1\n", "open must be positive"),
         ("2024.01.02,1.1,1.2,1.0,1.1,5\n", "line 1: no header, and not a MetaTrader 4 row"),
+        ("time,open,high,low,close\n2024-01-02 2024-01-03,1,2,0.5,1\n", "line 2: time"),
         (BINANCE_MS + "1704078000000,1,2,0.5,1,5\n", "line 4: expected 12 fields, got 6"),
         ("2024.01.02,00:00,1,2,0.5,1,5\n2024.01.02,00:01,1,2\n", "line 2: expected 7 fields"),
     ],
@@ -592,3 +595,68 @@ def test_large_files_read_fast_give_what_the_exact_reader_gives(
         assert isinstance(fast, str) and message in fast
     else:
         assert isinstance(fast, tuple)
+
+
+_CELLS = st.sampled_from(
+    [
+        "", " ", "1", "2.5", "-3", "1e3", "nan", "inf", "null", "abc", "2024-01-02",
+        "2024.01.02", "02.01.2024", "00:00", "2024-01-02T00:00:00Z", "1704067200000",
+        "20240102", "<DATE>", "<TIME>", "time", "open", "high", "low", "close", "volume",
+        "Adj Close", '"', "\ufeff", "\x00x",
+    ]
+)  # fmt: skip
+_ROWS = st.lists(st.lists(_CELLS, min_size=0, max_size=13), min_size=0, max_size=12)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(_ROWS, st.sampled_from([",", ";", "\t"]), st.sampled_from(["UTC", "Europe/London"]))
+def test_any_text_imports_or_is_refused_with_a_market_data_error(
+    rows: list[list[str]], delimiter: str, zone: str
+) -> None:
+    """Whatever the upload holds, the import returns bars or a MarketDataError (never an
+    IndexError or the like, which the API would answer as INTERNAL)."""
+    text = "\n".join(delimiter.join(row) for row in rows)
+    try:
+        bars, report = import_csv(text, ImportOptions(time_zone=zone))
+    except MarketDataError:
+        return
+    assert len(bars) == report.bars > 0
+
+
+_HEADERS = st.sampled_from(
+    [
+        [],
+        ["time", "open", "high", "low", "close"],
+        ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"],
+        ["Date", "Time", "Open", "High", "Low", "Close", "Vol"],
+        ["<DATE>", "<TIME>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>", "<TICKVOL>", "<VOL>"],
+    ]
+)
+_GOOD = st.sampled_from(
+    ["1", "2", "1.5", "0.5", "2024-01-02", "2024-01-03", "2024.01.02", "00:00", "01:00",
+     "1704067200", "1704070800", "1704067200000", "null", "20240102", "2024-03-31 02:30"]
+)  # fmt: skip
+
+
+@st.composite
+def _near_valid(draw: st.DrawFn) -> str:
+    header = draw(_HEADERS)
+    width = len(header) or draw(st.sampled_from([7, 12]))
+    rows = draw(st.lists(st.lists(_GOOD, min_size=width, max_size=width), min_size=1, max_size=8))
+    return "\n".join(",".join(row) for row in [header, *rows] if row)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    _near_valid(),
+    st.sampled_from(["UTC", "Europe/London", "America/New_York"]),
+    st.sampled_from([None, "1h", "1d", "1w"]),
+)
+def test_near_valid_files_import_or_are_refused_with_a_market_data_error(
+    text: str, zone: str, resample_to: str | None
+) -> None:
+    try:
+        bars, report = import_csv(text, ImportOptions(time_zone=zone, resample_to=resample_to))
+    except MarketDataError:
+        return
+    assert len(bars) == report.bars > 0

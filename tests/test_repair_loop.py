@@ -5,19 +5,28 @@ a GenerationAttempt. The stand-in fixes only what it is told (tests/support/brok
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from server.settings import Settings
+from server.wiring import build_services
+from services import accounts
+from services.generation import GenerationRequest, GenerationStage
 from services.providers.prompting import system_instruction
 from services.sandbox import Sandbox
 from tests.support import anthropic_standin as anthropic_replies
 from tests.support import gemini_standin as gemini_replies
 from tests.support import openai_standin as openai_replies
 from tests.support.anthropic_standin import AnthropicStandin
-from tests.support.api import GenerationSession, generation_session, http_exchanges
+from tests.support.api import (
+    GenerationSession,
+    generation_session,
+    http_exchanges,
+    shared_analyser,
+)
 from tests.support.broken_answers import BROKEN_ANSWERS, BrokenAnswer, repairing
 from tests.support.gemini_standin import GeminiStandin
 from tests.support.http_standin import DEFAULT_CODE
@@ -40,6 +49,9 @@ mutation($input: GenerateStrategyInput!) {
 }"""
 
 
+PROMPT = "SMA crossover 5/20 with 2% stop loss"
+
+
 def openai_config(standin: OpenAIStandin, **extra: object) -> dict[str, object]:
     return {
         "openai_api_key": "sk-test",
@@ -54,7 +66,7 @@ def openai_config(standin: OpenAIStandin, **extra: object) -> dict[str, object]:
 
 
 async def generate(api: GenerationSession, **input: Any) -> dict[str, Any]:
-    variables = {"input": {"prompt": "SMA crossover 5/20 with 2% stop loss", **input}}
+    variables = {"input": {"prompt": PROMPT, **input}}
     body = await api.call(ROUNDS_QUERY, variables)
     assert "errors" not in body, body
     return dict(body["data"]["generateStrategy"])
@@ -236,6 +248,21 @@ async def test_the_template_provider_has_no_rounds_to_repair_with(
     assert log["status"] == "SUCCESS" and log["repairRounds"] == 0
     (attempt,) = log["attempts"]
     assert (attempt["kind"], attempt["verdict"], attempt["prompt"]) == ("GENERATE", "valid", None)
+
+
+async def test_each_round_reports_its_stages(
+    database: str, settings: Settings, sandbox: Sandbox, openai_standin: OpenAIStandin
+) -> None:
+    """What generateStrategyProgress streams: SENT to VALIDATED for every round, then STORED."""
+    configured = settings.model_validate({**settings.model_dump(), **openai_config(openai_standin)})
+    generator = build_services(configured, None, sandbox, shared_analyser()).generator
+    user = await accounts.register(f"stages-{uuid.uuid4().hex[:8]}@example.com", "pw-12345678")
+    openai_standin.script(*repairing(BROKEN_ANSWERS[2], openai_replies.code_answer))
+    stages: list[GenerationStage] = []
+    outcome = await generator.generate(user, GenerationRequest(PROMPT), on_stage=stages.append)
+    assert outcome.log.repair_rounds == 1
+    one_round = ["SENT", "RECEIVED", "EXTRACTED", "VALIDATED"]
+    assert [stage.value for stage in stages] == [*one_round, *one_round, "STORED"]
 
 
 def test_only_gemini_is_told_of_a_code_execution_tool() -> None:

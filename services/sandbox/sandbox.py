@@ -58,7 +58,7 @@ from services.sandbox.forkserver import (
     quietly,
     write_input,
 )
-from services.sandbox.outcome import JobEnd, counted_job, ending_of
+from services.sandbox.outcome import JobEnd, counted_job, ending_of, error_of_frame
 from services.sandbox.scheduler import FairScheduler
 from services.sandbox.settings import ProbeResult, SandboxSettings
 from services.signals import InvalidSignal, normalise_signal
@@ -339,6 +339,55 @@ class Sandbox:
                 return failed_verdict(plan, exc.message, time.perf_counter() - started)
         return verdict_of(plan, signals, results, check_seconds=time.perf_counter() - started)
 
+    async def run_backtest_batch(
+        self,
+        code: str,
+        bars: Bars,
+        param_sets: list[dict[str, Any]],
+        options: BacktestOptions,
+        *,
+        timeout_seconds: float,
+        owner: str = "",
+    ) -> list[BatchRun]:
+        """Backtests of one strategy on the same bars with each of `param_sets` (an
+        optimisation's batch): ONE sandbox job gets the bars once and sends back a packed
+        signal stream per set; here, off the event loop, each stream is checked and run
+        through the engine. A set whose run failed gets its message and the rest go on; a
+        failure of the job as a whole (timeout, memory, a broken protocol) raises as for a
+        backtest. No look-ahead check: the caller checks the parameters it keeps."""
+        try:
+            options.check()
+        except (ValueError, AttributeError) as exc:
+            raise BadInput(f"invalid backtest options: {exc}", reason="INVALID_OPTIONS") from None
+        count = len(param_sets)
+        if count == 0:
+            return []
+        # A stream per set: the cap grows with the sets as a backtest's does with the bars.
+        cap = self.settings.max_output_bytes + STREAM_BYTES_PER_BAR * len(bars) * count
+        job = self._job(
+            "signal_batch",
+            code,
+            bars,
+            {},
+            timeout_seconds,
+            None,
+            "backtest_batch",
+            owner,
+            {"param_sets": [dict(params) for params in param_sets], "max_output_bytes": cap},
+        )
+        job.max_output_bytes = cap
+        with counted_job("backtest_batch"):
+            value = await self._run(job)
+            if type(value) is not list or len(value) != count:
+                raise SandboxViolation(
+                    "the strategy process broke the result protocol (batch size)",
+                    layer="protocol",
+                )
+            return await run_off_loop(_batch_runs, bars, value, options, self._limits())
+
+    def _limits(self) -> dict[str, Any]:
+        return {"memoryLimitMb": self.settings.memory_limit_mb}
+
     async def trial_run(
         self, code: str, bars: Bars, params: dict[str, Any], *, owner: str = ""
     ) -> list[str]:
@@ -520,6 +569,37 @@ def _seed_of(bars: Bars, signals: list[dict[str, Any] | None]) -> int:
     digest = hashlib.sha256(bars.close.tobytes())
     digest.update("".join("h" if s is None else s["action"][0] for s in signals).encode())
     return int.from_bytes(digest.digest()[:8], "big")
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """One parameter set's run in a batch: the engine's result, or why there is none."""
+
+    result: BacktestReport | None
+    signals: list[dict[str, Any] | None] | None
+    error: str | None = None
+
+
+def _batch_runs(
+    bars: Bars, reports: list[Any], options: BacktestOptions, limits: dict[str, Any]
+) -> list[BatchRun]:
+    runs: list[BatchRun] = []
+    for report in reports:
+        if type(report) is dict and "error" in report and type(report["error"]) is dict:
+            error = error_of_frame(report["error"], limits)
+            runs.append(BatchRun(None, None, error.message))
+            continue
+        if type(report) is not dict or "signals" not in report:
+            raise SandboxViolation(
+                "the strategy process broke the result protocol (batch entry)", layer="protocol"
+            )
+        try:
+            result, signals = _simulated(bars, report["signals"], options)
+        except InvalidStrategyOutput as exc:
+            runs.append(BatchRun(None, None, exc.message))
+            continue
+        runs.append(BatchRun(result, signals))
+    return runs
 
 
 def backtest_from_stream(bars: Bars, packed: object, options: BacktestOptions) -> BacktestReport:
