@@ -62,8 +62,9 @@ RUN_JOB = "strategies.run_job"
 RUN_TASK = "strategies.run_task"
 # Acked entries are trimmed past this many per stream; far above any backlog.
 STREAM_MAXLEN = 100_000
-# How often a job waiting for its tasks looks at their rows.
-TASK_POLL_SECONDS = 0.05
+# A job waiting for its tasks reads their rows when one finishes (a push to a Redis list),
+# and at least this often.
+TASK_POLL_SECONDS = 0.5
 SWEEP_SECONDS = 2.0
 # A task on a worker sees its job's cancellation within this long.
 CANCEL_POLL_SECONDS = 0.5
@@ -90,6 +91,10 @@ class QueueKeys:
     @property
     def sweep_lock(self) -> str:
         return f"{self.name}:jobs:sweep"
+
+    def tasks_done(self, job_id: object) -> str:
+        """A list a finished task pushes to: wakes the job waiting for its tasks."""
+        return f"{self.name}:tasks-done:{job_id}"
 
 
 def _broker(redis_url: str, stream: str, consumer: str, rules: JobRules) -> RedisStreamBroker:
@@ -129,8 +134,17 @@ class QueueSubmitter:
         self._gauges: asyncio.Task[None] | None = None
 
     async def submit(self, kind: str, job_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """Stored first: once the row is QUEUED the job is not lost, even if Redis cannot
+        take its message now (the workers' sweeper sends it again)."""
         await create_job(kind, job_id, user_id)
-        await kick(self.broker, RUN_JOB, str(job_id))
+        try:
+            await kick(self.broker, RUN_JOB, str(job_id))
+        except Exception as exc:
+            log.warning(
+                "job %s stored but not queued (%s); the workers' sweeper will queue it",
+                job_id,
+                type(exc).__name__,
+            )
 
     async def cancel(self, job_id: uuid.UUID) -> None:
         await request_cancel(job_id)
@@ -311,6 +325,12 @@ class JobWorker:
             return
         finally:
             self.running_tasks -= 1
+        with contextlib.suppress(Exception):  # only a wake-up: the job polls meanwhile
+            done = self.keys.tasks_done(job_id)
+            pipe = self.redis.pipeline()
+            pipe.rpush(done, 1)
+            pipe.expire(done, 3600)
+            await pipe.execute()
 
     async def _running_job(self, job_id: str) -> Job | None:
         """The job of a task, if it still runs; read at most every CANCEL_POLL_SECONDS per
@@ -340,7 +360,11 @@ class JobWorker:
 
         await kick_all()
         done_before, progressed = -1, time.monotonic()
+        wake = self.keys.tasks_done(control.job_id)
         while True:
+            # Emptied before the rows are read: a task finishing later pushes again.
+            with contextlib.suppress(Exception):
+                await self.redis.delete(wake)
             done, error = await task_states(control.job_id, keys)
             if error is not None:
                 raise TaskFailed(kind, error)
@@ -353,6 +377,13 @@ class JobWorker:
                 log.warning("job %s: tasks made no progress, kicking them again", control.job_id)
                 await kick_all()
                 progressed = time.monotonic()
+            await self._wait_for_a_task(wake)
+
+    async def _wait_for_a_task(self, wake: str) -> None:
+        """Until a task of the job finishes (its push), or TASK_POLL_SECONDS."""
+        try:
+            await self.redis.blpop([wake], timeout=TASK_POLL_SECONDS)
+        except Exception:  # Redis away: poll the database instead
             await asyncio.sleep(TASK_POLL_SECONDS)
 
     # --- upkeep -------------------------------------------------------------------------

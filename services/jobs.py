@@ -315,9 +315,9 @@ async def finish_task(job_id: uuid.UUID, key: str, error: str | None = None) -> 
 
 async def task_states(job_id: uuid.UUID, keys: Sequence[str]) -> tuple[int, str | None]:
     """How many of `keys` are done, and the first error among them (None if none)."""
-    rows = await JobTask.filter(job_id=job_id, key__in=list(keys)).values("done", "error")
-    failed = next((row["error"] for row in rows if row["error"] is not None), None)
-    return sum(1 for row in rows if row["done"]), failed
+    tasks = JobTask.filter(job_id=job_id, key__in=list(keys))
+    failed = await tasks.filter(error__isnull=False).first().values_list("error", flat=True)
+    return await tasks.filter(done=True).count(), str(failed) if failed is not None else None
 
 
 # --- running one job --------------------------------------------------------------------
@@ -325,23 +325,13 @@ async def task_states(job_id: uuid.UUID, keys: Sequence[str]) -> tuple[int, str 
 RunTasks = Callable[["Control", str, Sequence[dict[str, Any]]], Awaitable[None]]
 
 
-class Control:
-    """What a running job sees (`JobControl`), the same on every backend but for how its
-    tasks are run (`run_tasks`: concurrently here, or queued to every worker)."""
+class _Running:
+    """Who and where, as a job and its tasks both see it."""
 
-    def __init__(
-        self,
-        job: Job,
-        worker: str,
-        runner: StrategyRunner,
-        run_tasks: RunTasks,
-    ) -> None:
+    def __init__(self, job: Job, worker: str, runner: StrategyRunner) -> None:
         self._job = job
         self._worker = worker
         self._runner = runner
-        self._run_tasks = run_tasks
-        self.cancelled = asyncio.Event()
-        self.lost = False  # another process took the job (this one's heartbeat went stale)
 
     @property
     def job(self) -> Job:
@@ -363,6 +353,23 @@ class Control:
     def runner(self) -> StrategyRunner:
         return self._runner
 
+
+class Control(_Running):
+    """What a running job sees (`JobControl`), the same on every backend but for how its
+    tasks are run (`run_tasks`: concurrently here, or queued to every worker)."""
+
+    def __init__(
+        self,
+        job: Job,
+        worker: str,
+        runner: StrategyRunner,
+        run_tasks: RunTasks,
+    ) -> None:
+        super().__init__(job, worker, runner)
+        self._run_tasks = run_tasks
+        self.cancelled = asyncio.Event()
+        self.lost = False  # another process took the job (this one's heartbeat went stale)
+
     async def check_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise JobCancelled(str(self.job_id))
@@ -377,7 +384,7 @@ class Control:
         await self.check_cancelled()
 
 
-class TaskView:
+class TaskView(_Running):
     """What a task sees (`JobControl`): its job's identity, this process' runner, and its
     job's cancellation. Only the job reports progress and fans out, so those two raise."""
 
@@ -388,26 +395,8 @@ class TaskView:
         runner: StrategyRunner,
         cancelled: Callable[[], Awaitable[bool]],
     ) -> None:
-        self._job = job
-        self._worker = worker
-        self._runner = runner
+        super().__init__(job, worker, runner)
         self._cancelled = cancelled
-
-    @property
-    def job_id(self) -> uuid.UUID:
-        return uuid.UUID(str(self._job.id))
-
-    @property
-    def user_id(self) -> uuid.UUID:
-        return uuid.UUID(str(self._job.user_id))
-
-    @property
-    def worker(self) -> str:
-        return self._worker
-
-    @property
-    def runner(self) -> StrategyRunner:
-        return self._runner
 
     async def check_cancelled(self) -> None:
         if await self._cancelled():
@@ -601,7 +590,7 @@ class InProcessJobs:
             .limit(room * 4)
             .values_list("id", flat=True)
         )
-        telemetry.JOBS_QUEUED.set(len(candidates))
+        telemetry.JOBS_QUEUED.set(await Job.filter(status=JobStatus.QUEUED).count())
         for job_id in candidates:
             if len(self._running) >= self.max_running:
                 return

@@ -9,14 +9,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from models import Job, JobStatus, JobTask, User
 from server.settings import Settings
+from services import telemetry
 from services.errors import BadInput, NotFound
 from services.execution import StrategyRunner
-from services.jobs import InProcessJobs, JobRules, user_job, user_jobs
+from services.jobs import InProcessJobs, JobRules, task_key, user_job, user_jobs
 from services.sandbox import Sandbox
 from tests.support.job_kinds import write_spec  # registers test.batch and test.sleep
 
@@ -49,6 +51,10 @@ async def backends(sandbox: Sandbox) -> AsyncIterator[Callable[..., InProcessJob
     yield make
     for backend in made:
         await backend.aclose()
+    # Jobs a test left queued must not be taken by the next test's backends.
+    await Job.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+        status=JobStatus.CANCELLED
+    )
 
 
 async def job_state(job_id: uuid.UUID) -> Job:
@@ -81,6 +87,9 @@ def runs(folder: Path) -> list[int]:
 
 
 async def test_a_job_runs_every_task_once_and_succeeds(job_root, user, backends) -> None:
+    finished = telemetry.JOBS.labels("test.batch", "succeeded")
+    timed = telemetry.JOB_DURATION.labels("test.batch")
+    finished_before, timed_before = finished._value.get(), _count(timed)
     backend = backends()
     await backend.start()
     job_id = uuid.uuid4()
@@ -94,6 +103,13 @@ async def test_a_job_runs_every_task_once_and_succeeds(job_root, user, backends)
     assert job.attempts == 1 and job.worker == backend.worker
     assert job.started_at and job.finished_at and job.started_at <= job.finished_at
     assert await JobTask.filter(job_id=job_id, done=True).count() == 6
+    # Prometheus: the finished job counted and timed once.
+    assert finished._value.get() == finished_before + 1
+    assert _count(timed) == timed_before + 1
+
+
+def _count(histogram: Any) -> float:
+    return next(s.value for s in histogram.collect()[0].samples if s.name.endswith("_count"))
 
 
 async def test_a_failing_task_fails_the_job_with_its_message(job_root, user, backends) -> None:
@@ -198,7 +214,15 @@ async def test_a_restart_takes_up_queued_and_interrupted_jobs(job_root, user, ba
     await wait_for(lambda: _true(len(stored(folder)) >= 2), "the first batch")
     await first.aclose()
     assert (await job_state(job_id)).status == JobStatus.QUEUED
-    done_before = set(stored(folder))
+    # Tasks recorded done (a task stopped between storing and being recorded runs again:
+    # it stores idempotently).
+    done_keys = set(await JobTask.filter(job_id=job_id, done=True).values_list("key", flat=True))
+    done_before = {
+        i
+        for i in range(8)
+        if task_key("test.sleep", {"index": i, "seconds": 0.1, "fail": False}) in done_keys
+    }
+    assert done_before
     queued_while_down = uuid.uuid4()
     write_spec(job_root, queued_while_down, tasks=2)
     await first.submit("test.batch", queued_while_down, user.id)
@@ -208,7 +232,7 @@ async def test_a_restart_takes_up_queued_and_interrupted_jobs(job_root, user, ba
     job = await wait_status(job_id, JobStatus.SUCCEEDED, JobStatus.FAILED)
     assert job.status == JobStatus.SUCCEEDED and job.attempts == 2
     assert stored(folder) == [f"task-{i}" for i in range(8)]
-    rerun = [index for index in runs(folder) if f"task-{index}" in done_before]
+    rerun = [index for index in runs(folder) if index in done_before]
     assert len(rerun) == len(done_before), "a task done before the restart ran again"
     assert (await wait_status(queued_while_down, JobStatus.SUCCEEDED)).attempts == 1
 
