@@ -8,7 +8,8 @@ on), but for bench/api.py, which measures PostgreSQL too in a scratch database o
 The sandbox A/B sets this checkout against `--ab-reference` (a git revision, HEAD by
 default: with a clean tree an A/A run, the machine's noise), unpacked with `git archive`.
 A whole run takes well over half an hour on a 2-core machine (bench/jobs.py and
-bench/optimize.py about ten minutes each). The file is written whatever the outcome; the exit status is 1 when any script's was not 0 (a target missed or a failure).
+bench/optimize.py about ten minutes each). The file is written whatever the outcome; the
+exit status is 1 when any script's was not 0 (a target missed or a failure).
 
 Usage: .venv/bin/python bench/run_all.py [--output docs/benchmarks.md] [--ab-reference HEAD]
        [--only api.py,load.py] [--timeout 900]
