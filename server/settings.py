@@ -104,6 +104,18 @@ class Settings(BaseSettings):
 
     graphql_introspection: bool = True
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Request bodies (server/body_limit.py): without a valid token (register, login) a small
+    # cap; from LARGE_REQUEST_BYTES on a body is decoded off the event loop and holds one of
+    # MAX_LARGE_REQUESTS slots (the excess waits LARGE_REQUEST_WAIT_SECONDS, then gets a
+    # retryable SERVICE_UNAVAILABLE); a list in the variables longer than
+    # MAX_VARIABLE_LIST_LENGTH is refused before GraphQL reads it; the whole body must
+    # arrive within BODY_TIMEOUT_SECONDS.
+    max_anonymous_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    large_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_large_requests: int = Field(default=2, ge=1, le=1024)
+    large_request_wait_seconds: float = Field(default=2.0, ge=0, le=300)
+    max_variable_list_length: int = Field(default=100_000, ge=1000)
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
 
     sandbox_max_concurrent_jobs: int = Field(default=2, ge=1, le=64)
     sandbox_max_queue: int = Field(default=32, ge=0, le=10_000)

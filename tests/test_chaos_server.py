@@ -1,0 +1,185 @@
+"""Chaos on the server itself: huge and slow requests, SIGTERM under load, too many
+connections for the file descriptors, a full disk, a dead fork server (issue 17, items 1,
+4, 5 and 6). The real server (`python -m server`, a subprocess, SQLite in its own
+directory) as users run it; what is promised is in docs/operations.md, "When a dependency
+fails" and "Request bodies".
+
+Timing is never asserted tightly: bounds are generous (seconds where the old behaviour took
+many seconds or forever), and waits poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.api import PASSWORD, REGISTER
+from tests.support.raw_http import error_codes_of, post, read_answer, request_head
+from tests.support.server_process import ServerProcess
+
+pytestmark = [pytest.mark.process]
+
+SECRET = "chaos-server-secret-key-0123456789abcdef"
+BACKTEST = """mutation($id: UUID!, $input: BacktestInput!) {
+  backtestStrategy(id: $id, input: $input) { bars } }"""
+
+
+def backtest_body(bars: int) -> bytes:
+    """A backtest whose market data has `bars` bars (about 48 bytes a bar)."""
+    close = [100.0 + (i % 1000) / 100 for i in range(bars)]
+    market = {
+        "open": close,
+        "high": [c + 0.5 for c in close],
+        "low": [c - 0.5 for c in close],
+        "close": close,
+        "volume": [1000.0] * bars,
+    }
+    variables = {"id": str(uuid.uuid4()), "input": {"marketData": market}}
+    return json.dumps({"query": BACKTEST, "variables": variables}).encode()
+
+
+async def token_of(server: ServerProcess) -> str:
+    email = f"chaos-{uuid.uuid4().hex[:10]}@example.com"
+    body = json.dumps({"query": REGISTER, "variables": {"email": email, "password": PASSWORD}})
+    status, _, answer = await post(server.port, body.encode())
+    assert status == 200, answer
+    return str(json.loads(answer)["data"]["register"]["token"])
+
+
+class HealthPoller:
+    """GET /healthz every 50 ms on one keep-alive connection: the longest answer seen."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.latencies: list[float] = []
+        self.running = True
+
+    async def run(self) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode()
+        try:
+            while self.running:
+                started = time.perf_counter()
+                writer.write(head)
+                assert b" 200 " in await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                self.latencies.append(time.perf_counter() - started)
+                await asyncio.sleep(0.05)
+        finally:
+            writer.close()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+# --- 1. request bodies ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def body_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(
+        tmp_path_factory.mktemp("bodies"),
+        SECRET_KEY=SECRET,
+        # Every large body gets its turn here (the refusal beyond the slots: below).
+        LARGE_REQUEST_WAIT_SECONDS="60",
+        RATE_LIMIT_AUTH_BY_ADDRESS="10000/minute",
+        LOG_FORMAT="json",
+    )
+    with process:
+        yield process
+
+
+async def test_large_bodies_neither_stall_the_loop_nor_keep_memory(
+    body_server: ServerProcess,
+) -> None:
+    """Before: 20 x 8 MB stalled /healthz for 6-10 s and kept +1 GB of RSS."""
+    token = await token_of(body_server)
+    large = backtest_body(170_000)  # ~7 MB, more bars than a request may carry
+    anonymous = backtest_body(210_000)  # ~8.5 MB, no token
+    assert len(large) > 6_500_000 and len(anonymous) > 8_000_000
+    before = rss_mb(body_server.pid)
+    poller = HealthPoller(body_server.port)
+    polling = asyncio.create_task(poller.run())
+    await asyncio.sleep(0.3)
+    answers = await asyncio.gather(
+        *(post(body_server.port, large, token) for _ in range(12)),
+        *(post(body_server.port, anonymous) for _ in range(6)),
+    )
+    await asyncio.sleep(1.5)  # the trim after the burst runs in a thread
+    poller.running = False
+    await polling
+    after = rss_mb(body_server.pid)
+    print([status for status, _, _ in answers], max(poller.latencies), before, after)
+    for status, _, body in answers[:12]:
+        assert status == 400 and error_codes_of(body) == ["BAD_USER_INPUT"], body[:300]
+        assert b"at most 100000" in body and b"upload a dataset" in body
+    # Anonymous: refused from the Content-Length, before the body is read (the client may
+    # see the reset of a connection closed under its unsent body rather than the 413).
+    assert {status for status, _, _ in answers[12:]} <= {413, 0}
+    assert max(poller.latencies) < 2.0, f"/healthz took {max(poller.latencies):.1f} s"
+    assert after - before < 300, f"RSS {before:.0f} -> {after:.0f} MB"
+
+
+async def test_a_small_limit_applies_without_a_valid_token(body_server: ServerProcess) -> None:
+    token = await token_of(body_server)
+    padded = json.dumps({"query": "{ __typename }", "variables": {"pad": "x" * 100_000}})
+    for header in (None, "not-a-token", token[:-4] + "AAAA"):
+        status, _, body = await post(body_server.port, padded.encode(), header)
+        assert status == 413 and error_codes_of(body) == ["BAD_USER_INPUT"], body
+        assert b"without a valid token" in body
+    status, _, body = await post(body_server.port, padded.encode(), token)
+    assert status == 200 and error_codes_of(body) == [], body
+
+
+@pytest.fixture
+def one_slot_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(
+        tmp_path,
+        SECRET_KEY=SECRET,
+        MAX_LARGE_REQUESTS="1",
+        LARGE_REQUEST_WAIT_SECONDS="0.2",
+        BODY_TIMEOUT_SECONDS="3",
+        LOG_FORMAT="json",
+    )
+    with process:
+        yield process
+
+
+async def test_large_bodies_beyond_the_slots_get_a_retryable_error_and_slow_ones_time_out(
+    one_slot_server: ServerProcess,
+) -> None:
+    port = one_slot_server.port
+    token = await token_of(one_slot_server)
+    # A large body that arrives slowly holds the only slot...
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request_head("POST", "/graphql", port, 2_000_000, token) + b'{"query": "')
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    try:
+        # ...so another is refused, retryably, after LARGE_REQUEST_WAIT_SECONDS.
+        status, headers, body = await post(port, backtest_body(30_000), token)
+        assert status == 503 and error_codes_of(body) == ["SERVICE_UNAVAILABLE"], body
+        assert json.loads(body)["errors"][0]["extensions"]["retryAfterSeconds"] >= 1
+        assert headers["retry-after"] == "1"
+        # The slow one is cut at BODY_TIMEOUT_SECONDS with 408, and frees its slot.
+        status, _, body = await asyncio.wait_for(read_answer(reader), 10)
+        assert status == 408 and b"not received within 3 s" in body, body
+    finally:
+        writer.close()
+    status, _, body = await post(port, backtest_body(30_000), token)
+    assert status == 200 and error_codes_of(body) == ["NOT_FOUND"], body
