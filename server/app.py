@@ -32,6 +32,7 @@ from server import observability
 from server.body_limit import BodySizeLimit
 from server.cors import cors_middleware
 from server.db import DatabaseBounds, MigrationsPending, prepare_database, serving_config
+from server.draining import drain_on_signals
 from server.graphiql import render_page, static_files_mount
 from server.request_errors import request_error_response
 from server.settings import Settings, get_settings
@@ -237,9 +238,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             # collector's full passes, which otherwise stall every request for >100 ms.
             gc.collect()
             gc.freeze()
+            restore_signals = drain_on_signals(settings.shutdown_drain_seconds)
             try:
                 yield
             finally:
+                restore_signals()
                 await services.aclose()
 
     app = Starlette(

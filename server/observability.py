@@ -24,6 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise import connections
 
 from server.db import applied_migrations, migration_files
+from server.draining import DRAINING
+from server.draining import RETRY_AFTER_SECONDS as DRAIN_RETRY_AFTER_SECONDS
+from server.request_errors import request_error_body
 from server.settings import Settings
 from services import telemetry
 from services.container import Services
@@ -89,6 +92,28 @@ _INTERNAL_ERROR_START: Message = {
     ],
 }
 
+
+def _shutting_down(request_id: str) -> tuple[Message, Message]:
+    """The answer of a request the shutdown's grace period cut off."""
+    body = request_error_body(
+        "The server is shutting down; retry",
+        code="SERVICE_UNAVAILABLE",
+        retry_after_seconds=DRAIN_RETRY_AFTER_SECONDS,
+        request_id=request_id,
+    )
+    start: Message = {
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(DRAIN_RETRY_AFTER_SECONDS).encode()),
+            (b"connection", b"close"),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -150,6 +175,16 @@ class RequestObservability:
         HTTP_IN_PROGRESS.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if not DRAINING.active or status:
+                raise
+            # The shutdown's grace period ran out (uvicorn cancels what is left): the client
+            # gets the documented JSON error, retryable elsewhere, and the log says so.
+            start, body = _shutting_down(request_id)
+            with contextlib.suppress(Exception):
+                await send_with_id(start)
+                await send(body)
+            status = 503
         except Exception:
             log.exception("unhandled error while answering %s %s", scope["method"], scope["path"])
             if status:
@@ -288,8 +323,13 @@ def readiness_endpoint(settings: Settings, services: Services) -> Endpoint:
     expected_migrations = migration_files(settings.database_url)
 
     async def readyz(_: Request) -> Response:
-        """503 only when the database is unreachable or not migrated: without a sandbox
-        everything else serves, and without Redis limits are counted per process."""
+        """503 only when the database is unreachable or not migrated, or the server is
+        draining: without a sandbox everything else serves, and without Redis limits are
+        counted per process."""
+        if DRAINING.active:
+            return JSONResponse(
+                {"status": "draining"}, status_code=503, headers={"Cache-Control": "no-store"}
+            )
         database, redis = await asyncio.gather(
             database_check(expected_migrations), redis_check(services.limits)
         )

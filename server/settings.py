@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     metrics_token: str = ""  # when set, /metrics wants 'Authorization: Bearer <token>'
     # Below the usual 30 s kill timeout (Kubernetes), so FAILURE logs land before SIGKILL.
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=3600)
+    # From SIGTERM, /readyz answers 503; the server keeps serving this long before it stops
+    # accepting connections, so a load balancer polling /readyz moves traffic away first.
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=300)
 
     @field_validator(
         "rate_limit_generate",

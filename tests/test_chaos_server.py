@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,3 +185,66 @@ async def test_large_bodies_beyond_the_slots_get_a_retryable_error_and_slow_ones
         writer.close()
     status, _, body = await post(port, backtest_body(30_000), token)
     assert status == 200 and error_codes_of(body) == ["NOT_FOUND"], body
+
+
+# --- 4. SIGTERM ----------------------------------------------------------------------------
+
+
+def access_lines(server: ServerProcess) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in map(json.loads, filter(None, server.output().splitlines()))
+        if line.get("logger") == "server.access"
+    ]
+
+
+async def test_sigterm_drains_readiness_first_and_cut_off_requests_get_json_503(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(
+        tmp_path,
+        SECRET_KEY=SECRET,
+        SHUTDOWN_DRAIN_SECONDS="2",
+        SHUTDOWN_GRACE_SECONDS="1",
+        LOG_FORMAT="json",
+    )
+    await server.start_async()
+    try:
+        port = server.port
+        token = await token_of(server)
+        # A request in flight that will not end by itself: its body never comes.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = request_head("POST", "/graphql", port, 1000, token)
+        writer.write(head.replace(b"Connection: close\r\n", b"X-Request-ID: cut-off-1\r\n"))
+        writer.write(b'{"query": "')
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        server.send(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        # Draining: not ready, yet still serving what comes.
+        status, _, body = await get(port, "/readyz")
+        assert status == 503 and json.loads(body)["status"] == "draining", body
+        assert (await get(port, "/healthz"))[0] == 200
+        status, headers, body = await asyncio.wait_for(read_answer(reader), 15)
+        writer.close()
+        returncode = await server.wait_async(20)
+    finally:
+        await server.stop_async(signal.SIGKILL)
+    assert returncode in (0, -signal.SIGTERM)
+    assert status == 503 and headers["content-type"] == "application/json", (status, body)
+    error = json.loads(body)["errors"][0]
+    assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert error["extensions"]["requestId"] == "cut-off-1" == headers["x-request-id"]
+    assert error["extensions"]["retryAfterSeconds"] >= 1
+    logged = [line for line in access_lines(server) if line.get("request_id") == "cut-off-1"]
+    assert [line["status"] for line in logged] == [503], logged
+    assert "Exception in ASGI application" not in server.output()
+
+
+async def get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request_head("GET", path, port))
+        return await read_answer(reader)
+    finally:
+        writer.close()
