@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     metrics_token: str = ""  # when set, /metrics wants 'Authorization: Bearer <token>'
     # Below the usual 30 s kill timeout (Kubernetes), so FAILURE logs land before SIGKILL.
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=3600)
+    # Slow clients (server/connections.py): each request's headers within this time, and at
+    # most this many open connections per process (lowered to fit the descriptor limit).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     # From SIGTERM, /readyz answers 503; the server keeps serving this long before it stops
     # accepting connections, so a load balancer polling /readyz moves traffic away first.
     shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=300)

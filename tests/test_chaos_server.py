@@ -11,11 +11,12 @@ many seconds or forever), and waits poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +249,85 @@ async def get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
         return await read_answer(reader)
     finally:
         writer.close()
+
+
+# --- 5. slow clients -----------------------------------------------------------------------
+
+
+class SlowHeaders:
+    """`count` connections that each send part of a request's headers, then one more
+    header byte every half second, and never finish."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.port = port
+        self.count = count
+        self.writers: list[asyncio.StreamWriter] = []
+        self.closed_by_server = 0
+        self.running = True
+
+    async def open(self) -> None:
+        for _ in range(self.count):
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nX-".encode())
+                self.writers.append(writer)
+
+    async def trickle(self) -> None:
+        while self.running:
+            for writer in list(self.writers):
+                try:
+                    writer.write(b"a")
+                    await writer.drain()
+                except (ConnectionError, RuntimeError):
+                    self.writers.remove(writer)
+                    self.closed_by_server += 1
+            await asyncio.sleep(0.5)
+
+    def close(self) -> None:
+        self.running = False
+        for writer in self.writers:
+            writer.close()
+
+
+async def test_slow_header_connections_do_not_lock_out_normal_clients(tmp_path: Path) -> None:
+    """Before: with 256 open files, 300 slow-header connections made normal clients fail,
+    and nothing said why."""
+    server = ServerProcess(tmp_path, open_files=256, HEADER_TIMEOUT_SECONDS="4", LOG_FORMAT="json")
+    await server.start_async()
+    slow = SlowHeaders(server.port, 300)
+    try:
+        await slow.open()
+        trickling = asyncio.create_task(slow.trickle())
+        await asyncio.sleep(0.5)
+        # Normal clients, each on a fresh connection, while the slow ones hold on.
+        statuses, slowest = [], 0.0
+        for _ in range(10):
+            started = time.monotonic()
+            status, _, _ = await asyncio.wait_for(get(server.port, "/healthz"), 10)
+            statuses.append(status)
+            slowest = max(slowest, time.monotonic() - started)
+        assert statuses == [200] * 10
+        print(f"slowest normal request {slowest:.2f} s; {len(slow.writers)} slow ones open")
+        # Served by making room, not by waiting for the slow ones' header timeout.
+        assert slowest < 3.0 and slow.writers, f"slowest normal request took {slowest:.1f} s"
+        # The slow ones themselves are cut at the header timeout.
+        await until(lambda: not slow.writers, "the slow connections to be closed", 15)
+        slow.running = False
+        await trickling
+    finally:
+        slow.close()
+        await server.stop_async()
+    cap_lines = [
+        line
+        for line in map(json.loads, filter(None, server.output().splitlines()))
+        if "connection cap reached" in line.get("message", "")
+    ]
+    assert cap_lines and cap_lines[0]["level"] == "WARNING", server.output()[-2000:]
+
+
+async def until(check: Callable[[], bool], what: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds} s for {what}")
+        await asyncio.sleep(0.1)
