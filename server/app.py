@@ -231,6 +231,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 # Probe the isolation layers now, so the log says at start-up what protects us;
                 # without isolation the server still serves everything but execution.
                 await services.runner.sandbox.start()
+                # A fork server that dies while idle is restarted within a second or so.
+                services.runner.sandbox.watch()
             except SandboxUnavailable as exc:
                 log.error("strategy execution disabled: %s", exc.message)
             await services.analyser.start()  # the workers that parse untrusted code

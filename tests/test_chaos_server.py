@@ -12,23 +12,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import os
 import signal
+import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from server.observability import sandbox_check
+from services.sandbox import ForkServerDown, Sandbox, SandboxSettings, SandboxUnavailable
+from services.sandbox.warmup import sample_bars
 from tests.support.api import PASSWORD, REGISTER
+from tests.support.chaos import children_of
 from tests.support.raw_http import error_codes_of, post, read_answer, request_head
 from tests.support.server_process import ServerProcess
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.process]
 
 SECRET = "chaos-server-secret-key-0123456789abcdef"
+HOLD = (
+    "def execute_strategy(market_data, strategy_params):\n"
+    "    return {'action': 'hold', 'confidence': 0.5, 'reason': 'flat', 'metadata': {}}\n"
+)
 BACKTEST = """mutation($id: UUID!, $input: BacktestInput!) {
   backtestStrategy(id: $id, input: $input) { bars } }"""
 
@@ -325,9 +337,150 @@ async def test_slow_header_connections_do_not_lock_out_normal_clients(tmp_path: 
     assert cap_lines and cap_lines[0]["level"] == "WARNING", server.output()[-2000:]
 
 
-async def until(check: Callable[[], bool], what: str, seconds: float) -> None:
+# --- 6. readiness tells the truth ----------------------------------------------------------
+
+
+async def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    status, _, body = await get(port, "/readyz")
+    return status, json.loads(body)
+
+
+async def register_codes(port: int) -> tuple[list[str], bytes]:
+    email = f"chaos-{uuid.uuid4().hex[:10]}@example.com"
+    body = json.dumps({"query": REGISTER, "variables": {"email": email, "password": PASSWORD}})
+    _, _, answer = await post(port, body.encode())
+    return error_codes_of(answer), answer
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MB tmpfs of the test's own (root only): a disk the test can fill."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until the disk is full."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 4096)
+    return filler
+
+
+async def test_a_full_disk_turns_readiness_off_and_answers_service_unavailable(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    server = ServerProcess(
+        tmp_path / "work",
+        DATABASE_URL=f"sqlite://{small_disk / 'strategies.sqlite3'}",
+        SECRET_KEY=SECRET,
+        RATE_LIMIT_AUTH_BY_ADDRESS="10000/minute",
+        LOG_FORMAT="json",
+    )
+    server.workdir.mkdir()
+    await server.start_async()
+    try:
+        port = server.port
+        status, ready = await readyz(port)
+        assert status == 200 and ready["checks"]["storage"] == {"ok": True}, ready
+        assert (await register_codes(port))[0] == []
+        filler = fill(small_disk)
+        codes, answer = await register_codes(port)
+        status, ready = await readyz(port)
+        filler.unlink()
+        status_after, ready_after = await readyz(port)
+        codes_after, _ = await register_codes(port)
+    finally:
+        await server.stop_async()
+    assert codes == ["SERVICE_UNAVAILABLE"], answer
+    assert b"disk" not in answer and b"sqlite" not in answer.lower()
+    assert json.loads(answer)["errors"][0]["extensions"]["retryAfterSeconds"] > 0
+    assert status == 503 and ready["status"] == "unavailable", ready
+    assert ready["checks"]["storage"] == {"ok": False, "error": "writes fail (ENOSPC)"}
+    assert status_after == 200 and ready_after["checks"]["storage"]["ok"], ready_after
+    assert codes_after == []
+    lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    started = [line for line in lines if line.get("dependency") == "storage"]
+    assert [line["outage"] for line in started] == ["started", "ended"], started
+    assert not [line for line in lines if line.get("exception")], "no traceback per request"
+
+
+def fork_server_pids(server_pid: int) -> list[int]:
+    """The server's children running the sandbox's fork server (bwrap, unshare or python)."""
+    found = []
+    for pid in children_of(server_pid):
+        with contextlib.suppress(OSError):
+            if b"services.sandbox.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+async def test_a_fork_server_killed_while_idle_is_restarted_by_the_watchdog(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path, LOG_FORMAT="json")
+    await server.start_async()
+    try:
+        _, ready = await readyz(server.port)
+        if not ready["checks"]["sandbox"]["ok"]:
+            pytest.skip(f"no sandbox on this host: {ready['checks']['sandbox']}")
+        assert ready["checks"]["sandbox"]["restarts"] == 0
+        [pid] = fork_server_pids(server.pid)
+        os.kill(pid, signal.SIGKILL)
+
+        async def restarted() -> bool:
+            sandbox = (await readyz(server.port))[1]["checks"]["sandbox"]
+            return bool(sandbox["ok"] and sandbox["restarts"] == 1)
+
+        await until_async(restarted, "the watchdog to restart the fork server", 15)
+        assert fork_server_pids(server.pid) not in ([], [pid])
+    finally:
+        await server.stop_async()
+    assert "sandbox fork server restarted (1 so far)" in server.output()
+
+
+async def test_a_fork_server_that_cannot_restart_answers_service_unavailable_and_logs_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The fork server dies and no new one starts in time (a host too loaded to start one:
+    the start timeout is cut to 1 ms once the first one runs)."""
+    sandbox = Sandbox(SandboxSettings())
+    try:
+        await sandbox.start()
+    except SandboxUnavailable:
+        pytest.skip("no sandbox on this host")
+    try:
+        sandbox.settings = dataclasses.replace(sandbox.settings, start_timeout_seconds=0.001)
+        assert sandbox.fork_server_pid is not None
+        os.kill(sandbox.fork_server_pid, signal.SIGKILL)
+        sandbox.watch(0.1)
+        await until(lambda: sandbox.restart_failure is not None, "a failed restart", 30)
+        assert sandbox_check(sandbox)["reason"] == "FORK_SERVER_DOWN"
+        assert sandbox_check(sandbox)["ok"] is False
+        with pytest.raises(ForkServerDown) as caught:
+            await sandbox.run_signal(HOLD, sample_bars(50), {})
+    finally:
+        await sandbox.close()
+    error = caught.value
+    assert error.extensions["code"] == "SERVICE_UNAVAILABLE"
+    assert error.extensions["retryAfterSeconds"] > 0
+    assert "fork server" not in error.message and "bwrap" not in error.message
+    failures = [r for r in caplog.records if "could not be restarted" in r.getMessage()]
+    assert len(failures) == 1, "logged once per failure streak, with the reason"
+    assert "did not start" in failures[0].getMessage()
+
+
+async def until_async(check: Callable[[], Awaitable[bool]], what: str, seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while not check():
+    while not await check():
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {seconds} s for {what}")
         await asyncio.sleep(0.1)
