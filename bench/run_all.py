@@ -43,6 +43,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench/load.py", []),
     ("bench/validation_flood.py", []),
     ("bench/sandbox_fairness.py", []),
+    ("bench/large_bodies.py", []),
 ]
 
 

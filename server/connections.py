@@ -56,7 +56,7 @@ class _CapLog:
         if now - self.last >= LOG_EVERY_SECONDS:
             log.warning(
                 "connection cap reached (%d open): closed %d connection(s) waiting for "
-                "headers or new; put a proxy in front (docs/operations.md, Slow clients)",
+                "headers or new; put a proxy in front (docs/operations.md)",
                 cap,
                 self.closed,
                 extra={"connection_cap": cap, "closed_connections": self.closed},

@@ -2,7 +2,7 @@
 connections for the file descriptors, a full disk, a dead fork server (issue 17, items 1,
 4, 5 and 6). The real server (`python -m server`, a subprocess, SQLite in its own
 directory) as users run it; what is promised is in docs/operations.md, "When a dependency
-fails" and "Request bodies".
+fails" and "When the server itself is in trouble".
 
 Timing is never asserted tightly: bounds are generous (seconds where the old behaviour took
 many seconds or forever), and waits poll.
