@@ -38,7 +38,8 @@ LARGE_REQUEST_RETRY_AFTER_SECONDS = 1
 # A refused body up to this much over its limit is read and dropped before the answer: closing
 # a connection with unread data sends a reset, which makes the client lose the answer (413)
 # and see "connection reset" instead. Bodies larger still are not read (their reset is
-# the price of not reading megabytes for nothing).
+# the price of not reading megabytes for nothing). A body refused for want of a slot is
+# read and dropped whole (it is within the limit), for DRAIN_SECONDS at most.
 DRAIN_BYTES = 4 * 1024 * 1024
 DRAIN_SECONDS = 2.0
 
@@ -224,8 +225,8 @@ class BodySizeLimit:
                 await _answer(send, 408, request_error_body(message))
         except _NoSlot:
             if not started:
-                if declared is None or declared - received <= DRAIN_BYTES:
-                    await _drain(receive, DRAIN_BYTES)
+                # Read and dropped (no memory kept), so the client sees the retryable answer.
+                await _drain(receive, bounds.max_bytes)
                 await _answer(
                     send,
                     503,
