@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import add_json_option, results_for, span  # noqa: E402
-from tests.support.raw_http import error_codes_of, post  # noqa: E402
+from tests.support.raw_http import HealthPoller, error_codes_of, post, rss_mb  # noqa: E402
 from tests.support.server_process import ServerProcess  # noqa: E402
 
 REGISTER = """mutation($email: String!, $password: String!) {
@@ -58,41 +58,6 @@ def large_body(bars: int) -> bytes:
     }
     variables = {"id": str(uuid.uuid4()), "input": {"marketData": market}}
     return json.dumps({"query": BACKTEST, "variables": variables}).encode()
-
-
-class Poller:
-    """GET /healthz every 20 ms on one keep-alive connection; latencies in ms."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.latencies: list[float] = []
-        self.failures = 0
-        self.running = True
-
-    async def run(self) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        head = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode()
-        while self.running:
-            started = time.perf_counter()
-            writer.write(head)
-            status = int((await reader.readline()).split()[1])
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            self.latencies.append((time.perf_counter() - started) * 1000)
-            self.failures += status != 200
-            await asyncio.sleep(0.02)
-        writer.close()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def p99(values: list[float]) -> float:
@@ -122,7 +87,7 @@ async def one_round(server: ServerProcess, token: str, args: argparse.Namespace)
     large = large_body(170_000)
     anonymous = large_body(210_000)
     result = Round(rss_before=rss_mb(server.pid))
-    poller = Poller(port)
+    poller = HealthPoller(port, interval=0.02)
     polling = asyncio.create_task(poller.run())
     await asyncio.sleep(0.5)
     peak = result.rss_before
@@ -142,7 +107,7 @@ async def one_round(server: ServerProcess, token: str, args: argparse.Namespace)
         *(post(port, anonymous) for _ in range(args.anonymous)),
     )
     result.seconds = time.perf_counter() - started
-    burst = poller.latencies[first:]
+    burst = [seconds * 1000 for seconds in poller.latencies[first:]]
     done = True
     await watching
     await asyncio.sleep(2)

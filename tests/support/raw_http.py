@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 
@@ -60,3 +62,43 @@ def error_codes_of(body: bytes) -> list[str]:
     except (ValueError, AttributeError):
         return []
     return [error.get("extensions", {}).get("code", "") for error in errors]
+
+
+class HealthPoller:
+    """GET /healthz every `interval` seconds on one keep-alive connection until `running`
+    is cleared: each answer's latency in seconds, and how many were not 200."""
+
+    def __init__(self, port: int, interval: float = 0.05) -> None:
+        self.port = port
+        self.interval = interval
+        self.latencies: list[float] = []
+        self.failures = 0
+        self.running = True
+
+    async def run(self) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode()
+        try:
+            while self.running:
+                started = time.perf_counter()
+                writer.write(head)
+                status = int((await reader.readline()).split()[1])
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                self.latencies.append(time.perf_counter() - started)
+                self.failures += status != 200
+                await asyncio.sleep(self.interval)
+        finally:
+            writer.close()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process `pid`, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for {pid}")
