@@ -147,12 +147,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--large", type=int, default=20)
     parser.add_argument("--anonymous", type=int, default=8)
+    parser.add_argument("--slots", type=int, default=2, help="the server's MAX_LARGE_REQUESTS")
     add_json_option(parser)
     args = parser.parse_args()
     results = results_for(args)
     with (
         tempfile.TemporaryDirectory() as scratch,
-        ServerProcess(Path(scratch), LOG_LEVEL="warning") as server,
+        ServerProcess(
+            Path(scratch), LOG_LEVEL="warning", MAX_LARGE_REQUESTS=str(args.slots)
+        ) as server,
     ):
         rounds = asyncio.run(measure(server, args))
     p99s = [r.healthz_p99 for r in rounds]

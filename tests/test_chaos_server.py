@@ -107,7 +107,7 @@ async def test_large_bodies_neither_stall_the_loop_nor_keep_memory(
         *(post(body_server.port, large, token) for _ in range(12)),
         *(post(body_server.port, anonymous) for _ in range(6)),
     )
-    await asyncio.sleep(1.5)  # the trim after the burst runs in a thread
+    await asyncio.sleep(1.5)  # answers sent, the requests' memory freed
     poller.running = False
     await polling
     after = rss_mb(body_server.pid)
