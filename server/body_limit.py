@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,12 +65,11 @@ class BodyBounds:
 
 
 class LargeBodySlots:
-    """How many large bodies this process holds at once."""
+    """How many large bodies this process holds at once; a wait for one is bounded."""
 
     def __init__(self, slots: int, wait_seconds: float) -> None:
         self._semaphore = asyncio.Semaphore(slots)
         self.wait_seconds = wait_seconds
-        self.held = 0
 
     async def acquire(self) -> None:
         try:
@@ -79,10 +77,8 @@ class LargeBodySlots:
                 await self._semaphore.acquire()
         except TimeoutError:
             raise _NoSlot from None
-        self.held += 1
 
     def release(self) -> None:
-        self.held -= 1
         self._semaphore.release()
 
 
@@ -148,7 +144,7 @@ class BodySizeLimit:
         holding = False
         started = False
         received = 0
-        deadline = time.monotonic() + bounds.timeout_seconds
+        deadline = asyncio.get_running_loop().time() + bounds.timeout_seconds
         body_done = False
 
         async def take_slot() -> None:
@@ -161,7 +157,7 @@ class BodySizeLimit:
             if body_done:
                 return await receive()
             try:
-                async with asyncio.timeout_at(_loop_deadline(deadline)):
+                async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
                 raise _TooSlow from None
@@ -232,12 +228,6 @@ async def _drain(receive: Receive, budget: int) -> None:
                 budget -= len(message.get("body", b""))
                 if not message.get("more_body", False):
                     return
-
-
-def _loop_deadline(monotonic_deadline: float) -> float:
-    """time.monotonic() deadline -> the running loop's clock."""
-    loop = asyncio.get_running_loop()
-    return loop.time() + (monotonic_deadline - time.monotonic())
 
 
 async def _answer(
