@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve migrate test test-fast lint format typecheck schema check bench clean
+.PHONY: install serve cluster migrate test test-fast lint format typecheck schema check bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ migrate: install
 
 serve: install migrate
 	$(PY) -m server
+
+# The multi-machine set-up on this machine: the API and two queue workers against the local
+# PostgreSQL and Redis (docs/scaling.md). DATABASE_URL, REDIS_URL and PORT override.
+cluster: install
+	bash scripts/cluster.sh
 
 test: install
 	@test -x "$${CHROMIUM_PATH:-/usr/bin/chromium}" || echo "note: the GraphiQL browser test will skip: install Chromium (apt-get install chromium) or set CHROMIUM_PATH"

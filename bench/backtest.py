@@ -43,7 +43,12 @@ from bench.backtest_engine import (  # noqa: E402
     run_backtesting_py,
 )
 from bench.results import ONE_RUN, add_json_option, results_for, span  # noqa: E402
-from services.backtesting import BacktestOptions, collect_signals, pack_signals  # noqa: E402
+from services.backtesting import (  # noqa: E402
+    BacktestOptions,
+    BacktestReport,
+    collect_signals,
+    pack_signals,
+)
 from services.market_data import Bars  # noqa: E402
 from services.offload import run_off_loop  # noqa: E402
 from services.samples import synthetic_bars  # noqa: E402
@@ -62,8 +67,11 @@ def strategy_code() -> str:
 
 async def sandboxed_backtest(
     sandbox: Sandbox, bars: Bars, check_look_ahead: bool = True
-) -> tuple[float, dict]:
-    options = BacktestOptions(initial_cash=CASH, commission_pct=COMMISSION * 100)
+) -> tuple[float, BacktestReport]:
+    # end_of_data_fill="open": backtesting.py's finalize_trades (docs/backtesting.md).
+    options = BacktestOptions(
+        initial_cash=CASH, commission_pct=COMMISSION * 100, end_of_data_fill="open"
+    )
     params = {"fast": FAST, "slow": SLOW}
     started = time.perf_counter()
     result = await sandbox.run_backtest(
@@ -182,7 +190,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 if ours_first:
                     elapsed, ours = await sandboxed_backtest(sandbox, bars)
                     ours_s.append(elapsed)
-                    check_s.append(ours["lookAhead"]["checkSeconds"])
+                    check_s.append((ours.look_ahead or {})["checkSeconds"])
                     unchecked_s.append((await sandboxed_backtest(sandbox, bars, False))[0])
                 else:
                     started = time.perf_counter()
@@ -191,7 +199,7 @@ async def main_async(args: argparse.Namespace) -> int:
         idle, busy, engine, long_s, engine_s = await loop_lag(sandbox, long_bars)
         latencies = await run_strategy_latency(sandbox, args.calls)
 
-    our_trades, our_final = ours["metrics"]["numTrades"], ours["metrics"]["finalEquity"]
+    our_trades, our_final = ours.stats.num_trades, ours.stats.final_equity
     ratio = statistics.median(ours_s) / statistics.median(theirs_s)
     print(f"\n{args.bars} bars, SMA({FAST}/{SLOW}) crossover, {COMMISSION:.2%} commission")
     print(f"{args.rounds} runs each, alternated; median [min-max]")
@@ -201,7 +209,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"{'final equity':30}{our_final:>24.2f}{their_final:>24.2f}")
     print(f"ratio {ratio:.2f}x (target <= 3x -> {'MET' if ratio <= 3 else 'NOT MET'})")
     share = statistics.median(check_s) / statistics.median(ours_s)
-    check = ours["lookAhead"]
+    check = ours.look_ahead or {}
     print(
         f"look-ahead check (in the wall time above): {spread(check_s)}, {share:.1%} of it; "
         f"{check['checkedBars']} bars re-run ({check['tradeBarsChecked']} traded), "

@@ -134,7 +134,8 @@ def render(runs: list[ScriptRun], machine: Machine) -> str:
         f"Python {machine.python}",
         f"- Load average (1, 5, 15 minutes) at the start: {_load(machine.load_at_start)}; "
         f"at the end: {_load(machine.load_at_end)}",
-        "- Database: SQLite (a fresh file per script)",
+        "- Database: SQLite (a fresh file per script); bench/api.py also PostgreSQL (a scratch "
+        "database, dropped afterwards)",
         "",
         "| What is measured | Command | Result | Spread | Reference or target | Met? |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -3,7 +3,8 @@
 Order: the smallest unit first (the engine, the sandbox alone), then the sandbox A/B, the
 sandboxed backtest, the API, and the real server under load and attack. Each script writes
 its rows with `--json` (bench/results.py); a script that fails or outlives `--timeout`
-still gets a row saying so. SQLite throughout (DATABASE_URL and WORKERS are not passed on).
+still gets a row saying so. SQLite throughout (DATABASE_URL and WORKERS are not passed
+on), but for bench/api.py, which measures PostgreSQL too in a scratch database of its own.
 The sandbox A/B sets this checkout against `--ab-reference` (a git revision, HEAD by
 default: with a clean tree an A/A run, the machine's noise), unpacked with `git archive`.
 A whole run takes about ten minutes on a 2-core machine. The file is written whatever the
@@ -38,12 +39,17 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench/sandbox.py", []),
     ("bench/sandbox_ab.py", []),  # --reference and --reference-name added at run time
     ("bench/backtest.py", []),
-    ("bench/api.py", ["--seconds", "8"]),
+    ("bench/optimize.py", []),
+    ("bench/api.py", []),  # SQLite and PostgreSQL (a scratch database, dropped after)
+    ("bench/generation_overhead.py", []),
+    ("bench/repair.py", []),
     ("bench/persisted_queries.py", []),
+    ("bench/datasets.py", []),
     ("bench/load.py", []),
     ("bench/validation_flood.py", []),
     ("bench/sandbox_fairness.py", []),
     ("bench/large_bodies.py", []),
+    ("bench/jobs.py", []),  # about ten minutes: 3 ways x 3 rounds of 200 sandboxed backtests
 ]
 
 

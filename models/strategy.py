@@ -119,7 +119,9 @@ class StrategyGenerationLog(Model):
     output_tokens = fields.IntField(default=0)
     # USD, from the price table at the time; null when the model's price was unknown.
     estimated_cost_usd = fields.FloatField(null=True)
+    # One record per round (services/attempts.py): the first answer, then each repair.
     attempts: list = JSONField(default=list)
+    repair_rounds = fields.IntField(default=0)
     # What the provider understood (indicators, periods, exits...) and the parts of the prompt
     # its code does not implement, in the user's words.
     interpretation: dict = JSONField(default=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from functools import partial
+from typing import ClassVar
 
 import strawberry
 from graphql import (
@@ -121,14 +122,27 @@ class StorableText(SchemaExtension):
 
     Checked as execution starts (before any resolver or variable coercion): an error raised
     there becomes a GraphQL error on every transport, where one raised while validating
-    escapes strawberry's WebSocket (subscription) path."""
+    escapes strawberry's WebSocket (subscription) path. The literals are in the document text,
+    so a text that passed once is remembered (like the parse and validation caches): walking
+    the whole document was 8% of a small query's time."""
+
+    clean_texts: ClassVar[dict[str, None]] = {}
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         check_storable(context.variables)
-        if context.graphql_document is not None:
-            visit(context.graphql_document, _StringLiterals())
+        text, document = context.query, context.graphql_document
+        if document is not None and (text is None or text not in self.clean_texts):
+            visit(document, _StringLiterals())
+            if text is not None:
+                remember_clean_text(self.clean_texts, text)
         yield
+
+
+def remember_clean_text(texts: dict[str, None], text: str) -> None:
+    if len(texts) >= CACHE_SIZE:
+        del texts[next(iter(texts))]  # the oldest: dicts keep insertion order
+    texts[text] = None
 
 
 class CodeAllowancePerOperation(SchemaExtension):

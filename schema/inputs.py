@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from enum import Enum
 from typing import Any, cast
 
 import strawberry
@@ -103,10 +105,19 @@ class MarketDataInput:
         )
 
 
+@strawberry.enum(
+    description="Where a backtest closes a position still open after the last bar: CLOSE at "
+    "its close (default), OPEN at its open (as backtesting.py's finalize_trades=True)."
+)
+class EndOfDataFill(Enum):
+    CLOSE = "close"
+    OPEN = "open"
+
+
 @strawberry.input
 class BacktestInput:
     market_data: MarketDataInput | None = strawberry.field(
-        default=None, description="The bars to test on; or sample, or csv."
+        default=None, description="The bars to test on; or sample, csv or datasetId."
     )
     sample: str | None = strawberry.field(
         default=None, description="The name of a built-in data set (see Query.sampleDatasets)."
@@ -124,14 +135,41 @@ class BacktestInput:
     allow_short: bool | None = strawberry.field(
         default=False, description="Let a sell signal open a short when flat."
     )
+    dataset_id: uuid.UUID | None = strawberry.field(
+        default=None, description="One of the caller's datasets (uploadDataset)."
+    )
+    resample_to: str | None = strawberry.field(
+        default=None,
+        description="With datasetId: aggregate its bars to a coarser timeframe for this "
+        "backtest (e.g. 4h, 1d), as uploadDataset's resampleTo does.",
+    )
+    slippage_bps: float | None = strawberry.field(
+        default=0.0,
+        description="Moves every market fill against the trader, in basis points (hundredths "
+        "of a percent: 5 = 0.05%), besides commission; take-profits (limit orders) excepted.",
+    )
+    whole_units: bool | None = strawberry.field(
+        default=False,
+        description="Round each entry down to whole units (backtesting.py's Backtest does; "
+        "by default positions are fractional, as its FractionalBacktest).",
+    )
+    end_of_data_fill: EndOfDataFill | None = strawberry.field(
+        default=EndOfDataFill.CLOSE,
+        description="Where a position still open after the last bar is closed.",
+    )
 
     def to_request(self) -> BacktestRequest:
         return BacktestRequest(
             market_data=self.market_data.to_columns() if self.market_data else None,
             sample=self.sample,
             csv=self.csv,
+            dataset_id=self.dataset_id,
+            resample_to=self.resample_to,
             initial_cash=10000.0 if self.initial_cash is None else self.initial_cash,
             commission_pct=0.1 if self.commission_pct is None else self.commission_pct,
             allow_short=bool(self.allow_short),
             parameters=cast("dict[str, Any] | None", self.parameters),
+            slippage_bps=0.0 if self.slippage_bps is None else self.slippage_bps,
+            whole_units=bool(self.whole_units),
+            end_of_data_fill=(self.end_of_data_fill or EndOfDataFill.CLOSE).value,
         )

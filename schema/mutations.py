@@ -7,6 +7,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from schema.context import Context
+from schema.datasets import DatasetMutations
+from schema.generation_types import RefineStrategyInput
 from schema.inputs import (
     BacktestInput,
     CreateStrategyInput,
@@ -14,6 +16,7 @@ from schema.inputs import (
     MarketDataInput,
     UpdateStrategyInput,
 )
+from schema.optimization_types import OptimizationMutation
 from schema.queries import ALL_USERS
 from schema.types import (
     AuthPayload,
@@ -41,7 +44,7 @@ def _auth_payload(info: Info, user: accounts.User) -> AuthPayload:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(DatasetMutations, OptimizationMutation):
     @strawberry.mutation
     async def register(self, info: Info, email: str, password: str) -> AuthPayload:
         user = await accounts.register(email, password, attempt=_auth_attempt(info))
@@ -61,6 +64,18 @@ class Mutation:
             user,
             input.to_request(),
         )
+        return GenerateStrategyPayload.from_outcome(outcome)
+
+    @strawberry.mutation(
+        description="A model changes the strategy as the instruction asks: the new code, "
+        "checked (and repaired) as a generation's, becomes the next version; a FAILURE leaves "
+        "the strategy as it was and its log says why."
+    )
+    async def refine_strategy(
+        self, info: Info, id: uuid.UUID, input: RefineStrategyInput
+    ) -> GenerateStrategyPayload:
+        user = await info.context.require_user()
+        outcome = await info.context.services.generator.refine(user, id, input.to_request())
         return GenerateStrategyPayload.from_outcome(outcome)
 
     @strawberry.mutation(

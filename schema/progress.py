@@ -12,7 +12,7 @@ strawberry.enum(
     GenerationStage,
     name="GenerationStage",
     description="Milestones of a generation, in order; EXTRACTED and VALIDATED are skipped "
-    "when the model call failed.",
+    "when the model call failed; each repair round goes from SENT to VALIDATED again.",
 )
 
 

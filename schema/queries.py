@@ -7,6 +7,8 @@ from typing import Annotated
 import strawberry
 
 from schema.context import Context
+from schema.datasets import DatasetQueries
+from schema.optimization_types import OptimizationQuery
 from schema.types import (
     GenerationLog,
     GenerationStats,
@@ -20,6 +22,7 @@ from schema.types import (
     StrategyType,
     User,
     page_of,
+    strategy_columns,
 )
 from services import analytics, strategies
 from services.execution import sample_datasets
@@ -31,7 +34,7 @@ ALL_USERS = strawberry.argument(description="Staff only: every user's rows (the 
 
 
 @strawberry.type
-class Query:
+class Query(DatasetQueries, OptimizationQuery):
     @strawberry.field
     async def me(self, info: Info) -> User:
         return User.from_model(await info.context.require_user())
@@ -54,15 +57,30 @@ class Query:
         all_users: Annotated[bool, ALL_USERS] = False,
     ) -> Page[Strategy]:
         user = await info.context.require_user()
-        result = await strategies.list_strategies(
+        page, page_size = 1 if page is None else page, 20 if page_size is None else page_size
+        # Only the columns the query's fields need (the code and the validation report are
+        # most of a row); whole model objects when a field's needs are not known.
+        columns = strategy_columns(info, "items")
+        if columns is None:
+            found = await strategies.list_strategies(
+                user,
+                status=status,
+                strategy_type=strategy_type,
+                page=page,
+                page_size=page_size,
+                all_users=all_users,
+            )
+            return page_of(found, Strategy.from_model)
+        rows = await strategies.list_strategy_rows(
             user,
+            columns,
             status=status,
             strategy_type=strategy_type,
-            page=1 if page is None else page,
-            page_size=20 if page_size is None else page_size,
+            page=page,
+            page_size=page_size,
             all_users=all_users,
         )
-        return page_of(result, Strategy.from_model)
+        return page_of(rows, Strategy.from_row)
 
     @strawberry.field
     async def strategy(

@@ -11,6 +11,7 @@ import strawberry
 
 from schema.context import Context
 from schema.inputs import BacktestInput, GenerateStrategyInput
+from schema.optimization_types import OptimizationSubscription
 from schema.progress import BacktestProgress, GenerationProgress
 from services import progress
 
@@ -34,7 +35,7 @@ async def _backtest_progress(
 
 
 @strawberry.type
-class Subscription:
+class Subscription(OptimizationSubscription):
     # Plain coroutines returning the stream: what fails before the work starts (credentials,
     # input, rate limits) is raised here and answered with an `error` message.
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from datetime import date, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, NewType, TypeVar, cast
@@ -12,10 +13,14 @@ import strawberry
 from graphql import OperationType
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
-from tortoise.models import Model
+from strawberry.types.nodes import SelectedField, Selection
 
 import models
+from schema.generation_types import GenerationAttempt
+from services import backtesting
 from services.analytics import GenerationStats as Stats
+from services.attempts import rounds_of
+from services.errors import BadInput
 from services.execution import BacktestOutcome
 from services.generation import GenerationOutcome
 from services.providers.registry import ModelChoice
@@ -53,7 +58,7 @@ BIG_INT_SCALAR = strawberry.scalar(
 )
 
 Item = TypeVar("Item")
-Row = TypeVar("Row", bound=Model)
+Row = TypeVar("Row")
 
 OWNER_ID = "The owner's user id: the caller's own, except in the staff admin view (allUsers)."
 
@@ -217,13 +222,87 @@ class Strategy:
             stored_validation=strategy.validation_results,
         )
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Strategy:
+        """A view of the columns a query asked for (`strategy_columns`); the fields it did not
+        ask for stay empty, and nothing resolves them."""
+        return cls(
+            id=row["id"],
+            name=row.get("name", ""),
+            description=row.get("description", ""),
+            original_prompt=row.get("original_prompt", ""),
+            generated_code=row.get("generated_code", ""),
+            strategy_type=row.get("strategy_type", StrategyType.CUSTOM),
+            status=row.get("status", StrategyStatus.DRAFT),
+            parameters=cast(JSON, row.get("parameters")),
+            performance_metrics=cast(JSON, row.get("performance_metrics")),
+            usage_count=row.get("usage_count", 0),
+            version=row.get("version", 0),
+            created_at=row.get("created_at", _NO_TIME),
+            updated_at=row.get("updated_at", _NO_TIME),
+            user_id=row.get("user_id", _NO_ID),
+            stored_validation=row.get("validation_results"),
+        )
 
-@strawberry.type
-class GenerationAttempt:
-    number: int
-    duration_seconds: float
-    http_status: int | None
-    error: str | None
+
+_NO_TIME = datetime.min
+_NO_ID = uuid.UUID(int=0)
+
+# The columns each field of Strategy reads (`id` is always read). A field missing here (one
+# added later) makes `strategy_columns` answer None: whole rows, as before, never a wrong one.
+STRATEGY_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "__typename": (),
+    "id": (),
+    "name": ("name",),
+    "description": ("description",),
+    "originalPrompt": ("original_prompt",),
+    "generatedCode": ("generated_code",),
+    "codePreview": ("generated_code",),
+    "strategyType": ("strategy_type",),
+    "status": ("status",),
+    "parameters": ("parameters",),
+    "performanceMetrics": ("performance_metrics",),
+    "usageCount": ("usage_count",),
+    "version": ("version",),
+    "createdAt": ("created_at",),
+    "updatedAt": ("updated_at",),
+    "userId": ("user_id",),
+    "validationResults": ("validation_results",),
+    "versions": (),  # by id, through their own loader
+    "diff": (),
+}
+
+
+def _fields_named(selections: list[Selection], name: str) -> Iterator[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name == name:
+                yield selection
+        else:  # a fragment, spread or inline: its fields are this level's
+            yield from _fields_named(selection.selections, name)
+
+
+def _field_names(selections: list[Selection]) -> Iterator[str]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection.name
+        else:
+            yield from _field_names(selection.selections)
+
+
+def strategy_columns(info: strawberry.Info[Context, None], path: str) -> list[str] | None:
+    """The columns the Strategy objects under the field `path` of the current field need,
+    from the query's selection set (aliases, fragments and repeats included); None when a
+    selected field's columns are not known here."""
+    columns: set[str] = set()
+    for field in _fields_named(info.selected_fields, info.field_name):
+        for holder in _fields_named(field.selections, path):
+            for name in _field_names(holder.selections):
+                needed = STRATEGY_FIELD_COLUMNS.get(name)
+                if needed is None:
+                    return None
+                columns.update(needed)
+    return sorted(columns)
 
 
 @strawberry.type
@@ -256,6 +335,13 @@ class GenerationLog:
     ignored_requirements: list[str] = strawberry.field(
         description="Parts of the prompt the code does not implement, in the user's words."
     )
+    repair_rounds: int = strawberry.field(
+        description="How many times the code went back to the model with its errors."
+    )
+
+    @strawberry.field(description="SUCCESS after at least one repair round.")
+    def repaired(self) -> bool:
+        return self.status is models.GenerationStatus.SUCCESS and self.repair_rounds > 0
 
     @strawberry.field(description=OWNER_ID)
     def user_id(self) -> uuid.UUID:
@@ -268,17 +354,12 @@ class GenerationLog:
         found = await info.context.strategy_loader(self.owner_id).load(self.strategy_id)
         return Strategy.from_model(found) if found is not None else None
 
-    @strawberry.field(description="Every call made to the provider, retries included.")
+    @strawberry.field(
+        description="The rounds, in order: the first answer, then each repair (httpExchanges "
+        "lists a round's retries)."
+    )
     def attempts(self) -> list[GenerationAttempt]:
-        return [
-            GenerationAttempt(
-                number=int(a.get("number", 0)),
-                duration_seconds=float(a.get("durationSeconds", 0.0)),
-                http_status=a.get("httpStatus"),
-                error=a.get("error"),
-            )
-            for a in self.attempt_records
-        ]
+        return [GenerationAttempt.from_record(record) for record in self.attempt_records]
 
     @classmethod
     def from_model(cls, entry: models.StrategyGenerationLog) -> GenerationLog:
@@ -299,7 +380,8 @@ class GenerationLog:
             created_at=entry.created_at,
             strategy_id=entry.strategy_id,  # type: ignore[arg-type]
             owner_id=entry.user_id,  # type: ignore[arg-type]
-            attempt_records=entry.attempts or [],
+            attempt_records=rounds_of(entry),
+            repair_rounds=entry.repair_rounds,
             interpretation=cast(JSON, entry.interpretation or {}),
             ignored_requirements=[str(item) for item in entry.ignored_requirements or []],
         )
@@ -441,7 +523,10 @@ class ModelInfo:
 
 @strawberry.type
 class GenerateStrategyPayload:
-    strategy: Strategy | None = strawberry.field(description="null when the generation FAILED")
+    strategy: Strategy | None = strawberry.field(
+        description="null when a generation FAILED; after a refinement, the strategy as it now "
+        "is (unchanged when the refinement FAILED)"
+    )
     generation_log: GenerationLog
     processing_time_seconds: float
 
@@ -499,15 +584,116 @@ class Signal:
         )
 
 
+@strawberry.type(
+    description="A backtest's statistics, as backtesting.py defines them; null where "
+    "undefined or not finite. Percents are percent (2.0 = 2%); drawdowns are negative."
+)
+class BacktestStats:
+    start_equity: float
+    final_equity: float | None
+    equity_peak: float | None
+    total_return_pct: float | None
+    buy_and_hold_return_pct: float | None = strawberry.field(
+        description="Buying at the first close and selling at the last, no costs."
+    )
+    buy_and_hold_max_drawdown_pct: float | None = strawberry.field(
+        description="The deepest fall of the close from its running peak."
+    )
+    excess_return_pct: float | None = strawberry.field(
+        description="totalReturnPct minus buyAndHoldReturnPct, in percentage points."
+    )
+    cagr_pct: float | None
+    annual_return_pct: float | None
+    volatility_pct: float | None
+    sharpe_ratio: float | None
+    sortino_ratio: float | None
+    calmar_ratio: float | None
+    max_drawdown_pct: float | None
+    avg_drawdown_pct: float | None
+    max_drawdown_duration_bars: int
+    avg_drawdown_duration_bars: float | None
+    num_trades: int
+    win_rate_pct: float | None
+    best_trade_pct: float | None
+    worst_trade_pct: float | None
+    avg_trade_pct: float | None
+    profit_factor: float | None
+    expectancy: float | None = strawberry.field(description="Mean P&L per trade, in cash.")
+    expectancy_pct: float | None
+    sqn: float | None
+    avg_trade_duration_bars: float | None
+    max_trade_duration_bars: int | None
+    exposure_pct: float | None
+    commissions_paid: float | None
+    slippage_paid: float | None = strawberry.field(
+        description="What slippageBps cost over all trades, in cash."
+    )
+    periods_per_year: float | None
+    bar_spacing_seconds: float | None
+    annualisation: str = strawberry.field(description="How periodsPerYear was chosen.")
+    years: float | None
+
+    @classmethod
+    def from_stats(cls, stats: backtesting.BacktestStats) -> BacktestStats:
+        return cls(**asdict(stats))
+
+
+@strawberry.type(
+    description="One round trip. Prices are fills (slippage included); times are unix "
+    "seconds, null when the bars have no timestamps."
+)
+class Trade:
+    entry_bar: int
+    exit_bar: int
+    entry_time: float | None
+    exit_time: float | None
+    side: str = strawberry.field(description='"long" or "short".')
+    entry_price: float
+    exit_price: float
+    size: float = strawberry.field(description="Units held.")
+    pnl: float = strawberry.field(description="In cash, after commission and slippage.")
+    return_pct: float
+    commission: float
+    slippage: float = strawberry.field(description="What slippage cost, in cash.")
+    stop_loss_price: float | None = strawberry.field(
+        description="The stop as placed at the fill (a trailing stop moves from there)."
+    )
+    take_profit_price: float | None
+    trailing_stop_pct: float | None
+    entry_reason: str
+    exit_reason: str = strawberry.field(
+        description='"signal: <reason>", "stop loss", "trailing stop", "take profit", '
+        '"end of data" or "margin call".'
+    )
+
+    @classmethod
+    def from_trade(cls, trade: backtesting.Trade) -> Trade:
+        return cls(**asdict(trade))
+
+
+@strawberry.type(description="Equity marked at a bar's close.")
+class EquityPoint:
+    bar: int
+    timestamp: float | None = strawberry.field(
+        description="The bar's unix seconds; null when the bars have no timestamps."
+    )
+    equity: float
+
+
+def _bad_input(exc: ValueError) -> BadInput:
+    return BadInput(str(exc))
+
+
 @strawberry.type
 class BacktestResult:
     strategy: Strategy
     metrics: JSON = strawberry.field(
         description="totalReturnPct, maxDrawdownPct, sharpeRatio, winRatePct, numTrades, "
-        "exposurePct, finalEquity and more (as backtesting.py reports them)."
+        "exposurePct, finalEquity, buyAndHoldReturnPct, buyAndHoldMaxDrawdownPct and more "
+        "(as backtesting.py reports them): `statistics` as JSON, plus trustworthy and "
+        "lookAheadBias."
     )
-    equity_curve: list[float] = strawberry.field(description="Equity at each bar's close.")
-    trades: JSON
+    trades: JSON = strawberry.field(description="Every trade as JSON: `tradeLog`'s fields.")
     bars: int
     elapsed_seconds: float
     look_ahead_bias: bool = strawberry.field(
@@ -526,21 +712,65 @@ class BacktestResult:
         description="The look-ahead check in detail: differing signals (bar, full run, "
         "truncated run), warm-up differences and warning, bars checked, its cost in seconds."
     )
+    report: strawberry.Private[backtesting.BacktestReport]
+
+    @strawberry.field(description="The statistics, typed (`metrics` holds them as JSON).")
+    def statistics(self) -> BacktestStats:
+        return BacktestStats.from_stats(self.report.stats)
+
+    @strawberry.field(description="How many trades the backtest made.")
+    def trade_count(self) -> int:
+        return len(self.report.trades)
+
+    @strawberry.field(
+        description="The trades, oldest first, typed: all of them, or `limit` of them from "
+        "`offset` (tradeCount says how many there are)."
+    )
+    def trade_log(self, limit: int | None = None, offset: int = 0) -> list[Trade]:
+        try:
+            trades = self.report.trade_slice(limit, offset)
+        except ValueError as exc:
+            raise _bad_input(exc) from None
+        return [Trade.from_trade(trade) for trade in trades]
+
+    @strawberry.field(
+        description="Equity at each bar's close; with maxPoints (at least 2), at most that "
+        "many: the first and last bar and, of the bars between cut into equal runs, each "
+        "run's lowest and highest point (peaks and troughs stay visible)."
+    )
+    def equity_curve(self, max_points: int | None = None) -> list[float]:
+        try:
+            return self.report.equity_curve(max_points)
+        except ValueError as exc:
+            raise _bad_input(exc) from None
+
+    @strawberry.field(
+        description="The equity curve with each point's bar and timestamp; maxPoints as "
+        "for equityCurve."
+    )
+    def equity_points(self, max_points: int | None = None) -> list[EquityPoint]:
+        try:
+            points = self.report.equity_points(max_points)
+        except ValueError as exc:
+            raise _bad_input(exc) from None
+        return [EquityPoint(bar=p.bar, timestamp=p.timestamp, equity=p.equity) for p in points]
 
     @classmethod
     def from_outcome(cls, outcome: BacktestOutcome) -> BacktestResult:
-        check = outcome.result.get("lookAhead") or {}
+        report = outcome.result
+        check = report.look_ahead or {}
+        as_json = backtesting.report_json(report)
         return cls(
             strategy=Strategy.from_model(outcome.strategy),
-            metrics=cast(JSON, outcome.result["metrics"]),
-            equity_curve=outcome.result["equityCurve"],
-            trades=cast(JSON, outcome.result["trades"]),
-            bars=outcome.result["bars"],
+            metrics=cast(JSON, as_json["metrics"]),
+            trades=cast(JSON, as_json["trades"]),
+            bars=report.bars,
             elapsed_seconds=outcome.elapsed_seconds,
             look_ahead_bias=bool(check.get("lookAheadBias", False)),
             look_ahead_bars=list(check.get("lookAheadBars", [])),
             warmup_bars_needed=check.get("warmupBarsNeeded"),
             look_ahead_check=cast(JSON, check),
+            report=report,
         )
 
 

@@ -5,11 +5,13 @@
 #   libseccomp2  - the C library the `pyseccomp` wheel loads to build the syscall filter.
 #   util-linux   - `setpriv`, which a root server's sandbox uses to drop to SANDBOX_HOST_UID
 #                  before bwrap makes the namespaces, and `unshare` (essential on Debian).
+# And for the benchmarks (make bench):
+#   wrk          - the C load generator bench/api.py measures the API with.
 # Idempotent and quiet: installs only what is missing; prints nothing when all is present.
 # Debian/Ubuntu (apt). Needs root or sudo.
 set -euo pipefail
 
-packages=(bubblewrap libseccomp2 util-linux)
+packages=(bubblewrap libseccomp2 util-linux wrk)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -92,6 +92,7 @@ class BodySizeLimit:
         app: ASGIApp,
         max_bytes: int,
         anonymous_max_bytes: int | None = None,
+        signed_in_max_bytes: int = 0,
         large_bytes: int | None = None,
         max_large: int = 2,
         large_wait_seconds: float = 2.0,
@@ -99,8 +100,10 @@ class BodySizeLimit:
         token_valid: Callable[[str], bool] | None = None,
     ) -> None:
         self.app = app
+        # Dataset uploads (MAX_DATASET_BYTES) outgrow MAX_REQUEST_BYTES: a request with a valid
+        # token may be `signed_in_max_bytes` large; one without, MAX_ANONYMOUS_REQUEST_BYTES.
         self.bounds = BodyBounds(
-            max_bytes=max_bytes,
+            max_bytes=max(signed_in_max_bytes, max_bytes),
             anonymous_max_bytes=min(anonymous_max_bytes or max_bytes, max_bytes),
             large_bytes=large_bytes or max_bytes + 1,
             max_large=max_large,

@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -31,7 +31,7 @@ from server.settings import Settings, get_settings
 if TYPE_CHECKING:
     from models import User
     from services.execution import BacktestOutcome, BacktestRequest
-    from services.generation import GenerationOutcome
+    from services.generation import GenerationOutcome, Generator
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,7 +133,7 @@ def root(
     Configured by environment variables and .env, as the server (README.md); see docs/cli.md.
     """
     settings = _settings()
-    serving = ctx.invoked_subcommand in (None, "serve")
+    serving = ctx.invoked_subcommand in (None, "serve", "worker")
     if serving or verbose or "log_level" in settings.model_fields_set:
         configure_logging(settings)
     else:
@@ -191,6 +191,24 @@ def serve() -> None:
     )
     if metrics_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@app.command()
+def worker() -> None:
+    """Take jobs from the queue (REDIS_URL) and run them on this machine's sandbox until
+    SIGTERM; see docs/scaling.md. Health on HOST:WORKER_PORT (/readyz)."""
+    from server.db import MigrationsPending, prepare_database
+    from server.worker import run_worker
+
+    settings = get_settings()
+    _database_url(settings)
+    if not settings.redis_url:
+        fail("a worker needs REDIS_URL: without it, jobs run inside the server (docs/scaling.md)")
+    try:
+        _run(prepare_database(settings.database_url, settings.migrate_on_start))
+    except MigrationsPending as exc:
+        fail(f"not working: {exc}", FAILED)
+    asyncio.run(run_worker(settings))
 
 
 def worker_app() -> Any:
@@ -305,6 +323,14 @@ def persisted_manifest(
     _write_out(text, output)
 
 
+# Options `generate` and `refine` share.
+ModelOption = Annotated[
+    str | None,
+    typer.Option(help="A model id or name from `models` (default: the default model)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="The strategy in plain English.")],
@@ -323,11 +349,8 @@ def generate(
             help="With --no-validate, code that fails validation is still a SUCCESS (DRAFT).",
         ),
     ] = True,
-    model: Annotated[
-        str | None,
-        typer.Option(help="A model id or name from `models` (default: the default model)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Generate a strategy from PROMPT, store it under --user like the API does, print it.
 
@@ -336,35 +359,94 @@ def generate(
     The code goes to stdout; status, ids, tokens and time to stderr.
     Exit 1 when the generation is PARTIAL or FAILURE.
     """
-    from server.wiring import build_analyser, build_generator, build_providers, build_runner
     from services import accounts
     from services.generation import GenerationRequest
-    from services.providers.registry import ProviderRegistry
+
+    request = GenerationRequest(prompt, name, strategy_type, validate, model)
+
+    async def work(generator: Generator) -> GenerationOutcome:
+        owner = await accounts.user_by_email(user)
+        return await generator.generate(owner, request)
+
+    _report_generation(_generating(work, trial_run=validate), as_json)
+
+
+def _generating(
+    work: Callable[[Generator], Awaitable[GenerationOutcome]], *, trial_run: bool
+) -> GenerationOutcome:
+    """Run `work` with a Generator wired as the server's (the configured models, a sandbox
+    for trial runs, the code-analysis workers) on the database, and close them after."""
+    from server.wiring import build_analyser, build_generator, build_providers, build_runner
     from services.sandbox import SandboxUnavailable
 
     settings = get_settings()
-    request = GenerationRequest(prompt, name, strategy_type, validate, model)
 
-    async def run(providers: ProviderRegistry) -> GenerationOutcome:
+    async def run() -> GenerationOutcome:
+        providers = build_providers(settings)
         runner = build_runner(settings)
         analyser = build_analyser(settings)  # its workers check the model's answer
         try:
             async with _database(settings):
-                owner = await accounts.user_by_email(user)
                 generator = build_generator(settings, providers, runner, analyser)
-                if settings.generation_trial_run and validate:
+                if settings.generation_trial_run and trial_run:
                     # Started before the clock runs, as the server's is at start-up, so the
                     # logged processing time is the generation's alone.
                     with contextlib.suppress(SandboxUnavailable):
                         await runner.sandbox.start()
-                return await generator.generate(owner, request)
+                return await work(generator)
         finally:
             await runner.sandbox.close()
             await analyser.close()
             await providers.aclose()
 
-    outcome = _run(run(build_providers(settings)))
-    _report_generation(outcome, as_json)
+    return _run(run())
+
+
+@app.command()
+def refine(
+    strategy_id: Annotated[
+        str, typer.Argument(metavar="STRATEGY_ID", help="Id of a stored strategy.")
+    ],
+    instruction: Annotated[
+        str,
+        typer.Argument(metavar="INSTRUCTION", help='The change, e.g. "make the stop trailing".'),
+    ],
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            help="Only a strategy of this user (email). Without it any user's strategy is "
+            "refined, as its owner: this is an operator tool.",
+        ),
+    ] = None,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate/--no-validate",
+            help="With --no-validate, the new code is stored unchecked as a DRAFT version.",
+        ),
+    ] = True,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a stored strategy as INSTRUCTION says, as refineStrategy does: the new code,
+    checked (and repaired) like a generation's, becomes its next version; printed like
+    `generate`. Exit 1 when the refinement is PARTIAL or FAILURE (a FAILURE changes nothing).
+    """
+    from services import accounts, strategies
+    from services.generation import RefineRequest
+
+    wanted = _strategy_id(strategy_id)
+    request = RefineRequest(instruction, model, validate)
+
+    async def work(generator: Generator) -> GenerationOutcome:
+        if user is not None:
+            owner = await accounts.user_by_email(user)
+        else:
+            owner = await strategies.owner_of(wanted)
+        return await generator.refine(owner, wanted, request)
+
+    _report_generation(_generating(work, trial_run=validate), as_json)
 
 
 def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
@@ -385,6 +467,10 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
                 "estimatedCostUsd": entry.estimated_cost_usd,
                 "processingTimeSeconds": outcome.processing_time_seconds,
                 "errorMessage": entry.error_message,
+                "repairRounds": entry.repair_rounds,
+                "rounds": [
+                    {"kind": a.get("kind"), "verdict": a.get("verdict")} for a in entry.attempts
+                ],
                 "interpretation": entry.interpretation,
                 "ignoredRequirements": entry.ignored_requirements,
                 "strategy": None
@@ -393,6 +479,7 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
                     "name": strategy.name,
                     "strategyType": strategy.strategy_type.name,
                     "status": strategy.status.name,
+                    "version": strategy.version,
                     "parameters": strategy.parameters,
                     "generatedCode": strategy.generated_code,
                 },
@@ -405,8 +492,14 @@ def _report_generation(outcome: GenerationOutcome, as_json: bool) -> None:
         if strategy is not None:
             lines.append(
                 f"strategy: {strategy.id} '{strategy.name}' "
-                f"({strategy.strategy_type.name}, {strategy.status.name})"
+                f"({strategy.strategy_type.name}, {strategy.status.name}, "
+                f"version {strategy.version})"
             )
+        lines += [
+            f"round {a.get('number')}: {a.get('kind')} {a.get('verdict')}"
+            for a in entry.attempts
+            if entry.repair_rounds
+        ]
         lines += [f"not implemented: {phrase}" for phrase in entry.ignored_requirements]
         lines += [
             f"log: {entry.id}",
@@ -461,6 +554,12 @@ def backtest(
         str | None,
         typer.Option("--dataset", help="A built-in sample data set instead, e.g. trending_daily."),
     ] = None,
+    dataset_id: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset-id", help="One of the owner's stored datasets (`dataset list`) instead."
+        ),
+    ] = None,
     user: Annotated[
         str | None,
         typer.Option(
@@ -483,6 +582,32 @@ def backtest(
         str | None,
         typer.Option("--params", help="JSON object overriding the strategy's parameters."),
     ] = None,
+    slippage_bps: Annotated[
+        float | None,
+        typer.Option(
+            "--slippage-bps",
+            help="Slippage against every market fill, in basis points (default: 0).",
+        ),
+    ] = None,
+    whole_units: Annotated[
+        bool,
+        typer.Option("--whole-units", help="Round each entry down to whole units."),
+    ] = False,
+    end_of_data_fill: Annotated[
+        str,
+        typer.Option(
+            "--end-of-data-fill",
+            help="Close a position open at the end at the last bar's 'close' (default) or "
+            "'open' (as backtesting.py's finalize_trades).",
+        ),
+    ] = "close",
+    trades_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--trades-csv",
+            help="Also write the trades to this CSV file ('-' for standard output).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Backtest a stored strategy in the sandbox, with a progress bar; print the metrics.
@@ -490,10 +615,11 @@ def backtest(
     The metrics are also stored as the strategy's performanceMetrics, as the API does.
     Exit 1 when the strategy fails in the sandbox, 2 on bad input.
     """
+    from server.cli_datasets import dataset_id as parse_dataset_id
     from services.execution import BacktestRequest
 
-    if (csv is None) == (dataset is None):
-        fail("give exactly one of --csv FILE or --dataset NAME")
+    if sum(given is not None for given in (csv, dataset, dataset_id)) != 1:
+        fail("give exactly one of --csv FILE, --dataset NAME or --dataset-id ID")
     identifier = _strategy_id(strategy_id)
     overrides = None
     if params is not None:
@@ -501,15 +627,31 @@ def backtest(
             overrides = json.loads(params)
         except json.JSONDecodeError as exc:
             fail(f"--params is not valid JSON: {exc}")
-    options: dict[str, Any] = {"allow_short": allow_short, "parameters": overrides}
+    options: dict[str, Any] = {
+        "allow_short": allow_short,
+        "parameters": overrides,
+        "whole_units": whole_units,
+        "end_of_data_fill": end_of_data_fill,
+    }
+    if slippage_bps is not None:
+        options["slippage_bps"] = slippage_bps
     if initial_capital is not None:
         options["initial_cash"] = initial_capital
     if commission is not None:
         options["commission_pct"] = commission
     if csv is not None:
         options["csv"] = _read_csv(csv)
+    if dataset_id is not None:
+        options["dataset_id"] = parse_dataset_id(dataset_id)
+    csv_target = None if trades_csv is None or str(trades_csv) == "-" else trades_csv
+    if csv_target is not None and not csv_target.parent.is_dir():  # known before the run
+        fail(f"--trades-csv: no directory {csv_target.parent}")
     request = BacktestRequest(sample=dataset, **options)
     outcome = _run_backtest(get_settings(), identifier, request, user)
+    if trades_csv is not None:
+        from services.backtesting import trades_csv as csv_of
+
+        _write_out(csv_of(outcome.result.trades), csv_target)
     _report_backtest(outcome, as_json)
 
 
@@ -584,7 +726,10 @@ def _format(value: Any) -> str:
 
 
 def _report_backtest(outcome: BacktestOutcome, as_json: bool) -> None:
-    result, strategy = outcome.result, outcome.strategy
+    from services.backtesting import report_json
+
+    report, strategy = outcome.result, outcome.strategy
+    result = report_json(report)
     if as_json:
         _print_json(
             {
@@ -642,6 +787,11 @@ def look_ahead_lines(check: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+from server.cli_datasets import app as dataset_app  # noqa: E402 (it uses this module's helpers)
+
+app.add_typer(dataset_app, name="dataset")
+
+
 def main() -> None:
     """The entry point: typer handles usage errors; anything unexpected is one line, exit 1."""
     try:
@@ -650,3 +800,9 @@ def main() -> None:
         log.debug("unexpected error", exc_info=True)
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(FAILED)
+
+
+# Beside the others, in a module of its own (it imports this one's helpers).
+from server.optimize_cli import optimize  # noqa: E402
+
+app.command()(optimize)

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     large_request_wait_seconds: float = Field(default=2.0, ge=0, le=300)
     max_variable_list_length: int = Field(default=100_000, ge=1000)
     body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Datasets (uploadDataset): the CSV one upload may carry (a signed-in user's request may
+    # be this large, beyond MAX_REQUEST_BYTES), the bars one dataset may hold, and per user,
+    # how many datasets and how many stored (compressed) bytes in all.
+    max_dataset_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_dataset_bars: int = Field(default=1_000_000, ge=100, le=10_000_000)
+    max_datasets_per_user: int = Field(default=100, ge=1, le=100_000)
+    max_dataset_storage_bytes_per_user: int = Field(default=512 * 1024 * 1024, ge=1024)
 
     sandbox_max_concurrent_jobs: int = Field(default=2, ge=1, le=64)
     sandbox_max_queue: int = Field(default=32, ge=0, le=10_000)
@@ -134,12 +141,37 @@ class Settings(BaseSettings):
     lookahead_check_pct: float = Field(default=2.0, ge=0, le=100)
     run_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     backtest_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # The most trials one optimisation search (one walk-forward fold) may ask for (maxTrials).
+    optimization_max_trials: int = Field(default=1_000, ge=1, le=100_000)
     # Generated code runs once on sample data before it is called SUCCESS: one sandbox job
     # (~10 ms of CPU) per generation, at most GENERATION_TRIAL_RUN_LIMIT per process; the
     # generations beyond it are stored untried, with a warning. Unbounded, bench/load.py's
     # ~40 generations/s on 2 cores slowed runStrategy 2-3x (README, Benchmarks).
     generation_trial_run: bool = True
     generation_trial_run_limit: str = "5/second"
+    # A model's code that fails the checks goes back to it with the errors, this many times at
+    # most (0: never); all rounds of one generation or refinement within the time limit.
+    generation_repair_rounds: int = Field(default=2, ge=0, le=10)
+    generation_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
+
+    # Long work as jobs (services/jobs.py, docs/scaling.md). auto: on queue workers when
+    # REDIS_URL is set, else in this process; inprocess or queue force one.
+    job_backend: Literal["auto", "inprocess", "queue"] = "auto"
+    # Extra modules whose import registers job and task handlers (comma-separated).
+    job_modules: str = ""
+    # Jobs one user may have running at once, over all processes and workers.
+    job_max_running_per_user: int = Field(default=2, ge=1, le=1000)
+    # Jobs one process (the server in-process, or a worker) runs at once.
+    job_concurrency: int = Field(default=4, ge=1, le=1000)
+    # A running job's process refreshes its heartbeat this often and sees cancellations
+    # then; a job whose heartbeat is older than JOB_STALE_SECONDS is taken again.
+    job_heartbeat_seconds: float = Field(default=1.0, gt=0, le=60)
+    job_stale_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Prefix of the queue's Redis keys: deployments sharing one Redis need different names.
+    job_queue_name: str = Field(default="strategies", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    # A worker's (`python -m server worker`) health endpoint: /healthz, /readyz, /metrics on
+    # HOST:WORKER_PORT; 0 serves none.
+    worker_port: int = Field(default=8001, ge=0, le=65535)
 
     log_level: str = "info"
     # Server processes; more than one wants REDIS_URL, or each keeps its own rate limits.
@@ -181,6 +213,25 @@ class Settings(BaseSettings):
                     "https://app.example.com or http://localhost:5173 (no path, no wildcard)"
                 )
         return ",".join(entries)
+
+    @model_validator(mode="after")
+    def _job_heartbeat_below_stale(self) -> Settings:
+        if self.job_stale_seconds <= 2 * self.job_heartbeat_seconds:
+            raise ValueError("JOB_STALE_SECONDS must exceed twice JOB_HEARTBEAT_SECONDS")
+        return self
+
+    @property
+    def uses_job_queue(self) -> bool:
+        """Jobs go to queue workers (JOB_BACKEND=queue, or auto with REDIS_URL)."""
+        if self.job_backend == "auto":
+            return bool(self.redis_url)
+        return self.job_backend == "queue"
+
+    @model_validator(mode="after")
+    def _job_queue_needs_redis(self) -> Settings:
+        if self.job_backend == "queue" and not self.redis_url:
+            raise ValueError("JOB_BACKEND=queue needs REDIS_URL")
+        return self
 
     @property
     def manifest_paths(self) -> tuple[Path, ...]:

@@ -8,8 +8,11 @@ from server.settings import Settings
 from services.accounts import TokenSigner
 from services.code_analysis import CodeAnalyser, UserCodeChecks
 from services.container import Services
+from services.datasets import DatasetLimits
 from services.execution import StrategyRunner
 from services.generation import Generator
+from services.jobs import InProcessJobs, JobBackend, JobRules, load_job_modules, parse_modules
+from services.optimization import Optimizer
 from services.persisted_queries import (
     DocumentStore,
     MemoryDocumentStore,
@@ -130,8 +133,17 @@ def build_generator(
     rate_limit: RateLimit | None = None,
 ) -> Generator:
     prices = build_prices(settings)
+    repairs = settings.generation_repair_rounds
+    time_limit = settings.generation_timeout_seconds
     if not settings.generation_trial_run:
-        return Generator(providers, analyser, rate_limit, prices=prices)
+        return Generator(
+            providers,
+            analyser,
+            rate_limit,
+            prices=prices,
+            repair_rounds=repairs,
+            time_limit_seconds=time_limit,
+        )
     # In memory even with REDIS_URL: the budget guards this process' CPU, not a user quota.
     budget = RateLimit(settings.generation_trial_run_limit, scope="generation trial runs")
     return Generator(
@@ -141,6 +153,8 @@ def build_generator(
         trial_run=runner.trial_run,
         trial_budget=budget,
         prices=prices,
+        repair_rounds=repairs,
+        time_limit_seconds=time_limit,
     )
 
 
@@ -165,6 +179,36 @@ def build_persisted(settings: Settings) -> PersistedOperations:
     return PersistedOperations(store, manifest, trusted_only=settings.persisted_operations_only)
 
 
+def job_rules(settings: Settings) -> JobRules:
+    return JobRules(
+        max_running_per_user=settings.job_max_running_per_user,
+        heartbeat_seconds=settings.job_heartbeat_seconds,
+        stale_seconds=settings.job_stale_seconds,
+    )
+
+
+def build_jobs(settings: Settings, runner: StrategyRunner) -> JobBackend:
+    """Where jobs run: queued to workers (services/job_queue.py) or in this process."""
+    load_job_modules(parse_modules(settings.job_modules))
+    if settings.uses_job_queue:
+        from services.job_queue import QueueKeys, QueueSubmitter
+
+        return QueueSubmitter(
+            settings.redis_url, job_rules(settings), QueueKeys(settings.job_queue_name)
+        )
+    return InProcessJobs(runner, job_rules(settings), max_running=settings.job_concurrency)
+
+
+def build_optimizer(settings: Settings, runner: StrategyRunner, jobs: JobBackend) -> Optimizer:
+    """Optimisations submitted to `jobs` (the API's and the CLI's way in)."""
+    return Optimizer(
+        runner.sandbox,
+        jobs,
+        max_trials=settings.optimization_max_trials,
+        trial_timeout_seconds=settings.backtest_timeout_seconds,
+    )
+
+
 def build_services(
     settings: Settings,
     provider: ProviderRegistry | CodeProvider | None = None,
@@ -175,6 +219,7 @@ def build_services(
     limits = build_limits(settings)
     runner = build_runner(settings, sandbox, limits.execute)
     analyser = analyser or build_analyser(settings)
+    jobs = build_jobs(settings, runner)
     return Services(
         signer=TokenSigner(settings.resolved_secret_key(), settings.token_ttl_seconds),
         generator=build_generator(
@@ -187,4 +232,16 @@ def build_services(
             analyser, limits.code_validation, settings.max_request_code_bytes
         ),
         persisted=build_persisted(settings),
+        dataset_limits=build_dataset_limits(settings),
+        optimizer=build_optimizer(settings, runner, jobs),
+        jobs=jobs,
+    )
+
+
+def build_dataset_limits(settings: Settings) -> DatasetLimits:
+    return DatasetLimits(
+        max_csv_bytes=settings.max_dataset_bytes,
+        max_bars=settings.max_dataset_bars,
+        max_datasets_per_user=settings.max_datasets_per_user,
+        max_stored_bytes_per_user=settings.max_dataset_storage_bytes_per_user,
     )

@@ -17,8 +17,9 @@ from tortoise.expressions import F
 
 from models import GeneratedStrategy, StrategyStatus, User
 from services import versions
-from services.backtesting import BacktestOptions
+from services.backtesting import BacktestOptions, BacktestReport, metrics_json
 from services.code_analysis import UserCodeChecks
+from services.datasets import load_dataset_bars
 from services.errors import BadInput
 from services.lookahead import require_trustworthy
 from services.market_data import Bars, MarketDataError, bars_from_columns, bars_from_csv
@@ -54,16 +55,21 @@ class BacktestRequest:
     market_data: MarketDataColumns | None = None
     sample: str | None = None
     csv: str | None = None
+    dataset_id: uuid.UUID | None = None
+    resample_to: str | None = None  # with dataset_id
     initial_cash: float = 10_000.0
     commission_pct: float = 0.1
     allow_short: bool = False
     parameters: dict[str, Any] | None = None
+    slippage_bps: float = 0.0
+    whole_units: bool = False
+    end_of_data_fill: str = "close"
 
 
 @dataclass(frozen=True)
 class BacktestOutcome:
     strategy: GeneratedStrategy
-    result: dict[str, Any]
+    result: BacktestReport
     elapsed_seconds: float
 
 
@@ -95,18 +101,27 @@ def bars_from_input(columns: MarketDataColumns, max_bars: int) -> Bars:
         raise BadInput(f"marketData: {exc}") from None
 
 
-def _backtest_bars(request: BacktestRequest) -> tuple[Bars, str]:
+async def _backtest_bars(user: User, request: BacktestRequest) -> tuple[Bars, str]:
     given = [
         name
         for name, value in (
             ("marketData", request.market_data),
             ("sample", request.sample),
             ("csv", request.csv),
+            ("datasetId", request.dataset_id),
         )
         if value is not None
     ]
     if len(given) != 1:
-        raise BadInput("Give exactly one of marketData, sample or csv")
+        raise BadInput("Give exactly one of marketData, sample, csv or datasetId")
+    if request.resample_to is not None and request.dataset_id is None:
+        raise BadInput("resampleTo applies to a stored dataset (datasetId)")
+    if request.dataset_id is not None:
+        # A stored dataset already passed the upload's checks and limits (services/datasets).
+        bars = await load_dataset_bars(user, request.dataset_id, request.resample_to)
+        return bars, f"dataset:{request.dataset_id}" + (
+            f"@{bars.timeframe}" if request.resample_to else ""
+        )
     if request.sample is not None:
         try:
             return load_sample(request.sample), f"sample:{request.sample}"
@@ -191,11 +206,14 @@ class StrategyRunner:
     ) -> BacktestOutcome:
         strategy = await require_strategy(user, strategy_id)
         _runnable(strategy)
-        bars, source = _backtest_bars(request)
+        bars, source = await _backtest_bars(user, request)
         options = BacktestOptions(
             initial_cash=request.initial_cash,
             commission_pct=request.commission_pct,
             allow_short=request.allow_short,
+            slippage_bps=request.slippage_bps,
+            whole_units=request.whole_units,
+            end_of_data_fill=request.end_of_data_fill,
         )
         try:
             options.check()
@@ -216,9 +234,9 @@ class StrategyRunner:
             owner=sandbox_owner(user),
         )
         elapsed = time.perf_counter() - started
-        look_ahead = result.get("lookAhead") or {}
+        look_ahead = result.look_ahead or {}
         summary = {
-            **result["metrics"],
+            **metrics_json(result),
             "lookAheadBars": look_ahead.get("lookAheadBars", []),
             "warmupBarsNeeded": look_ahead.get("warmupBarsNeeded"),
             "lookAhead": look_ahead,
@@ -227,6 +245,9 @@ class StrategyRunner:
             "initialCash": options.initial_cash,
             "commissionPct": options.commission_pct,
             "allowShort": options.allow_short,
+            "slippageBps": options.slippage_bps,
+            "wholeUnits": options.whole_units,
+            "endOfDataFill": options.end_of_data_fill,
             # With the data, what makes backtests of different versions comparable.
             "parameters": parameters,
             "backtestedAt": datetime.now(UTC).isoformat(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -26,13 +27,23 @@ from models import (
     StrategyType,
     User,
 )
-from services import telemetry, versions
+from services import strategies, telemetry, versions
+from services.attempts import REPAIRABLE, AttemptKind, Verdict, classify, round_record
 from services.code_analysis import AnalysisBusy, CodeAnalyser, CodeAnalysis, CodeTooComplex
 from services.errors import BadInput, RateLimited
 from services.extraction import read_report
 from services.prompt_analysis import analyse_prompt
-from services.providers.base import CodeProvider, ProviderResult
+from services.providers.base import (
+    ChatProvider,
+    CodeProvider,
+    PartKind,
+    ProviderResult,
+    Refinement,
+    RefiningProvider,
+    Turn,
+)
 from services.providers.pricing import PriceTable
+from services.providers.prompting import refine_prompt, repair_prompt, user_prompt
 from services.providers.registry import ProviderRegistry
 from services.rate_limits import RateLimit
 from services.sandbox.errors import SandboxBusy, SandboxUnavailable
@@ -97,12 +108,18 @@ class _Verdict:
     error: str | None
 
 
+def checked_words(text: str, what: str) -> str:
+    """A prompt or instruction, stripped; empty or too long is bad input."""
+    words = text.strip()
+    if not words:
+        raise BadInput(f"{what} must not be empty")
+    if len(words) > MAX_PROMPT_CHARS:
+        raise BadInput(f"{what} must be at most {MAX_PROMPT_CHARS} characters")
+    return words
+
+
 def check_request(request: GenerationRequest) -> GenerationRequest:
-    prompt = request.prompt.strip()
-    if not prompt:
-        raise BadInput("prompt must not be empty")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise BadInput(f"prompt must be at most {MAX_PROMPT_CHARS} characters")
+    prompt = checked_words(request.prompt, "prompt")
     name = request.name.strip() if request.name is not None else None
     if name is not None and not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise BadInput(f"name must be 1 to {MAX_NAME_LENGTH} characters")
@@ -252,12 +269,132 @@ TRIAL_INTERRUPTED = "Trial run skipped: the server shut down"
 TRIAL_OVER_BUDGET = "Trial run skipped: too many generations at once; validateCode runs the check"
 
 
+TIME_LIMIT_MESSAGE = (
+    "The model did not finish within the generation's time limit of {seconds:g} s "
+    "(GENERATION_TIMEOUT_SECONDS)"
+)
+CANNOT_REFINE = "The {provider} provider cannot refine strategies; choose another model"
+
+
+@dataclass(frozen=True)
+class RefineRequest:
+    instruction: str
+    model: str | None = None  # a ModelInfo id or model name; None: the default model
+    validate: bool = True
+
+
+def check_refinement(request: RefineRequest) -> RefineRequest:
+    return replace(request, instruction=checked_words(request.instruction, "instruction"))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A generation or a refinement: what its first round asks, and what it is logged as."""
+
+    user: User
+    kind: AttemptKind  # of the first round: GENERATE or REFINE
+    request: GenerationRequest  # the prompt (or instruction) as logged, and validateCode
+    first_message: str  # the first message to a chat model
+    refinement: Refinement | None = None
+    strategy: GeneratedStrategy | None = None  # the strategy being refined
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One request to the model and what the checks made of its answer."""
+
+    number: int
+    kind: AttemptKind
+    prompt: str | None  # the message sent (None: the provider is no chat model)
+    result: ProviderResult
+    prepared: _Prepared
+    verdict: Verdict
+    seconds: float
+
+    @property
+    def problems(self) -> list[str]:
+        """What goes back to the model for the next round."""
+        report = self.prepared.verdict.report
+        if self.verdict in (Verdict.NO_CODE, Verdict.NOT_CHECKED) or report is None:
+            error = self.prepared.verdict.error or "The response contained no Python code"
+            return [f"{error}: give the complete module in a single ```python fenced block"]
+        return list(report.errors)
+
+    def record(self) -> dict[str, Any]:
+        if self.verdict in REPAIRABLE:
+            error_message: str | None = "\n".join(self.problems)
+        else:
+            error_message = self.result.error
+        return round_record(
+            number=self.number,
+            kind=self.kind,
+            verdict=self.verdict,
+            error_message=error_message,
+            code=self.prepared.verdict.code,
+            prompt=self.prompt,
+            result=self.result,
+            seconds=self.seconds,
+        )
+
+
+def answer_text(result: ProviderResult) -> str:
+    """A model's answer as the next turn of the conversation shows it back to the model."""
+    shown = []
+    for part in result.parts:
+        if part.kind is PartKind.EXECUTABLE_CODE:
+            shown.append(f"```python\n{part.content}\n```")
+        elif part.kind is PartKind.CODE_EXECUTION_RESULT:
+            shown.append(f"Output:\n{part.content}")
+        else:
+            shown.append(part.content)
+    return "\n".join(shown) or "(no answer)"
+
+
+@dataclass(frozen=True)
+class _Conclusion:
+    """The rounds summed up: the round whose answer counts, the status, and why."""
+
+    chosen: _Round
+    status: GenerationStatus
+    error: str | None
+    repair_rounds: int
+    applies: bool  # a strategy is created (generation) or gets a new version (refinement)
+
+
+def conclude(job: _Job, rounds: list[_Round]) -> _Conclusion:
+    """The last round with code counts (a repair that broke the provider keeps the code it
+    had); a refinement whose code is unusable leaves the strategy as it was."""
+    last = rounds[-1]
+    chosen = next((r for r in reversed(rounds) if r.prepared.strategy_fields), last)
+    verdict = chosen.prepared.verdict
+    repairs = sum(1 for r in rounds if r.kind is AttemptKind.REPAIR)
+    status, error = verdict.status, verdict.error
+    if status is not GenerationStatus.SUCCESS and repairs:
+        error = f"{error} (not repaired in {repairs} round{'s' if repairs != 1 else ''})"
+        if chosen is not last and last.prepared.verdict.error:
+            error += f"; the last round: {last.prepared.verdict.error}"
+    applies = chosen.prepared.strategy_fields is not None
+    if job.kind is AttemptKind.REFINE and job.strategy is not None:
+        report = verdict.report
+        applies = applies and report is not None and (report.valid or not job.request.validate)
+        if not applies:
+            status = GenerationStatus.FAILURE
+            error = (
+                f"{error or 'No usable code came back'}. The strategy was left as it was "
+                f"(version {job.strategy.version})."
+            )
+    return _Conclusion(chosen, status, error, repairs, applies)
+
+
 class Generator:
     """`providers` are the models a request may pick (`GenerationRequest.model`); a single
     provider is a registry of one. `trial_run`, when given, runs code that passed the static
     checks once on sample data (the sandbox) before it is called SUCCESS: code that parses but
     crashes is PARTIAL. `trial_budget` caps how many do so; the others are stored untried,
-    with a warning. `prices` turn a generation's tokens into its estimated cost."""
+    with a warning. `prices` turn a generation's tokens into its estimated cost.
+
+    A chat model whose code fails the checks gets the errors back and answers with a fix, up
+    to `repair_rounds` times, all rounds within `time_limit_seconds`; each round is logged."""
 
     def __init__(
         self,
@@ -267,6 +404,8 @@ class Generator:
         trial_run: TrialRun | None = None,
         trial_budget: RateLimit | None = None,
         prices: PriceTable | None = None,
+        repair_rounds: int = 2,
+        time_limit_seconds: float = 300.0,
     ) -> None:
         if not isinstance(providers, ProviderRegistry):
             providers = ProviderRegistry([providers])
@@ -276,6 +415,8 @@ class Generator:
         self.rate_limit = rate_limit
         self.trial_run = trial_run
         self.trial_budget = trial_budget
+        self.repair_rounds = repair_rounds
+        self.time_limit_seconds = time_limit_seconds
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -304,16 +445,53 @@ class Generator:
         request: GenerationRequest,
         on_stage: StageListener = _ignore_stage,
     ) -> GenerationOutcome:
-        """`on_stage` hears each GenerationStage reached; it must be quick and must not raise."""
+        """`on_stage` hears each GenerationStage reached (SENT to VALIDATED again for each
+        repair round); it must be quick and must not raise."""
         request = check_request(request)
         provider = self.providers.select(request.model)
+        job = _Job(user, AttemptKind.GENERATE, request, user_prompt(request.prompt))
+        return await self._start(job, provider, on_stage)
+
+    async def refine(
+        self,
+        user: User,
+        strategy_id: uuid.UUID,
+        request: RefineRequest,
+        on_stage: StageListener = _ignore_stage,
+    ) -> GenerationOutcome:
+        """The user's strategy changed as `request.instruction` asks, by the model: its next
+        version when the code passes the same checks (and repair rounds) as a generation's;
+        otherwise the strategy stays as it was and the FAILURE log says why."""
+        request = check_refinement(request)
+        strategy = await strategies.require_strategy(user, strategy_id)
+        provider = self.providers.select(request.model)
+        parameters = dict(strategy.parameters or {})
+        refinement = Refinement(
+            code=strategy.generated_code,
+            parameters=parameters,
+            prompt=strategy.original_prompt,
+            instruction=request.instruction,
+        )
+        job = _Job(
+            user,
+            AttemptKind.REFINE,
+            GenerationRequest(prompt=request.instruction, validate=request.validate),
+            refine_prompt(strategy.generated_code, parameters, request.instruction),
+            refinement,
+            strategy,
+        )
+        return await self._start(job, provider, on_stage)
+
+    async def _start(
+        self, job: _Job, provider: CodeProvider, on_stage: StageListener
+    ) -> GenerationOutcome:
         if self.rate_limit is not None:
-            await self.rate_limit.hit(str(user.id))
+            await self.rate_limit.hit(str(job.user.id))
         self._in_flight += 1
         self._idle.clear()
         telemetry.GENERATIONS_IN_FLIGHT.inc()
         try:
-            outcome = await self._generate(user, request, provider, on_stage)
+            outcome = await self._run(job, provider, on_stage)
         finally:
             self._in_flight -= 1
             telemetry.GENERATIONS_IN_FLIGHT.dec()
@@ -322,51 +500,118 @@ class Generator:
         on_stage(GenerationStage.STORED)
         return outcome
 
-    async def _generate(
-        self,
-        user: User,
-        request: GenerationRequest,
-        provider: CodeProvider,
-        on_stage: StageListener,
+    async def _run(
+        self, job: _Job, provider: CodeProvider, on_stage: StageListener
     ) -> GenerationOutcome:
         started = time.perf_counter()
+        rounds: list[_Round] = []
+        try:
+            await self._converse(job, provider, rounds, on_stage)
+        except asyncio.CancelledError:
+            await self._store_when_cancelled(job, rounds, started)
+            raise
+        elapsed = time.perf_counter() - started
+        return await _uninterruptible(self._store(job, rounds, elapsed))
+
+    async def _converse(
+        self, job: _Job, provider: CodeProvider, rounds: list[_Round], on_stage: StageListener
+    ) -> None:
+        """The first round, then a repair round for each answer the checks fail, while
+        rounds and time are left; each round lands in `rounds`, even one cut short."""
+        deadline = time.monotonic() + self.time_limit_seconds
+        chat = isinstance(provider, ChatProvider)
+        turns = [Turn("user", job.first_message)]
+        kind = job.kind
+        while True:
+            number = len(rounds) + 1
+            await self._round(
+                job, provider, turns if chat else None, kind, deadline, rounds, on_stage
+            )
+            last = rounds[-1]
+            if (
+                not chat
+                or not job.request.validate
+                or last.verdict not in REPAIRABLE
+                or number > self.repair_rounds
+                or time.monotonic() >= deadline
+            ):
+                return
+            turns = [
+                *turns,
+                Turn("assistant", answer_text(last.result)),
+                Turn("user", repair_prompt(last.problems, last.prepared.verdict.code)),
+            ]
+            kind = AttemptKind.REPAIR
+
+    async def _round(
+        self,
+        job: _Job,
+        provider: CodeProvider,
+        turns: list[Turn] | None,
+        kind: AttemptKind,
+        deadline: float,
+        rounds: list[_Round],
+        on_stage: StageListener,
+    ) -> None:
+        started = time.perf_counter()
+        prompt = turns[-1].text if turns else None
+        request = job.request
+
+        def done(
+            result: ProviderResult, prepared: _Prepared, verdict: Verdict | None = None
+        ) -> None:
+            verdict = verdict or classify(result, prepared.verdict.code, prepared.verdict.report)
+            seconds = time.perf_counter() - started
+            rounds.append(_Round(len(rounds) + 1, kind, prompt, result, prepared, verdict, seconds))
+
         on_stage(GenerationStage.SENT)
         try:
-            result = await provider.generate(request.prompt)
+            result, timed_out = await self._ask(job, provider, turns, deadline)
         except asyncio.CancelledError:
             result = ProviderResult(
                 provider=provider.name, model=provider.model, error=SHUTDOWN_MESSAGE
             )
-            prepared = await prepare(request, result, self.analyser)  # an error: no code
-            await self._store_when_cancelled(user, request, result, prepared, started)
+            done(result, await prepare(request, result, self.analyser), Verdict.INTERRUPTED)
             raise
-        except Exception:
-            # A bug in a provider must still leave a FAILURE log behind.
-            log.exception("provider %s raised", provider.name)
-            result = ProviderResult(
-                provider=provider.name,
-                model=provider.model,
-                error="Internal error while contacting the provider",
-            )
         on_stage(GenerationStage.RECEIVED)
         result = read_report(result)
         try:
             prepared = await prepare(request, result, self.analyser, on_stage)
         except asyncio.CancelledError:
             unchecked = replace(result, error=UNCHECKED_AT_SHUTDOWN)
-            prepared = await prepare(request, unchecked, self.analyser)  # an error: no code
-            await self._store_when_cancelled(user, request, unchecked, prepared, started)
+            done(unchecked, await prepare(request, unchecked, self.analyser), Verdict.INTERRUPTED)
             raise
         try:
-            prepared = await self._try_out(user, request, prepared)
+            prepared = await self._try_out(job.user, request, prepared)
         except asyncio.CancelledError:
-            prepared = _with_warning(prepared, TRIAL_INTERRUPTED, request.validate)
-            await self._store_when_cancelled(user, request, result, prepared, started)
+            done(result, _with_warning(prepared, TRIAL_INTERRUPTED, request.validate))
             raise
         if prepared.verdict.code is not None:
             on_stage(GenerationStage.VALIDATED)
-        elapsed = time.perf_counter() - started
-        return await _uninterruptible(self._store(user, request, result, prepared, elapsed))
+        done(result, prepared, Verdict.TIMED_OUT if timed_out else None)
+
+    async def _ask(
+        self, job: _Job, provider: CodeProvider, turns: list[Turn] | None, deadline: float
+    ) -> tuple[ProviderResult, bool]:
+        """The provider's answer within what is left of the time limit (True: it ran out)."""
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+                if turns is not None:
+                    assert isinstance(provider, ChatProvider)
+                    return await provider.converse(turns), False
+                if job.refinement is None:
+                    return await provider.generate(job.request.prompt), False
+                if isinstance(provider, RefiningProvider):
+                    return await provider.refine(job.refinement), False
+                message = CANNOT_REFINE.format(provider=provider.name)
+        except TimeoutError:
+            message = TIME_LIMIT_MESSAGE.format(seconds=self.time_limit_seconds)
+            return ProviderResult(provider=provider.name, model=provider.model, error=message), True
+        except Exception:
+            # A bug in a provider must still leave a FAILURE log behind.
+            log.exception("provider %s raised", provider.name)
+            message = "Internal error while contacting the provider"
+        return ProviderResult(provider=provider.name, model=provider.model, error=message), False
 
     async def _try_out(
         self, user: User, request: GenerationRequest, prepared: _Prepared
@@ -400,66 +645,71 @@ class Generator:
             return prepared
         return _with_report(prepared, with_errors(verdict.report, problems), True)
 
-    async def _store_when_cancelled(
-        self,
-        user: User,
-        request: GenerationRequest,
-        result: ProviderResult,
-        prepared: _Prepared,
-        started: float,
-    ) -> None:
+    async def _store_when_cancelled(self, job: _Job, rounds: list[_Round], started: float) -> None:
         """A generation cancelled at shutdown still leaves its log (and strategy) behind."""
+        if not rounds:
+            return
         elapsed = time.perf_counter() - started
         try:
-            await _uninterruptible(self._store(user, request, result, prepared, elapsed))
+            await _uninterruptible(self._store(job, rounds, elapsed))
         except Exception:
             log.exception("could not log a generation cancelled at shutdown")
 
-    async def _store(
-        self,
-        user: User,
-        request: GenerationRequest,
-        result: ProviderResult,
-        prepared: _Prepared,
-        elapsed: float,
-    ) -> GenerationOutcome:
-        strategy = None
-        verdict = prepared.verdict
-        # Strategy and log land together or not at all (on the writing connection: on SQLite,
-        # reads have one of their own, server/db.py).
+    async def _store(self, job: _Job, rounds: list[_Round], elapsed: float) -> GenerationOutcome:
+        outcome = conclude(job, rounds)
+        chosen, prepared = outcome.chosen, outcome.chosen.prepared
+        result = chosen.result
+        first = rounds[0].result
+        interpretation = result.interpretation or first.interpretation
+        ignored = list(result.ignored_requirements or first.ignored_requirements)
+        input_tokens = sum(r.result.input_tokens for r in rounds)
+        output_tokens = sum(r.result.output_tokens for r in rounds)
+        tokens = sum(r.result.tokens_used for r in rounds)
+        author = versions.model_author(result.provider, result.model)
+        strategy = job.strategy
+        # Strategy (or its new version) and log land together or not at all (on the writing
+        # connection: on SQLite, reads have one of their own, server/db.py).
         async with in_transaction("default"):
-            if prepared.strategy_fields is not None:
+            fields = prepared.strategy_fields
+            if job.kind is AttemptKind.GENERATE and fields is not None:
                 strategy = await GeneratedStrategy.create(
-                    user=user, original_prompt=request.prompt, **prepared.strategy_fields
+                    user=job.user, original_prompt=job.request.prompt, **fields
                 )
                 # Version 1 (services/versions.py), in this same transaction.
-                author = versions.model_author(result.provider, result.model)
                 await versions.record_first_version(
-                    strategy, instruction=request.prompt, author=author
+                    strategy, instruction=job.request.prompt, author=author
                 )
+            elif strategy is not None and fields is not None and outcome.applies:
+                strategy.status = fields["status"]
+                strategy.description = fields["description"]
+                new = versions.NewVersion(
+                    code=fields["generated_code"],
+                    parameters=fields["parameters"],
+                    validation=fields["validation_results"],
+                    instruction=job.request.prompt,
+                    author=author,
+                )
+                await versions.add_version(strategy, new)
             generation_log = await StrategyGenerationLog.create(
-                user=user,
+                user=job.user,
                 strategy=strategy,
-                prompt=request.prompt,
-                status=verdict.status,
+                prompt=job.request.prompt,
+                status=outcome.status,
                 provider=result.provider,
                 model=result.model,
                 ai_response_raw=result.raw_response,
-                extracted_code=verdict.code,
-                error_message=verdict.error,
+                extracted_code=prepared.verdict.code,
+                error_message=outcome.error,
                 processing_time_seconds=elapsed,
-                tokens_used=result.tokens_used,
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
-                estimated_cost_usd=self.prices.cost(
-                    result.model, result.input_tokens, result.output_tokens
-                ),
-                attempts=[attempt.as_dict() for attempt in result.attempts],
-                interpretation=result.interpretation,
-                ignored_requirements=list(result.ignored_requirements),
+                tokens_used=tokens,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                estimated_cost_usd=self.prices.cost(result.model, input_tokens, output_tokens),
+                attempts=[r.record() for r in rounds],
+                repair_rounds=outcome.repair_rounds,
+                interpretation=interpretation,
+                ignored_requirements=ignored,
             )
         # Counted once logged, so the metrics and the generation logs agree.
-        telemetry.record_generation(
-            verdict.status.value, result.provider, result.tokens_used, elapsed
-        )
+        telemetry.record_generation(outcome.status.value, result.provider, tokens, elapsed)
         return GenerationOutcome(generation_log, strategy, elapsed)

@@ -15,11 +15,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from services.execution import StrategyRunner
 
 
 class JobCancelled(Exception):
     """Raised inside a job (by `check_cancelled`) once its owner asked to cancel it."""
+
+
+class TaskFailed(Exception):
+    """A task of `run_tasks` raised: its kind and message (the task may have run in another
+    process, so the original exception is `__cause__` only when it ran in this one)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"task {kind} failed: {message}")
+        self.kind = kind
+        self.message = message
 
 
 class JobControl(Protocol):
@@ -28,8 +41,16 @@ class JobControl(Protocol):
         """The id of the row the job works on (an optimisation's id)."""
 
     @property
+    def user_id(self) -> uuid.UUID:
+        """Whose job it is (the sandbox's owner for its runs, for fairness)."""
+
+    @property
     def worker(self) -> str:
         """Which process runs the job, for the job's stored state."""
+
+    @property
+    def runner(self) -> StrategyRunner:
+        """This process' strategy runner and its sandbox (each worker has its own)."""
 
     async def check_cancelled(self) -> None:
         """Raise JobCancelled if the job was cancelled; cheap enough to call between trials."""

@@ -27,16 +27,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from services.backtesting import Trade
 from services.errors import BadInput
+from services.signals import ORDER_KEYS
 
 # Histories tried when shortening: a signal that agrees with the full run from one of these
 # lengths on has warmed up by then.
 WARMUP_LENGTHS = (10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
 MIN_CHECK_CALLS = 40
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-# A signal as the check compares it: what changes a trade (the action and its levels).
-Compared = tuple[str, float | str | None, float | None]  # ("error", type name, None) too
+# A signal as the check compares it: what changes a trade (the action and its order values,
+# services/signals.py's ORDER_KEYS); ("error", type name) too.
+Compared = tuple[Any, ...]
 _ERROR = "error"
+_NO_ORDERS = (None,) * len(ORDER_KEYS)
 
 
 @dataclass(frozen=True)
@@ -55,13 +59,13 @@ class CheckPlan:
         return [[bar, list(self.warmup.get(bar, ()))] for bar in self.bars]
 
 
-def traded_bars(trades: Sequence[Mapping[str, Any]]) -> list[int]:
+def traded_bars(trades: Sequence[Trade]) -> list[int]:
     """The bars whose signal the engine acted on: the bar before each fill by signal."""
     bars = set()
     for trade in trades:
-        bars.add(int(trade["entryBar"]) - 1)
-        if str(trade.get("exitReason", "")).startswith("signal"):
-            bars.add(int(trade["exitBar"]) - 1)
+        bars.add(trade.entry_bar - 1)
+        if trade.exit_reason.startswith("signal"):
+            bars.add(trade.exit_bar - 1)
     return sorted(bar for bar in bars if bar >= 0)
 
 
@@ -73,9 +77,7 @@ def check_budget(bar_count: int, check_pct: float) -> int:
     return max(MIN_CHECK_CALLS, math.ceil(bar_count * check_pct / 100))
 
 
-def plan_checks(
-    bar_count: int, trades: Sequence[Mapping[str, Any]], *, budget: int, seed: int
-) -> CheckPlan:
+def plan_checks(bar_count: int, trades: Sequence[Trade], *, budget: int, seed: int) -> CheckPlan:
     """At most `budget` strategy calls: every traded bar (a random half of the budget of them
     when there are more), a random tenth of the budget of other bars, and with what is left
     shortened histories at the random bars and as many traded ones. The last bar is never a
@@ -102,9 +104,9 @@ def plan_checks(
 
 def _compared(signal: Mapping[str, Any] | None) -> Compared:
     if signal is None or signal.get("action") == "hold":
-        return ("hold", None, None)
+        return ("hold", *_NO_ORDERS)
     meta = signal.get("metadata") or {}
-    return (str(signal["action"]), meta.get("stop_loss_price"), meta.get("take_profit_price"))
+    return (str(signal["action"]), *[meta.get(key) for key in ORDER_KEYS])
 
 
 def run_checks(
@@ -137,7 +139,7 @@ def run_checks(
             try:
                 compared: list[Any] = list(_compared(call(market_data)))
             except Exception as exc:  # the strategy's failure on this data: a difference
-                compared = [_ERROR, type(exc).__name__, None]
+                compared = [_ERROR, type(exc).__name__, *_NO_ORDERS[1:]]
             results.append([bar, length, compared])
     return results
 
@@ -205,26 +207,26 @@ class LookAheadVerdict:
 
 def _checked(value: object) -> Compared | None:
     """One untrusted compared signal, or None when it is not one (counts as a difference)."""
-    if type(value) is not list or len(value) != 3:
+    if type(value) is not list or len(value) != 1 + len(ORDER_KEYS):
         return None
-    action, stop, target = value
-    if action == _ERROR and isinstance(stop, str):
-        return (_ERROR, stop[:100], None)
+    action, *orders = value
+    if action == _ERROR and isinstance(orders[0], str):
+        return (_ERROR, orders[0][:100], *_NO_ORDERS[1:])
     if action not in ("buy", "sell", "hold"):
         return None
-    for level in (stop, target):
+    for level in orders:
         if level is not None and not (type(level) is float and math.isfinite(level)):
             return None
-    return (action, stop, target)
+    return (action, *orders)
 
 
 def _shown(signal: Compared | None) -> str:
     if signal is None:
         return "malformed"
-    action, first, second = signal
+    action, *orders = signal
     if action == _ERROR:
-        return f"error ({first})"
-    levels = [f"{name} {value!r}" for name, value in (("stop", first), ("target", second)) if value]
+        return f"error ({orders[0]})"
+    levels = [f"{name} {value!r}" for name, value in zip(ORDER_KEYS, orders, strict=True) if value]
     return action + (f" ({', '.join(levels)})" if levels else "")
 
 

@@ -405,6 +405,21 @@ def _validated(
     )
 
 
+def bars_from_arrays(
+    arrays: dict[str, FloatArray],
+    *,
+    where: Callable[[int], str],
+    max_bars: int = DEFAULT_MAX_BARS,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+) -> Bars:
+    """The market rules (finite, positive, consistent OHLC, increasing time) over parsed
+    float64 columns; `where(i)` names row i in errors (e.g. its CSV line)."""
+    return _validated(
+        dict(arrays), max_bars=max_bars, symbol=symbol, timeframe=timeframe, where=where
+    )
+
+
 def bars_from_csv(
     text: str,
     *,

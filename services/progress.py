@@ -258,5 +258,5 @@ async def _backtest_events(
             if not task.cancelled():
                 task.exception()  # it ended meanwhile: nobody is left to report to
     outcome = task.result()
-    bars = int(outcome.result["bars"])
+    bars = outcome.result.bars
     yield BacktestEvent(bars, bars, clock(), outcome)

@@ -620,3 +620,119 @@ def _foreign_phrases(clause: str, foreign: list[str], vocabulary: list[str]) -> 
             if not any(s < end and start < e for s, e in own):
                 found.append(match)
     return found
+
+
+# What the template provider can change in code it built (TemplateProvider.refine).
+REFINEMENTS_SUPPORTED = (
+    "make the stop trailing or add a trailing stop of N% (SMA, EMA and MACD crossovers), "
+    "add a volume filter (optionally Nx the average volume), set a stop loss or take profit "
+    "of N%, and remove the stop loss, take profit, trailing stop or volume filter"
+)
+_REMOVE = (
+    r"\b(?:remove|drop|delete|without|no|disable|entfern\w*|ohne|quita\w*|sin|supprim\w*|sans)\b"
+)
+_VOLUME_WORDS = r"\bvolume|\bvolumen"
+_CHANGES: dict[str, tuple[str, ...]] = {
+    "trailing": ("trailing_stop_pct",),
+    "stop": ("stop_loss_pct",),
+    "take": ("take_profit_pct",),
+    "volume": ("volume_multiple", "volume_period"),
+}
+
+
+@dataclass(frozen=True)
+class Refined:
+    """A template intent after a refinement instruction, and how the instruction was read."""
+
+    intent: PromptIntent
+    changed: bool
+    understood: tuple[str, ...]
+    ignored: tuple[str, ...]
+
+
+def refine_intent(current: PromptIntent, instruction: str) -> Refined:
+    """`current` changed as `instruction` asks, clause by clause: each clause is one of the
+    REFINEMENTS_SUPPORTED (understood) or reported back in the user's words (ignored)."""
+    assert current.template is not None
+    params = dict(current.params)
+    defaults = list(current.defaults)
+    understood: list[str] = []
+    ignored: list[str] = []
+    for clause in _clauses(read_as(instruction)):
+        if _refine_clause(current.template, params, defaults, clause):
+            understood.append(clause)
+        else:
+            ignored.append(clause)
+    intent = PromptIntent(
+        template=current.template,
+        strategy_type=current.strategy_type,
+        params=params,
+        ignored=(),
+        understood=(*current.understood, *understood),
+        defaults=tuple(dict.fromkeys(d for d in defaults if d in params)),
+    )
+    return Refined(intent, params != current.params, tuple(understood), tuple(ignored))
+
+
+def _refine_clause(
+    template: str, params: dict[str, float | int], defaults: list[str], clause: str
+) -> bool:
+    """Apply one clause to `params`; False when it asks for nothing the templates can do."""
+    topics = [
+        topic
+        for topic, pattern in (
+            ("trailing", _TRAIL_WORDS),
+            ("volume", _VOLUME_WORDS),
+            ("stop", _STOP_WORDS),
+            ("take", _TAKE_WORDS),
+        )
+        if re.search(pattern, clause, _FLAGS)
+    ]
+    if "trailing" in topics and "stop" in topics and not re.search(_NAMED_STOP, clause, _FLAGS):
+        topics.remove("stop")  # "make the stop trailing": the stop is the trailing one
+    if not topics:
+        return False
+    if re.search(_REMOVE, clause, _FLAGS):
+        for topic in topics:
+            for name in _CHANGES[topic]:
+                params.pop(name, None)
+        return True
+    if "trailing" in topics:
+        if template not in REGIME_TEMPLATES:
+            return False
+        sized = re.search(_TRAILING, clause, _FLAGS)
+        value = (sized[1] or sized[2]) if sized else None
+        if value is not None:
+            params["trailing_stop_pct"] = float(value)
+        elif "stop_loss_pct" in params:
+            params["trailing_stop_pct"] = params["stop_loss_pct"]  # the same stop, trailing
+        else:
+            params["trailing_stop_pct"] = 2.0
+            defaults.append("trailing_stop_pct")
+        params.pop("stop_loss_pct", None)  # a trailing stop replaces the fixed one
+        topics.remove("trailing")
+    for topic, words, default in (("stop", _STOP_WORDS, 2.0), ("take", _TAKE_WORDS, 5.0)):
+        if topic in topics:
+            name = _CHANGES[topic][0]
+            value = _percent(clause, words)
+            if value is None and name in params:
+                continue  # named without a size: kept as it is
+            params[name] = value if value is not None else default
+            if value is None:
+                defaults.append(name)
+    if "volume" in topics:
+        multiple = _volume_filter(clause)
+        if multiple is None and _is_sell_clause(clause):
+            return False
+        params["volume_multiple"] = multiple if multiple is not None else 1.5
+        if multiple is None:
+            defaults.append("volume_multiple")
+        match = re.search(
+            rf"(\d{{1,3}})[- ]?(?:{_PERIOD_UNITS})s?\s+(?:average\s+)?volume", clause, _FLAGS
+        )
+        if match:
+            params["volume_period"] = int(match[1])
+        elif "volume_period" not in params:
+            params["volume_period"] = 20
+            defaults.append("volume_period")
+    return True

@@ -19,6 +19,15 @@ MAX_REASON_CHARS = 1000
 MAX_METADATA_BYTES = 64 * 1024
 MAX_METADATA_DEPTH = 16
 PRICE_KEYS = ("stop_loss_price", "take_profit_price")
+# Order instructions a buy or sell may carry in its metadata, besides the absolute prices;
+# docs/backtesting.md says what each means. Percents are percent (2.0 means 2%), as the
+# backtest's commissionPct is; the stop and target percents are measured from the fill.
+PERCENT_KEYS = ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct")
+SIZE_KEYS = ("size_fraction", "units")
+ORDER_KEYS = PRICE_KEYS + PERCENT_KEYS + SIZE_KEYS
+# A size is given one way at most. (A stop or target in percent and as a price may come
+# together: the percent counts, measured from the fill; see services/backtesting.py.)
+_EXCLUSIVE = (("size_fraction", "units"),)
 
 _ACTIONS_TEXT = ", ".join(ACTIONS)
 _INT_LIMIT = 2**63
@@ -78,6 +87,40 @@ def _check_price(key: str, value: object) -> float | None:
     )
 
 
+def _check_order_value(key: str, value: object) -> float | None:
+    """An order instruction's value, checked: None, or a finite number in the key's range."""
+    if key in PRICE_KEYS:
+        return _check_price(key, value)
+    if value is None:
+        return None
+    number = value if type(value) is float else _as_number(value)
+    if key == "size_fraction":
+        if 0.0 < number <= 1.0:
+            return number
+        expected = "a fraction of equity above 0 and at most 1 (0.5 = half)"
+    elif key == "units":
+        if number - number == 0.0 and number > 0:
+            return number
+        expected = "a finite number of units above 0"
+    elif key == "take_profit_pct":
+        if number - number == 0.0 and number > 0:
+            return number
+        expected = "a finite percent above 0 (5.0 means 5%)"
+    else:  # stop_loss_pct, trailing_stop_pct: a long's stop cannot be 100% below the fill
+        if 0.0 < number < 100.0:
+            return number
+        expected = "a percent above 0 and below 100 (2.0 means 2%)"
+    raise InvalidSignal(f"metadata {key} must be {expected} or None; got {_short_repr(value)}")
+
+
+def _order_values(metadata: dict[Any, Any]) -> dict[str, float | None]:
+    values = {key: _check_order_value(key, metadata[key]) for key in ORDER_KEYS if key in metadata}
+    for first, second in _EXCLUSIVE:
+        if values.get(first) is not None and values.get(second) is not None:
+            raise InvalidSignal(f"metadata gives both {first} and {second}: give one of them")
+    return values
+
+
 def normalise_signal(raw: object) -> dict[str, Any]:
     """Validate one return value of `execute_strategy` and return a clean JSON-safe copy.
 
@@ -124,10 +167,10 @@ def normalise_signal(raw: object) -> dict[str, Any]:
     elif not isinstance(metadata, dict):
         raise InvalidSignal(f"metadata must be a dict; got {_type_name(metadata)}")
     else:
-        prices = {key: _check_price(key, metadata[key]) for key in PRICE_KEYS if key in metadata}
+        orders = _order_values(metadata)
         clean = clean_metadata(metadata)
-        if prices:
-            clean.update(prices)
+        if orders:
+            clean.update(orders)
 
     return {"action": name, "confidence": float(value), "reason": reason, "metadata": clean}
 

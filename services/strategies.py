@@ -37,11 +37,12 @@ MAX_PARAMETERS_BYTES = 16 * 1024
 PREVIEW_LINES = 10
 
 T = TypeVar("T", bound=Model)
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
-class Page(Generic[T]):
-    items: Sequence[T]
+class Page(Generic[Item]):
+    items: Sequence[Item]
     total_count: int
     page: int
     page_size: int
@@ -62,22 +63,45 @@ def check_paging(page: int, page_size: int) -> None:
         raise BadInput(f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
 
 
-async def _paginate(query: QuerySet[T], page: int, page_size: int) -> Page[T]:
+def _page_of(query: QuerySet[T], page: int, page_size: int) -> QuerySet[T]:
     """One query for the page and the total (a window count): lists are the hottest read,
     and on SQLite every extra query waits for the only connection."""
     check_paging(page, page_size)
-    items = (
-        await query.annotate(window_total=RawSQL("COUNT(*) OVER ()"))
+    return (
+        query.annotate(window_total=RawSQL("COUNT(*) OVER ()"))
         .order_by("-created_at", "-id")
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
+
+
+async def _total_past_the_end(query: QuerySet[T], page: int) -> int:
+    """Past the last page (or nothing at all) the window saw no rows to count."""
+    return 0 if page == 1 else await query.count()
+
+
+async def paginate(query: QuerySet[T], page: int, page_size: int) -> Page[T]:
+    items = await _page_of(query, page, page_size)
     if items:
         first: Any = items[0]
         total = int(first.window_total)
-    else:  # past the last page (or nothing at all): the window saw no rows to count
-        total = 0 if page == 1 else await query.count()
+    else:
+        total = await _total_past_the_end(query, page)
     return Page(items=items, total_count=total, page=page, page_size=page_size)
+
+
+async def _paginate_rows(
+    query: QuerySet[T], columns: Sequence[str], page: int, page_size: int
+) -> Page[dict[str, Any]]:
+    """As `paginate`, but each row a dict of `columns` only: for a list that shows a few
+    fields, reading every column (the code, the validation report) and building model
+    objects was most of the database's and the ORM's share of the request."""
+    rows: list[dict[str, Any]] = await _page_of(query, page, page_size).values(
+        *columns, "window_total"
+    )
+    totals = [row.pop("window_total") for row in rows]
+    total = int(totals[0]) if rows else await _total_past_the_end(query, page)
+    return Page(items=rows, total_count=total, page=page, page_size=page_size)
 
 
 def code_preview(code: str, lines: int = PREVIEW_LINES) -> str:
@@ -93,6 +117,20 @@ def owner_scope(user: User, all_users: bool) -> dict[str, Any]:
     return {}
 
 
+def _strategies_of(
+    user: User,
+    status: StrategyStatus | None,
+    strategy_type: StrategyType | None,
+    all_users: bool,
+) -> QuerySet[GeneratedStrategy]:
+    query = GeneratedStrategy.filter(**owner_scope(user, all_users))
+    if status is not None:
+        query = query.filter(status=status)
+    if strategy_type is not None:
+        query = query.filter(strategy_type=strategy_type)
+    return query
+
+
 async def list_strategies(
     user: User,
     *,
@@ -102,12 +140,23 @@ async def list_strategies(
     page_size: int = 20,
     all_users: bool = False,
 ) -> Page[GeneratedStrategy]:
-    query = GeneratedStrategy.filter(**owner_scope(user, all_users))
-    if status is not None:
-        query = query.filter(status=status)
-    if strategy_type is not None:
-        query = query.filter(strategy_type=strategy_type)
-    return await _paginate(query, page, page_size)
+    query = _strategies_of(user, status, strategy_type, all_users)
+    return await paginate(query, page, page_size)
+
+
+async def list_strategy_rows(
+    user: User,
+    columns: Sequence[str],
+    *,
+    status: StrategyStatus | None = None,
+    strategy_type: StrategyType | None = None,
+    page: int = 1,
+    page_size: int = 20,
+    all_users: bool = False,
+) -> Page[dict[str, Any]]:
+    """The same page as `list_strategies`, each row only the `columns` named (and `id`)."""
+    query = _strategies_of(user, status, strategy_type, all_users)
+    return await _paginate_rows(query, sorted({"id", *columns}), page, page_size)
 
 
 async def get_strategy(
@@ -365,7 +414,7 @@ async def list_generation_logs(
     query = StrategyGenerationLog.filter(**owner_scope(user, all_users))
     if status is not None:
         query = query.filter(status=status)
-    return await _paginate(query, page, page_size)
+    return await paginate(query, page, page_size)
 
 
 async def get_generation_log(

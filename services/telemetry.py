@@ -115,6 +115,44 @@ SANDBOX_JOBS_QUEUED = Gauge(
     registry=REGISTRY,
 )
 
+JOBS = Counter(
+    "jobs_total",
+    "Finished jobs (long work: optimisations...), by kind and status (succeeded, failed, "
+    "cancelled).",
+    ["kind", "status"],
+    registry=REGISTRY,
+)
+JOB_DURATION = Histogram(
+    "job_duration_seconds",
+    "Time a job ran, from its claim to its end, by kind.",
+    ["kind"],
+    buckets=(*SLOW_BUCKETS, 600, 1800, 3600),
+    registry=REGISTRY,
+)
+JOBS_RUNNING = Gauge(
+    "jobs_running",
+    "Jobs this process (server or worker) runs now.",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+JOBS_QUEUED = Gauge(
+    "jobs_queued",
+    "Jobs waiting to run (queue depth), as this process last counted them in the database.",
+    multiprocess_mode="max",
+    registry=REGISTRY,
+)
+JOB_WORKERS = Gauge(
+    "job_workers",
+    "Queue workers alive (`python -m server worker`), as this process last counted them.",
+    multiprocess_mode="max",
+    registry=REGISTRY,
+)
+
+
+def record_job(kind: str, status: str, seconds: float) -> None:
+    JOBS.labels(kind, status).inc()
+    JOB_DURATION.labels(kind).observe(seconds)
+
 
 def record_graphql_error(code: str) -> None:
     GRAPHQL_ERRORS.labels(code).inc()

@@ -15,7 +15,7 @@ import pytest
 
 from server.settings import Settings
 from services.generation import TRUNCATED_NOTE
-from services.providers.prompting import SYSTEM_INSTRUCTION
+from services.providers.prompting import system_instruction
 from services.sandbox import Sandbox
 from tests.support.anthropic_standin import (
     DEFAULT_CODE,
@@ -29,7 +29,7 @@ from tests.support.anthropic_standin import (
     text_answer,
     truncated_answer,
 )
-from tests.support.api import GenerationSession, generation_session
+from tests.support.api import GenerationSession, generation_session, http_exchanges
 
 API_KEY = "sk-ant-test-key"
 MODEL = "claude-sonnet-4-6"  # list price: 3 USD in, 15 USD out per million tokens
@@ -44,6 +44,8 @@ def anthropic_settings(standin: AnthropicStandin, **extra: object) -> dict[str, 
         "anthropic_timeout_seconds": 1.0,
         "anthropic_max_attempts": 3,
         "anthropic_retry_base_seconds": 0.01,
+        # One round: these tests are about one answer (tests/test_repair_loop.py repairs).
+        "generation_repair_rounds": 0,
         **extra,
     }
 
@@ -76,7 +78,7 @@ async def test_code_answer_with_tokens_and_cost(
     assert "anthropic-version" in request.headers
     assert request.body["model"] == MODEL
     assert request.body["max_tokens"] == 4000
-    assert request.body["system"] == SYSTEM_INSTRUCTION
+    assert request.body["system"] == system_instruction(code_execution=False)
     (message,) = request.body["messages"]
     assert message["role"] == "user"
     assert "RSI below 30 buys, above 70 sells" in message["content"]
@@ -112,7 +114,7 @@ async def test_truncated_before_any_text_names_the_setting(
     log = (await claude.generate())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "ANTHROPIC_MAX_TOKENS" in log["errorMessage"]
-    assert len(log["attempts"]) == 1
+    assert len(http_exchanges(log)) == 1
 
 
 async def test_429_then_success_honours_retry_after(
@@ -121,8 +123,8 @@ async def test_429_then_success_honours_retry_after(
     anthropic_standin.script(error(429, "Number of requests has exceeded", 0.3), code_answer())
     log = (await claude.generate())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert [a["httpStatus"] for a in log["attempts"]] == [429, 200]
-    assert "rate limit" in log["attempts"][0]["error"]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [429, 200]
+    assert "rate limit" in http_exchanges(log)[0]["error"]
     assert log["processingTimeSeconds"] >= 0.3
 
 
@@ -132,8 +134,8 @@ async def test_overloaded_then_success(
     anthropic_standin.script(error(529, "Overloaded"), code_answer())
     log = (await claude.generate())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert [a["httpStatus"] for a in log["attempts"]] == [529, 200]
-    assert "overloaded_error" in log["attempts"][0]["error"]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [529, 200]
+    assert "overloaded_error" in http_exchanges(log)[0]["error"]
 
 
 @pytest.mark.parametrize("status", [500, 529])
@@ -145,7 +147,7 @@ async def test_server_errors_are_retried_then_reported(
     log = payload["generationLog"]
     assert payload["strategy"] is None
     assert log["status"] == "FAILURE"
-    assert [a["httpStatus"] for a in log["attempts"]] == [status] * 3
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [status] * 3
     assert f"Anthropic error {status}" in log["errorMessage"]
     assert "gave up after 3 attempts" in log["errorMessage"]
 
@@ -157,8 +159,8 @@ async def test_timeouts_are_bounded(
     log = (await claude.generate())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "Anthropic did not answer within 1 s" in log["errorMessage"]
-    assert len(log["attempts"]) == 3
-    assert all(a["durationSeconds"] < 2.5 for a in log["attempts"])
+    assert len(http_exchanges(log)) == 3
+    assert all(a["durationSeconds"] < 2.5 for a in http_exchanges(log))
 
 
 async def test_timeout_then_success(
@@ -167,7 +169,7 @@ async def test_timeout_then_success(
     anthropic_standin.script(hang(10), code_answer())
     log = (await claude.generate())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert log["attempts"][0]["error"].startswith("Anthropic did not answer")
+    assert http_exchanges(log)[0]["error"].startswith("Anthropic did not answer")
 
 
 @pytest.mark.parametrize(
@@ -184,7 +186,7 @@ async def test_refusals_fail_without_retry(
     assert payload["strategy"] is None
     assert log["status"] == "FAILURE"
     assert "declined to answer (refusal); rephrase the strategy" in log["errorMessage"]
-    assert len(log["attempts"]) == 1
+    assert len(http_exchanges(log)) == 1
 
 
 async def test_empty_answer_is_retried(
@@ -193,7 +195,7 @@ async def test_empty_answer_is_retried(
     anthropic_standin.script(empty_answer(), code_answer())
     log = (await claude.generate())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert log["attempts"][0]["error"] == "Anthropic returned an empty answer"
+    assert http_exchanges(log)[0]["error"] == "Anthropic returned an empty answer"
 
 
 @pytest.mark.parametrize("content_type", ["text/html", "application/json"])
@@ -206,7 +208,7 @@ async def test_non_json_body_is_a_clear_failure(
     log = (await claude.generate())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "not JSON" in log["errorMessage"] or "not valid JSON" in log["errorMessage"]
-    assert len(log["attempts"]) == 3
+    assert len(http_exchanges(log)) == 3
 
 
 async def test_invalid_key_is_not_retried(
@@ -218,7 +220,7 @@ async def test_invalid_key_is_not_retried(
         log = (await api.generate())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "ANTHROPIC_API_KEY" in log["errorMessage"]
-    assert [a["httpStatus"] for a in log["attempts"]] == [401]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [401]
     assert "authentication_error" in log["aiResponseRaw"]
 
 
@@ -241,4 +243,4 @@ async def test_unreachable_server_is_a_failure_not_an_error(
         log = (await api.generate())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "Could not reach Anthropic at http://127.0.0.1:9" in log["errorMessage"]
-    assert len(log["attempts"]) == 2
+    assert len(http_exchanges(log)) == 2

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 
@@ -7,10 +9,21 @@ import jwt
 import pytest
 
 from models import User
+from server.settings import Settings
 from services import accounts
 from services.accounts import RecentUsers, TokenSigner
 from services.errors import Unauthenticated
-from tests.support.api import PASSWORD, REGISTER, GraphQLCall, error_codes
+from services.providers.templates import TemplateProvider
+from services.sandbox import Sandbox
+from tests.support.api import (
+    PASSWORD,
+    REGISTER,
+    GraphQLCall,
+    call_graphql,
+    error_codes,
+    make_client,
+    register_user,
+)
 
 LOGIN = """
 mutation($email: String!, $password: String!) {
@@ -118,6 +131,75 @@ async def test_recent_users_spare_the_lookup_for_a_few_seconds_only(database: st
     now[0] += 5.01
     with pytest.raises(Unauthenticated, match="no longer exists"):
         await accounts.user_for_token(signer, token, recent)
+
+
+async def test_an_expired_user_is_looked_up_once_by_all_the_requests_that_miss(
+    database: str, settings: Settings, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No stampede: when the remembered user expires, the requests in flight share one lookup
+    (they used to send one each, all queued on SQLite's only connection)."""
+    now = [1000.0]
+    async with make_client(settings, TemplateProvider(), sandbox=sandbox) as client:
+        services = client._transport.app.state.services  # type: ignore[attr-defined]
+        services.recent_users = RecentUsers(ttl_seconds=5, clock=lambda: now[0])
+        token, _ = await register_user(client)
+        assert "errors" not in await call_graphql(client, ME, token=token)  # remembered now
+        now[0] += 5.01  # ... and expired: every request below misses at once
+        with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+            answers = await asyncio.gather(
+                *(call_graphql(client, ME, token=token) for _ in range(20))
+            )
+    assert all("errors" not in answer for answer in answers), answers
+    assert len({answer["data"]["me"]["id"] for answer in answers}) == 1
+    lookups = [r.getMessage() for r in caplog.records if '"users"' in r.getMessage()]
+    assert len(lookups) == 1, lookups
+
+
+async def test_a_failed_shared_lookup_fails_its_waiters_and_the_next_miss_retries() -> None:
+    recent = RecentUsers()
+    user = User(id=uuid.uuid4(), email="someone@example.com")
+    calls: list[uuid.UUID] = []
+    release = asyncio.Event()
+
+    async def failing(user_id: uuid.UUID) -> User | None:
+        calls.append(user_id)
+        await release.wait()
+        raise ConnectionError("database gone")
+
+    waiting = [asyncio.ensure_future(recent.get_or_look_up(user.id, failing)) for _ in range(5)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # one client gives up: the others still get the lookup's outcome
+    release.set()
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert all(isinstance(o, ConnectionError) for o in outcomes[1:]), outcomes
+    assert len(calls) == 1
+
+    async def found(user_id: uuid.UUID) -> User | None:
+        calls.append(user_id)
+        return user
+
+    assert await recent.get_or_look_up(user.id, found) is user
+    assert await recent.get_or_look_up(user.id, found) is user  # remembered: no third call
+    assert len(calls) == 2
+
+
+def test_a_remembered_token_still_expires_and_only_its_exact_text_is_remembered() -> None:
+    now = [time.time()]
+    signer = TokenSigner("k" * 48, 60, clock=lambda: now[0])
+    user_id = uuid.uuid4()
+    token = signer.issue(user_id)
+    assert signer.user_id(token) == user_id
+    assert signer.user_id(token) == user_id  # remembered
+    header, payload, signature = token.split(".")
+    with pytest.raises(Unauthenticated, match="Invalid token"):
+        signer.user_id(f"{header}.{payload}.{signature[:-2]}AA")
+    other = TokenSigner("x" * 48, 60, clock=lambda: now[0])
+    with pytest.raises(Unauthenticated, match="Invalid token"):
+        other.user_id(token)  # another key: never this signer's memory
+    now[0] += 60
+    with pytest.raises(Unauthenticated, match="expired"):
+        signer.user_id(token)
 
 
 def test_recent_users_stay_bounded() -> None:

@@ -11,6 +11,7 @@ import json
 import math
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from tortoise import Tortoise
 from models import GeneratedStrategy, StrategyStatus, User
 from server.db import dialect_of
 from server.settings import Settings
-from services.backtesting import BacktestOptions, run_backtest
+from services.backtesting import BacktestOptions, metrics_json, report_json, run_backtest
 from services.execution import (
     MAX_BACKTEST_BARS,
     OHLCV,
@@ -37,6 +38,7 @@ from services.sandbox import (
     SandboxViolation,
 )
 from services.sandbox.warmup import sample_bars
+from services.signals import ORDER_KEYS
 from tests.support.api import make_client, register_user
 
 BARS = sample_bars(120)
@@ -61,13 +63,14 @@ def honest(market_data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any
 
 def honest_stream(**changes: Any) -> dict[str, Any]:
     """What an honest job process sends for `honest` (one action letter per bar, then for
-    each buy or sell an index into a table of [confidence, reason, stop, target]), with the
-    table's row edited by `changes`."""
+    each buy or sell an index into a table of [confidence, reason, {order key: value}]), with
+    the table's row edited by `changes`."""
     actions = ["h"] * len(BARS)
     actions[BUY_AT], actions[SELL_AT] = "b", "s"
-    row: dict[str, Any] = {"confidence": 0.5, "reason": "r", "stop": None, "target": None}
+    row: dict[str, Any] = {"confidence": 0.5, "reason": "r"}
+    orders = {key: changes.pop(key) for key in ORDER_KEYS if key in changes}
     row.update(changes)
-    return {"actions": "".join(actions), "details": [0, 0], "table": [list(row.values())]}
+    return {"actions": "".join(actions), "details": [0, 0], "table": [[*row.values(), orders]]}
 
 
 def forging(value: object) -> str:
@@ -111,12 +114,12 @@ async def test_a_forged_engine_result_is_refused(unguarded: Sandbox) -> None:
 async def test_forged_signals_are_only_signals_the_server_recomputes(unguarded: Sandbox) -> None:
     result = await unguarded.run_backtest(forging(honest_stream()), BARS, {}, OPTIONS)
     # Its look-ahead check job forges the same frame, which is no check result (issue 18).
-    assert result.pop("lookAhead")["lookAheadBias"] is True
-    assert result["metrics"].pop("trustworthy") is False
-    assert result["metrics"].pop("lookAheadBias") is True
-    assert result == run_backtest(honest, BARS, {}, OPTIONS)
-    assert result["metrics"]["numTrades"] == 1
-    json.dumps(result, allow_nan=False)
+    assert result.look_ahead is not None and result.look_ahead["lookAheadBias"] is True
+    assert metrics_json(result)["trustworthy"] is False
+    assert metrics_json(result)["lookAheadBias"] is True
+    assert replace(result, look_ahead=None) == run_backtest(honest, BARS, {}, OPTIONS)
+    assert result.stats.num_trades == 1
+    json.dumps(report_json(result), allow_nan=False)
 
 
 @pytest.mark.parametrize(
@@ -124,10 +127,10 @@ async def test_forged_signals_are_only_signals_the_server_recomputes(unguarded: 
     [
         ({"confidence": math.nan}, "confidence must be a number between 0 and 1"),
         ({"confidence": 7}, "confidence must be a number between 0 and 1"),
-        ({"stop": math.inf}, "stop_loss_price must be a finite positive price"),
-        ({"target": -math.inf}, "take_profit_price must be a finite positive price"),
-        ({"stop": 10 * 10**400}, "stop_loss_price must be a finite positive price"),
-        ({"stop": 1e9}, "stop_loss_price 1000000000.0 is above the close"),
+        ({"stop_loss_price": math.inf}, "stop_loss_price must be a finite positive price"),
+        ({"take_profit_price": -math.inf}, "take_profit_price must be a finite positive price"),
+        ({"stop_loss_price": 10 * 10**400}, "stop_loss_price must be a finite positive price"),
+        ({"stop_loss_price": 1e9}, "stop_loss_price 1000000000.0 is above the close"),
         ({"reason": ["not", "text"]}, "reason must be a string"),
     ],
 )
@@ -146,10 +149,11 @@ async def test_every_forged_signal_is_checked_and_named_by_bar(
     [
         {"actions": "h" * (len(BARS) - 1), "details": [], "table": []},
         {"actions": "x" * len(BARS), "details": [], "table": []},
-        {"actions": "b" + "h" * (len(BARS) - 1), "details": [3], "table": [[0.5, "", None, None]]},
+        {"actions": "b" + "h" * (len(BARS) - 1), "details": [3], "table": [[0.5, "", {}]]},
         {"actions": "b" + "h" * (len(BARS) - 1), "details": [], "table": []},
-        {"actions": "h" * len(BARS), "details": [0], "table": [[0.5, "", None, None]]},
+        {"actions": "h" * len(BARS), "details": [0], "table": [[0.5, "", {}]]},
         {"actions": "b" + "h" * (len(BARS) - 1), "details": [0], "table": [[0.5]]},
+        {"actions": "b" + "h" * (len(BARS) - 1), "details": [0], "table": [[0.5, "", {"x": 1}]]},
         [1, 2, 3],
     ],
 )
@@ -181,12 +185,12 @@ async def test_stored_metrics_are_the_servers_own(database: str, unguarded: Sand
     with pytest.raises(SandboxViolation):
         await runner.backtest(user, strategies[0].id, request)
     outcome = await runner.backtest(user, strategies[1].id, request)
-    honest_metrics = run_backtest(honest, BARS, {}, OPTIONS)["metrics"]
+    honest_metrics = metrics_json(run_backtest(honest, BARS, {}, OPTIONS))
     forged, recomputed = [await GeneratedStrategy.get(id=strategy.id) for strategy in strategies]
     assert forged.performance_metrics == {}
     stored = recomputed.performance_metrics
     assert {key: stored[key] for key in honest_metrics} == json.loads(json.dumps(honest_metrics))
-    served = dict(outcome.result["metrics"])
+    served = dict(metrics_json(outcome.result))
     # A forger's look-ahead check forges too: flagged (issue 18).
     assert served.pop("trustworthy") is False and stored["trustworthy"] is False
     assert served.pop("lookAheadBias") is True
@@ -206,10 +210,10 @@ async def test_a_100k_bar_backtest_fits_the_output_cap(sandbox: Sandbox) -> None
     longest backtest the API accepts stays well inside the default cap."""
     bars = synthetic_bars("trending", MAX_BACKTEST_BARS, timeframe="1h", seed=5)
     result = await sandbox.run_backtest(CHEAP_ROUND_TRIPS, bars, {}, OPTIONS, timeout_seconds=120)
-    assert result["bars"] == MAX_BACKTEST_BARS
-    assert len(result["equityCurve"]) == MAX_BACKTEST_BARS
-    assert result["metrics"]["numTrades"] == 100
-    json.dumps(result, allow_nan=False)
+    assert result.bars == MAX_BACKTEST_BARS
+    assert len(result.equity) == MAX_BACKTEST_BARS
+    assert result.stats.num_trades == 100
+    json.dumps(report_json(result), allow_nan=False)
 
 
 # --- the last line: stored and served JSON ----------------------------------------------------

@@ -16,9 +16,13 @@ import pytest
 
 from services.backtesting import (
     BacktestOptions,
+    BacktestReport,
     StrategyFailure,
     annualisation,
+    camel_case_json,
     compute_metrics,
+    metrics_json,
+    report_json,
     run_backtest,
 )
 from services.market_data import Bars, bars_from_columns
@@ -84,7 +88,7 @@ def run(
     **kwargs: Any,
 ) -> dict[str, Any]:
     result = run_backtest(scripted(script), make_bars(rows, **kwargs), {}, options)
-    json.dumps(result, allow_nan=False)  # always JSON-safe
+    json.dumps(report_json(result), allow_nan=False)  # always JSON-safe
     return result
 
 
@@ -94,77 +98,77 @@ def test_long_trade_fills_next_open_and_pays_commission_both_ways() -> None:
     entry_fee = units * 104 * 0.01
     exit_fee = units * 108 * 0.01  # sold at bar 4's open
     pnl = units * (108 - 104) - entry_fee - exit_fee
-    (trade,) = result["trades"]
-    assert trade["entryBar"] == 2 and trade["exitBar"] == 4
-    assert trade["side"] == "long"
-    assert trade["entryPrice"] == 104.0 and trade["exitPrice"] == 108.0
-    assert trade["size"] == pytest.approx(units, rel=1e-12)
-    assert trade["commission"] == pytest.approx(entry_fee + exit_fee, rel=1e-12)
-    assert trade["pnl"] == pytest.approx(pnl, rel=1e-12)
-    assert trade["returnPct"] == pytest.approx(pnl / (units * 104) * 100, rel=1e-12)
-    assert trade["entryReason"] == "buy@1"
-    assert trade["exitReason"] == "signal: sell@3"
-    assert trade["entryTime"] is None and trade["exitTime"] is None
-    assert result["equityCurve"] == pytest.approx(
+    (trade,) = result.trades
+    assert trade.entry_bar == 2 and trade.exit_bar == 4
+    assert trade.side == "long"
+    assert trade.entry_price == 104.0 and trade.exit_price == 108.0
+    assert trade.size == pytest.approx(units, rel=1e-12)
+    assert trade.commission == pytest.approx(entry_fee + exit_fee, rel=1e-12)
+    assert trade.pnl == pytest.approx(pnl, rel=1e-12)
+    assert trade.return_pct == pytest.approx(pnl / (units * 104) * 100, rel=1e-12)
+    assert trade.entry_reason == "buy@1"
+    assert trade.exit_reason == "signal: sell@3"
+    assert trade.entry_time is None and trade.exit_time is None
+    assert result.equity == pytest.approx(
         [10_000, 10_000, units * 105, units * 107, 10_000 + pnl, 10_000 + pnl], rel=1e-12
     )
-    assert result["bars"] == 6
-    assert result["metrics"]["finalEquity"] == pytest.approx(10_000 + pnl, rel=1e-12)
-    assert result["metrics"]["commissionsPaid"] == pytest.approx(entry_fee + exit_fee)
+    assert result.bars == 6
+    assert result.stats.final_equity == pytest.approx(10_000 + pnl, rel=1e-12)
+    assert result.stats.commissions_paid == pytest.approx(entry_fee + exit_fee)
 
 
 def test_trade_times_come_from_timestamps() -> None:
-    (trade,) = run({1: "buy", 3: "sell"}, timestamps=True)["trades"]
-    assert trade["entryTime"] == 1_704_067_200.0 + 2 * DAY
-    assert trade["exitTime"] == 1_704_067_200.0 + 4 * DAY
+    (trade,) = run({1: "buy", 3: "sell"}, timestamps=True).trades
+    assert trade.entry_time == 1_704_067_200.0 + 2 * DAY
+    assert trade.exit_time == 1_704_067_200.0 + 4 * DAY
 
 
 def test_repeated_buys_and_sells_while_flat_are_ignored_long_only() -> None:
     result = run({0: "sell", 1: "buy", 2: "buy", 3: "buy"})
-    (trade,) = result["trades"]
-    assert trade["entryBar"] == 2  # the first buy; later buys while long do nothing
-    assert trade["exitReason"] == "end of data"
+    (trade,) = result.trades
+    assert trade.entry_bar == 2  # the first buy; later buys while long do nothing
+    assert trade.exit_reason == "end of data"
 
 
 def test_open_position_is_closed_at_the_last_close() -> None:
-    (trade,) = run({3: "buy"})["trades"]
-    assert (trade["entryBar"], trade["exitBar"]) == (4, 5)
-    assert (trade["entryPrice"], trade["exitPrice"]) == (108.0, 99.0)
-    assert trade["exitReason"] == "end of data"
+    (trade,) = run({3: "buy"}).trades
+    assert (trade.entry_bar, trade.exit_bar) == (4, 5)
+    assert (trade.entry_price, trade.exit_price) == (108.0, 99.0)
+    assert trade.exit_reason == "end of data"
 
 
 def test_end_of_data_close_pays_commission_and_the_curve_ends_in_cash() -> None:
     result = run({3: "buy"}, options=BacktestOptions(commission_pct=0.5))
     units = 10_000 / (108 * 1.005)
     final = units * 99 * (1 - 0.005)
-    assert result["equityCurve"][-1] == pytest.approx(final, rel=1e-12)
-    assert result["metrics"]["finalEquity"] == pytest.approx(final, rel=1e-12)
+    assert result.equity[-1] == pytest.approx(final, rel=1e-12)
+    assert result.stats.final_equity == pytest.approx(final, rel=1e-12)
 
 
 def test_a_signal_on_the_last_bar_does_nothing() -> None:
     result = run({5: "buy"})
-    assert result["trades"] == []
-    assert result["equityCurve"] == [10_000.0] * 6
+    assert result.trades == []
+    assert result.equity == [10_000.0] * 6
 
 
 def test_stop_loss_hit_in_a_gap_fills_at_the_open() -> None:
     rows = [*BASE[:3], (90.0, 92.0, 88.0, 91.0), *BASE[4:]]  # bar 3 opens below the stop
-    (trade,) = run({1: levels("buy", stop=95.0)}, rows)["trades"]
-    assert (trade["entryBar"], trade["exitBar"]) == (2, 3)
-    assert trade["exitPrice"] == 90.0
-    assert trade["exitReason"] == "stop loss"
-    assert trade["stopLossPrice"] == 95.0
-    assert trade["entryReason"] == "buy with levels"
+    (trade,) = run({1: levels("buy", stop=95.0)}, rows).trades
+    assert (trade.entry_bar, trade.exit_bar) == (2, 3)
+    assert trade.exit_price == 90.0
+    assert trade.exit_reason == "stop loss"
+    assert trade.stop_loss_price == 95.0
+    assert trade.entry_reason == "buy with levels"
 
 
 def test_stop_loss_touched_intrabar_fills_at_the_stop() -> None:
-    (trade,) = run({1: levels("buy", stop=100.5)})["trades"]
-    assert (trade["exitBar"], trade["exitPrice"], trade["exitReason"]) == (4, 100.5, "stop loss")
+    (trade,) = run({1: levels("buy", stop=100.5)}).trades
+    assert (trade.exit_bar, trade.exit_price, trade.exit_reason) == (4, 100.5, "stop loss")
 
 
 def test_stop_is_checked_on_the_fill_bar() -> None:
-    (trade,) = run({2: levels("buy", stop=104.5)})["trades"]  # bar 3: open 105, low 104
-    assert (trade["entryBar"], trade["exitBar"], trade["exitPrice"]) == (3, 3, 104.5)
+    (trade,) = run({2: levels("buy", stop=104.5)}).trades  # bar 3: open 105, low 104
+    assert (trade.entry_bar, trade.exit_bar, trade.exit_price) == (3, 3, 104.5)
 
 
 # Bar 3 stays inside 104..106.5, then bar 4 gaps up to open at 108.
@@ -172,20 +176,20 @@ GAP_UP = [*BASE[:3], (105.0, 106.5, 104.0, 106.0), *BASE[4:]]
 
 
 def test_take_profit_touched_and_gapped() -> None:
-    (touched,) = run({1: levels("buy", take=107.5)})["trades"]
-    assert (touched["exitBar"], touched["exitPrice"], touched["exitReason"]) == (
+    (touched,) = run({1: levels("buy", take=107.5)}).trades
+    assert (touched.exit_bar, touched.exit_price, touched.exit_reason) == (
         3,
         107.5,
         "take profit",
     )
-    (gapped,) = run({2: levels("buy", take=107.5)}, GAP_UP)["trades"]
-    assert (gapped["entryBar"], gapped["exitBar"], gapped["exitPrice"]) == (3, 4, 108.0)
+    (gapped,) = run({2: levels("buy", take=107.5)}, GAP_UP).trades
+    assert (gapped.entry_bar, gapped.exit_bar, gapped.exit_price) == (3, 4, 108.0)
 
 
 def test_stop_counts_first_when_both_levels_are_hit_in_one_bar() -> None:
     # Bar 4 spans 100..109: both the stop (101) and the target (108.5) are inside it.
-    (trade,) = run({2: levels("buy", stop=101.0, take=108.5)})["trades"]
-    assert (trade["exitBar"], trade["exitPrice"], trade["exitReason"]) == (4, 101.0, "stop loss")
+    (trade,) = run({2: levels("buy", stop=101.0, take=108.5)}).trades
+    assert (trade.exit_bar, trade.exit_price, trade.exit_reason) == (4, 101.0, "stop loss")
 
 
 def test_short_trade_with_allow_short() -> None:
@@ -193,31 +197,31 @@ def test_short_trade_with_allow_short() -> None:
     result = run({1: "sell", 4: "buy"}, options=options)
     units = 10_000 / (104 * 1.01)
     pnl = units * (104 - 101) - units * 104 * 0.01 - units * 101 * 0.01
-    (trade,) = result["trades"]
-    assert trade["side"] == "short"
-    assert (trade["entryBar"], trade["exitBar"]) == (2, 5)
-    assert (trade["entryPrice"], trade["exitPrice"]) == (104.0, 101.0)
-    assert trade["pnl"] == pytest.approx(pnl, rel=1e-12)
-    assert trade["exitReason"] == "signal: buy@4"
+    (trade,) = result.trades
+    assert trade.side == "short"
+    assert (trade.entry_bar, trade.exit_bar) == (2, 5)
+    assert (trade.entry_price, trade.exit_price) == (104.0, 101.0)
+    assert trade.pnl == pytest.approx(pnl, rel=1e-12)
+    assert trade.exit_reason == "signal: buy@4"
     # Short equity: cash holds the proceeds, the position is a liability marked at the close.
-    assert result["equityCurve"][2] == pytest.approx(
+    assert result.equity[2] == pytest.approx(
         10_000 - units * 104 * 0.01 - units * (105 - 104), rel=1e-12
     )
-    assert result["metrics"]["finalEquity"] == pytest.approx(10_000 + pnl, rel=1e-12)
+    assert result.stats.final_equity == pytest.approx(10_000 + pnl, rel=1e-12)
 
 
 def test_short_stop_and_target_mirror_the_long_rules() -> None:
     options = BacktestOptions(commission_pct=0.0, allow_short=True)
-    (stopped,) = run({1: levels("sell", stop=105.5)}, options=options)["trades"]
-    assert (stopped["exitBar"], stopped["exitPrice"], stopped["exitReason"]) == (
+    (stopped,) = run({1: levels("sell", stop=105.5)}, options=options).trades
+    assert (stopped.exit_bar, stopped.exit_price, stopped.exit_reason) == (
         2,
         105.5,
         "stop loss",
     )
-    (gapped,) = run({2: levels("sell", stop=107.5)}, GAP_UP, options=options)["trades"]
-    assert (gapped["exitBar"], gapped["exitPrice"], gapped["exitReason"]) == (4, 108.0, "stop loss")
-    (target,) = run({3: levels("sell", take=100.5)}, options=options)["trades"]
-    assert (target["exitBar"], target["exitPrice"], target["exitReason"]) == (
+    (gapped,) = run({2: levels("sell", stop=107.5)}, GAP_UP, options=options).trades
+    assert (gapped.exit_bar, gapped.exit_price, gapped.exit_reason) == (4, 108.0, "stop loss")
+    (target,) = run({3: levels("sell", take=100.5)}, options=options).trades
+    assert (target.exit_bar, target.exit_price, target.exit_reason) == (
         4,
         100.5,
         "take profit",
@@ -226,28 +230,28 @@ def test_short_stop_and_target_mirror_the_long_rules() -> None:
 
 def test_a_buy_while_short_only_closes() -> None:
     options = BacktestOptions(commission_pct=0.0, allow_short=True)
-    trades = run({1: "sell", 2: "buy", 3: "buy"}, options=options)["trades"]
-    assert [(t["side"], t["entryBar"], t["exitBar"]) for t in trades] == [
+    trades = run({1: "sell", 2: "buy", 3: "buy"}, options=options).trades
+    assert [(t.side, t.entry_bar, t.exit_bar) for t in trades] == [
         ("short", 2, 3),
         ("long", 4, 5),
     ]
 
 
 def test_short_selling_is_off_by_default() -> None:
-    assert run({1: "sell"})["trades"] == []
+    assert run({1: "sell"}).trades == []
 
 
 def test_a_short_that_loses_everything_is_liquidated() -> None:
     rows = [(100.0, 101.0, 99.0, 100.0)] * 2 + [(100.0, 260.0, 99.0, 250.0)] * 3
     options = BacktestOptions(commission_pct=0.0, allow_short=True)
     result = run({0: "sell"}, rows, options=options)
-    (trade,) = result["trades"]
-    assert (trade["exitBar"], trade["exitPrice"], trade["exitReason"]) == (
+    (trade,) = result.trades
+    assert (trade.exit_bar, trade.exit_price, trade.exit_reason) == (
         2,
         250.0,
         "margin call",
     )
-    assert result["equityCurve"] == pytest.approx([10_000, 10_000, -5_000, -5_000, -5_000])
+    assert result.equity == pytest.approx([10_000, 10_000, -5_000, -5_000, -5_000])
 
 
 def test_strategy_sees_growing_read_only_prefixes_and_never_the_future() -> None:
@@ -429,7 +433,7 @@ METRIC_ROWS = [
 
 def test_trade_metrics_by_hand() -> None:
     result = run({1: "buy", 3: "sell", 4: "buy", 5: "sell"}, METRIC_ROWS)
-    m = result["metrics"]
+    m = metrics_json(result)
     first, second = 110 / 102 - 1, 96 / 105 - 1
     after_first = 10_000 * 110 / 102
     final = after_first * 96 / 105
@@ -459,7 +463,7 @@ def test_trade_metrics_by_hand() -> None:
 def test_return_and_risk_metrics_by_hand() -> None:
     bars = make_bars(BASE[:4])  # no timestamps: 252 periods a year
     equity = [100.0, 110.0, 99.0, 108.9]
-    m = compute_metrics(equity, [], bars, 100.0)
+    m = camel_case_json(compute_metrics(equity, [], bars, 100.0))
     returns = np.array([0.1, -0.1, 0.1])
     g = (1.1 * 0.9 * 1.1) ** (1 / 3) - 1
     annual = (1 + g) ** 252 - 1
@@ -480,7 +484,9 @@ def test_return_and_risk_metrics_by_hand() -> None:
 
 def test_drawdown_episodes_by_hand() -> None:
     bars = make_bars([*BASE, BASE[-1]])
-    m = compute_metrics([100.0, 90.0, 95.0, 100.0, 120.0, 60.0, 130.0], [], bars, 100.0)
+    m = camel_case_json(
+        compute_metrics([100.0, 90.0, 95.0, 100.0, 120.0, 60.0, 130.0], [], bars, 100.0)
+    )
     assert m["maxDrawdownPct"] == pytest.approx(-50.0)
     assert m["avgDrawdownPct"] == pytest.approx(-30.0)  # episodes of 10% and 50%
     assert m["maxDrawdownDurationBars"] == 3  # peak at bar 0, regained at bar 3
@@ -489,14 +495,14 @@ def test_drawdown_episodes_by_hand() -> None:
 
 def test_undefined_metrics_are_none_never_nan() -> None:
     result = run({})
-    m = result["metrics"]
+    m = metrics_json(result)
     assert m["totalReturnPct"] == 0.0 and m["maxDrawdownPct"] == 0.0
     for key in ("sharpeRatio", "sortinoRatio", "calmarRatio", "avgDrawdownPct", "winRatePct"):
         assert m[key] is None, key
     assert m["exposurePct"] == 0.0 and m["numTrades"] == 0
     single = run_backtest(scripted({}), make_bars(BASE[:1]), {}, NO_FEES)
-    assert single["metrics"]["cagrPct"] is None and single["metrics"]["sharpeRatio"] is None
-    json.dumps(single, allow_nan=False)
+    assert single.stats.cagr_pct is None and single.stats.sharpe_ratio is None
+    json.dumps(report_json(single), allow_nan=False)
 
 
 def _bars_at(spacing: float, n: int, start: float = 1_704_067_200.0) -> Bars:
@@ -556,24 +562,24 @@ def test_matches_backtesting_py_on_an_sma_crossover() -> None:
     ours = run_backtest(
         _sma_cross, bars, {"fast": fast, "slow": slow}, BacktestOptions(commission_pct=fee * 100)
     )
-    trades = ours["trades"]
+    trades = ours.trades
     # backtesting.py leaves a position open at the end out of its trades and marks it at the
     # last close without the exit commission; we close it. Compare like with like.
-    open_at_end = trades[-1]["exitReason"] == "end of data"
+    open_at_end = trades[-1].exit_reason == "end of data"
     closed = trades[:-1] if open_at_end else trades
-    final = ours["metrics"]["finalEquity"]
+    final = ours.stats.final_equity
     if open_at_end:
-        final += trades[-1]["exitPrice"] * trades[-1]["size"] * fee
+        final += trades[-1].exit_price * trades[-1].size * fee
     theirs = stats["_trades"]
     assert len(closed) >= 10
     assert len(theirs) == len(closed)
-    assert theirs["EntryBar"].tolist() == [t["entryBar"] for t in closed]
-    assert theirs["ExitBar"].tolist() == [t["exitBar"] for t in closed]
-    assert theirs["EntryPrice"].to_numpy() == pytest.approx([t["entryPrice"] for t in closed])
-    assert theirs["ExitPrice"].to_numpy() == pytest.approx([t["exitPrice"] for t in closed])
+    assert theirs["EntryBar"].tolist() == [t.entry_bar for t in closed]
+    assert theirs["ExitBar"].tolist() == [t.exit_bar for t in closed]
+    assert theirs["EntryPrice"].to_numpy() == pytest.approx([t.entry_price for t in closed])
+    assert theirs["ExitPrice"].to_numpy() == pytest.approx([t.exit_price for t in closed])
     assert stats["Equity Final [$]"] == pytest.approx(final, rel=1e-6)
     if not open_at_end:  # the statistics then describe the same equity curve
-        m = ours["metrics"]
+        m = metrics_json(ours)
         for theirs_key, our_key in [
             ("Return (Ann.) [%]", "annualReturnPct"),
             ("Volatility (Ann.) [%]", "volatilityPct"),
@@ -601,6 +607,8 @@ def test_matches_backtesting_py_on_an_sma_crossover() -> None:
 
 
 def strict_json(value: object) -> None:
+    if isinstance(value, BacktestReport):
+        value = report_json(value)
     json.dumps(value, allow_nan=False)
 
 
@@ -619,7 +627,7 @@ def test_a_big_intraday_gain_annualises_to_none_not_an_overflow() -> None:
         }
     )
     result = run_backtest(scripted({0: "buy"}), bars, {}, NO_FEES)
-    metrics = result["metrics"]
+    metrics = metrics_json(result)
     strict_json(result)
     assert metrics["totalReturnPct"] > 20
     assert metrics["cagrPct"] is None  # (1.25 ** 8,900 per year)
@@ -632,16 +640,16 @@ def test_a_position_too_small_to_hold_is_not_opened() -> None:
         scripted({0: "buy", 2: "sell"}), make_bars(rows), {}, BacktestOptions(initial_cash=1e-300)
     )
     strict_json(result)
-    assert result["trades"] == []
-    assert result["metrics"]["finalEquity"] == 1e-300
+    assert result.trades == []
+    assert result.stats.final_equity == 1e-300
 
 
 def test_flat_curves_and_losing_free_trades_have_finite_or_null_metrics() -> None:
     flat = make_bars([(100.0, 100.0, 100.0, 100.0)] * 10)
-    metrics = run_backtest(scripted({1: "buy", 5: "sell"}), flat, {}, NO_FEES)["metrics"]
+    metrics = metrics_json(run_backtest(scripted({1: "buy", 5: "sell"}), flat, {}, NO_FEES))
     strict_json(metrics)
     assert metrics["sharpeRatio"] is None and metrics["sortinoRatio"] is None
     assert metrics["volatilityPct"] == 0.0
-    winners = run({0: "buy", 2: "sell"})["metrics"]
+    winners = metrics_json(run({0: "buy", 2: "sell"}))
     assert winners["numTrades"] == 1 and winners["profitFactor"] is None
     strict_json(winners)

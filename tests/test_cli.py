@@ -51,6 +51,7 @@ COMMANDS = (
     "export-schema",
     "persisted-manifest",
     "generate",
+    "refine",
     "models",
     "backtest",
 )
@@ -141,6 +142,9 @@ def _gemini(standin: GeminiStandin) -> dict[str, str]:
         "GEMINI_BASE_URL": standin.base_url,
         "GEMINI_MAX_ATTEMPTS": "1",
         "GEMINI_RETRY_BASE_SECONDS": "0",
+        # One answer each: the stand-in's default answer would repair the faults scripted
+        # here (tests/test_repair_loop.py tests the repair rounds).
+        "GENERATION_REPAIR_ROUNDS": "0",
     }
 
 
@@ -429,6 +433,33 @@ def test_backtest_dataset_with_options(cli: Cli, sma_strategy: str) -> None:
     assert second["commissionsPaid"] / second["startEquity"] > first["commissionsPaid"] / 10_000
 
 
+def test_backtest_writes_its_trades_as_csv_with_slippage(
+    cli: Cli, sma_strategy: str, tmp_path: Path
+) -> None:
+    """Issue 13: trades exportable as CSV; slippageBps and the parity options from the CLI."""
+    path = tmp_path / "trades.csv"
+    args = ("backtest", sma_strategy, "--dataset", "trending_daily")
+    missing = cli(*args, "--trades-csv", str(tmp_path / "no" / "t.csv"))
+    assert missing.returncode == 2 and "--trades-csv: no directory" in missing.stderr
+    shown = cli(*args, "--slippage-bps", "20", "--trades-csv", str(path), "--json")
+    assert shown.returncode == 0, shown.stderr
+    result = json.loads(shown.stdout)
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == result["metrics"]["numTrades"] > 3
+    for row, trade in zip(rows, result["trades"], strict=True):
+        assert int(row["entryBar"]) == trade["entryBar"]
+        assert float(row["exitPrice"]) == trade["exitPrice"]
+        assert float(row["entryTime"]) == trade["entryTime"]
+        assert float(row["slippage"]) == trade["slippage"] > 0
+        assert row["exitReason"] == trade["exitReason"]
+    assert result["metrics"]["slippagePaid"] > 0
+    opened = cli(*args, "--end-of-data-fill", "open", "--whole-units", "--json")
+    assert opened.returncode == 0, opened.stderr
+    assert all(float(t["size"]).is_integer() for t in json.loads(opened.stdout)["trades"])
+    wrong = cli(*args, "--end-of-data-fill", "noon")
+    assert wrong.returncode == 2 and "end_of_data_fill must be one of close, open" in wrong.stderr
+
+
 def test_backtest_strategy_failing_in_the_sandbox_exits_1(
     cli: Cli, gemini_standin: GeminiStandin
 ) -> None:
@@ -459,7 +490,7 @@ def test_backtest_strategy_failing_in_the_sandbox_exits_1(
         (["backtest", "{sma}", "--csv", "{malformed}"], "csv: line 3"),
         (["backtest", "{sma}", "--csv", "{header}"], "csv: line 1"),
         (["backtest", "{sma}", "--dataset", "nope"], "Unknown sample 'nope'"),
-        (["backtest", "{sma}"], "exactly one of --csv FILE or --dataset NAME"),
+        (["backtest", "{sma}"], "exactly one of --csv FILE, --dataset NAME or --dataset-id ID"),
         (
             ["backtest", "{sma}", "--dataset", "trending_daily", "--user", "x@example.com"],
             "No user",

@@ -225,6 +225,81 @@ async def test_backtest_on_a_sample_stores_its_metrics(gql: GraphQLCall, token: 
     assert result["strategy"]["performanceMetrics"] == metrics
 
 
+TYPED_BACKTEST = """mutation($id: UUID!, $input: BacktestInput!) {
+  backtestStrategy(id: $id, input: $input) {
+    metrics trades bars
+    statistics { finalEquity numTrades buyAndHoldReturnPct buyAndHoldMaxDrawdownPct
+                 excessReturnPct totalReturnPct slippagePaid commissionsPaid sharpeRatio }
+    tradeCount
+    firstTwo: tradeLog(limit: 2) { entryBar exitBar entryTime exitTime side entryPrice
+                                   exitPrice size pnl slippage exitReason }
+    rest: tradeLog(offset: 2) { entryBar }
+    equityPoints(maxPoints: 20) { bar timestamp equity }
+    coarse: equityCurve(maxPoints: 20)
+    equityCurve
+    strategy { performanceMetrics } } }"""
+
+
+async def test_backtest_typed_results_with_slippage(gql: GraphQLCall, token: str) -> None:
+    """Issue 11's typed results and issue 13's benchmark, resolution, paging and slippage."""
+    strategy_id = await new_strategy(gql, token, "SMA 10/30 crossover")
+    results = {}
+    for slippage in (0, 25):
+        input_ = {"sample": "trending_daily", "slippageBps": slippage}
+        body = await gql(TYPED_BACKTEST, {"id": strategy_id, "input": input_}, token=token)
+        assert "errors" not in body, body
+        results[slippage] = body["data"]["backtestStrategy"]
+    plain, slipped = results[0], results[25]
+    stats, metrics = slipped["statistics"], slipped["metrics"]
+    for key, value in stats.items():  # the typed fields and the JSON agree
+        assert metrics[key] == value, key
+    assert stats["slippagePaid"] > 0 and plain["statistics"]["slippagePaid"] == 0
+    assert stats["finalEquity"] < plain["statistics"]["finalEquity"]
+    closes = load_sample("trending_daily").close
+    assert stats["buyAndHoldReturnPct"] == pytest.approx((closes[-1] / closes[0] - 1) * 100)
+    assert stats["buyAndHoldMaxDrawdownPct"] < 0
+    assert stats["excessReturnPct"] == pytest.approx(
+        stats["totalReturnPct"] - stats["buyAndHoldReturnPct"]
+    )
+    stored = slipped["strategy"]["performanceMetrics"]
+    assert stored["buyAndHoldMaxDrawdownPct"] == stats["buyAndHoldMaxDrawdownPct"]
+    assert stored["slippageBps"] == 25
+    assert slipped["tradeCount"] == stats["numTrades"] == len(slipped["trades"]) > 2
+    typed = slipped["firstTwo"] + slipped["rest"]
+    assert [t["entryBar"] for t in typed] == [t["entryBar"] for t in slipped["trades"]]
+    first = slipped["firstTwo"][0]
+    assert first["entryTime"] is not None and first["exitTime"] > first["entryTime"]
+    assert {k: first[k] for k in first} == {k: slipped["trades"][0][k] for k in first}
+    points = slipped["equityPoints"]
+    assert len(points) <= 20 and points[0]["bar"] == 0 and points[-1]["bar"] == slipped["bars"] - 1
+    assert [p["equity"] for p in points] == slipped["coarse"]
+    assert all(slipped["equityCurve"][p["bar"]] == p["equity"] for p in points)
+    assert all(p["timestamp"] is not None for p in points)
+    assert len(slipped["equityCurve"]) == slipped["bars"]
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        ("equityPoints(maxPoints: 1) { bar }", "maxPoints must be at least 2"),
+        ("equityCurve(maxPoints: 0)", "maxPoints must be at least 2"),
+        ("tradeLog(offset: -1) { entryBar }", "offset must be at least 0"),
+        ("tradeLog(limit: -1) { entryBar }", "limit must be at least 0"),
+    ],
+)
+async def test_backtest_typed_field_arguments_are_checked(
+    gql: GraphQLCall, token: str, selection: str, message: str
+) -> None:
+    strategy_id = await new_strategy(gql, token)
+    query = (
+        'mutation($id: UUID!) { backtestStrategy(id: $id, input: {sample: "trending_daily"})'
+        f" {{ bars {selection} }} }}"
+    )
+    body = await gql(query, {"id": strategy_id}, token=token)
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+    assert message in body["errors"][0]["message"]
+
+
 async def test_backtest_on_uploaded_bars_and_csv(gql: GraphQLCall, token: str) -> None:
     strategy_id = await new_strategy(gql, token, "SMA 5/20")
     data = market_data(300)
@@ -248,12 +323,13 @@ async def test_backtest_on_uploaded_bars_and_csv(gql: GraphQLCall, token: str) -
 @pytest.mark.parametrize(
     ("backtest_input", "message"),
     [
-        ({}, "exactly one of marketData, sample or csv"),
+        ({}, "exactly one of marketData, sample, csv or datasetId"),
         ({"sample": "trending_daily", "csv": "a,b"}, "exactly one"),
         ({"sample": "moon"}, "Unknown sample 'moon'"),
         ({"sample": "trending_daily", "initialCash": -5}, "initial_cash"),
         ({"sample": "trending_daily", "commissionPct": 150}, "commission"),
         ({"csv": "open,high\n1,2"}, "csv:"),
+        ({"sample": "trending_daily", "slippageBps": -1}, "slippage_bps"),
     ],
 )
 async def test_backtest_input_errors(

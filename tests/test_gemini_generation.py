@@ -14,9 +14,9 @@ import pytest
 
 from server.settings import Settings
 from services.generation import TRUNCATED_NOTE
-from services.providers.prompting import FENCE_CLOSE, FENCE_OPEN, SYSTEM_INSTRUCTION
+from services.providers.prompting import FENCE_CLOSE, FENCE_OPEN, system_instruction
 from services.sandbox import Sandbox
-from tests.support.api import call_graphql, make_client, register_user
+from tests.support.api import call_graphql, http_exchanges, make_client, register_user
 from tests.support.gemini_standin import (
     DEFAULT_CODE,
     GeminiStandin,
@@ -43,7 +43,10 @@ mutation($input: GenerateStrategyInput!) {
       id status provider model aiResponseRaw extractedCode errorMessage tokensUsed
       inputTokens outputTokens
       processingTimeSeconds strategy { id }
-      attempts { number httpStatus error durationSeconds }
+      attempts {
+        number kind verdict httpStatus error durationSeconds
+        httpExchanges { number httpStatus error durationSeconds }
+      }
     }
   }
 }"""
@@ -64,6 +67,7 @@ async def gemini(
             "gemini_max_attempts": 3,
             "gemini_retry_base_seconds": 0.01,
             "generation_trial_run": True,
+            "generation_repair_rounds": 0,  # one answer each (tests/test_repair_loop.py)
         }
     )
     async with make_client(configured, sandbox=sandbox) as client:
@@ -99,7 +103,7 @@ async def test_code_in_executable_parts(gemini: Any, gemini_standin: GeminiStand
     assert log["errorMessage"] is None
     assert log["extractedCode"].strip() == DEFAULT_CODE.strip()
     assert '"executableCode"' in log["aiResponseRaw"] or "executable_code" in log["aiResponseRaw"]
-    assert [a["httpStatus"] for a in log["attempts"]] == [200]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [200]
     assert strategy["status"] == "VALIDATED"
     assert strategy["parameters"] == {"fast_period": 5, "slow_period": 20, "stop_loss_pct": 0.02}
     assert log["strategy"]["id"] == strategy["id"]
@@ -107,7 +111,9 @@ async def test_code_in_executable_parts(gemini: Any, gemini_standin: GeminiStand
     (request,) = gemini_standin.requests
     assert request.path == f"/v1beta/models/{MODEL}:generateContent"
     assert request.api_key == API_KEY
-    assert request.body["systemInstruction"]["parts"][0]["text"] == SYSTEM_INSTRUCTION
+    assert request.body["systemInstruction"]["parts"][0]["text"] == system_instruction(
+        code_execution=True
+    )
     assert request.body["tools"] == [{"codeExecution": {}}]
     assert "SMA crossover 5/20 with 2% stop loss" in request.body["contents"][0]["parts"][0]["text"]
 
@@ -267,6 +273,7 @@ async def test_the_trial_run_can_be_switched_off(
             "gemini_base_url": gemini_standin.base_url,
             "gemini_model": MODEL,
             "generation_trial_run": False,
+            "generation_repair_rounds": 0,
         }
     )
     code, _ = RUNTIME_FAILURES[0]
@@ -285,9 +292,9 @@ async def test_429_then_success_is_retried(gemini: Any, gemini_standin: GeminiSt
     gemini_standin.script(error(429, "Resource has been exhausted"), code_answer())
     log = (await gemini())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert [a["httpStatus"] for a in log["attempts"]] == [429, 200]
-    assert "rate limit" in log["attempts"][0]["error"]
-    assert log["attempts"][1]["error"] is None
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [429, 200]
+    assert "rate limit" in http_exchanges(log)[0]["error"]
+    assert http_exchanges(log)[1]["error"] is None
 
 
 async def test_retry_delay_from_google_is_honoured(
@@ -308,7 +315,7 @@ async def test_server_errors_are_retried_then_reported(
     log = payload["generationLog"]
     assert payload["strategy"] is None
     assert log["status"] == "FAILURE"
-    assert [a["httpStatus"] for a in log["attempts"]] == [status] * 3
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [status] * 3
     assert f"Gemini error {status}" in log["errorMessage"]
     assert "gave up after 3 attempts" in log["errorMessage"]
     assert gemini_standin.pending == 0
@@ -318,7 +325,7 @@ async def test_503_then_success(gemini: Any, gemini_standin: GeminiStandin) -> N
     gemini_standin.script(error(503, "The model is overloaded"), code_answer())
     log = (await gemini())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert [a["httpStatus"] for a in log["attempts"]] == [503, 200]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [503, 200]
 
 
 @pytest.mark.parametrize(
@@ -337,7 +344,7 @@ async def test_blocked_prompts_fail_without_retry(
     assert payload["strategy"] is None
     assert log["status"] == "FAILURE"
     assert message in log["errorMessage"]
-    assert len(log["attempts"]) == 1
+    assert len(http_exchanges(log)) == 1
     assert log["tokensUsed"] == 15
 
 
@@ -345,7 +352,7 @@ async def test_empty_answer_is_retried(gemini: Any, gemini_standin: GeminiStandi
     gemini_standin.script(empty_answer(), code_answer())
     log = (await gemini())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert log["attempts"][0]["error"] == "Gemini returned no candidates"
+    assert http_exchanges(log)[0]["error"] == "Gemini returned no candidates"
 
 
 async def test_non_json_body_is_a_clear_failure(gemini: Any, gemini_standin: GeminiStandin) -> None:
@@ -354,7 +361,7 @@ async def test_non_json_body_is_a_clear_failure(gemini: Any, gemini_standin: Gem
     log = payload["generationLog"]
     assert log["status"] == "FAILURE"
     assert "not valid JSON" in log["errorMessage"]
-    assert len(log["attempts"]) == 3
+    assert len(http_exchanges(log)) == 3
     assert "Traceback" not in log["errorMessage"]
 
 
@@ -364,8 +371,8 @@ async def test_timeout_is_bounded(gemini: Any, gemini_standin: GeminiStandin) ->
     log = payload["generationLog"]
     assert log["status"] == "FAILURE"
     assert "did not answer within 1 s" in log["errorMessage"]
-    assert len(log["attempts"]) == 3
-    assert all(a["durationSeconds"] < 2.5 for a in log["attempts"])
+    assert len(http_exchanges(log)) == 3
+    assert all(a["durationSeconds"] < 2.5 for a in http_exchanges(log))
     assert log["processingTimeSeconds"] < 8
 
 
@@ -373,7 +380,7 @@ async def test_timeout_then_success(gemini: Any, gemini_standin: GeminiStandin) 
     gemini_standin.script(hang(10), code_answer())
     log = (await gemini())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert log["attempts"][0]["error"].startswith("Gemini did not answer")
+    assert http_exchanges(log)[0]["error"].startswith("Gemini did not answer")
 
 
 async def test_invalid_key_is_not_retried(gemini: Any, gemini_standin: GeminiStandin) -> None:
@@ -381,7 +388,7 @@ async def test_invalid_key_is_not_retried(gemini: Any, gemini_standin: GeminiSta
     log = (await gemini())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "API key" in log["errorMessage"] and "GEMINI_API_KEY" in log["errorMessage"]
-    assert [a["httpStatus"] for a in log["attempts"]] == [400]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [400]
     assert "API_KEY_INVALID" in log["aiResponseRaw"]
 
 
@@ -409,7 +416,7 @@ async def test_unreachable_endpoint_is_a_failure_not_an_error(
     log = body["data"]["generateStrategy"]["generationLog"]
     assert log["status"] == "FAILURE"
     assert "Could not reach Gemini" in log["errorMessage"]
-    assert len(log["attempts"]) == 2
+    assert len(http_exchanges(log)) == 2
 
 
 async def test_standin_rejects_unknown_paths(gemini_standin: GeminiStandin) -> None:
@@ -439,7 +446,8 @@ async def test_the_models_report_is_shown_and_names_the_strategy(
     """The system instruction asks the model for its interpretation and the parts it left
     out; they reach the payload, a left-out part makes the generation PARTIAL, and the
     model's own name and type for its code win over a reading of the prompt."""
-    assert "ignoredRequirements" in SYSTEM_INSTRUCTION and "never substitute" in SYSTEM_INSTRUCTION
+    instruction = system_instruction(code_execution=True)
+    assert "ignoredRequirements" in instruction and "never substitute" in instruction
     report = (
         '{"interpretation": {"name": "Pairs Spread Reversion", "strategyType": "ARBITRAGE", '
         '"indicators": ["spread z-score"], "periods": {"lookback": 20}}, '

@@ -25,7 +25,7 @@ from bench.backtest_engine import FAST, SLOW
 from bench.backtest_engine import execute_strategy as bench_sma
 from models import GeneratedStrategy, StrategyStatus
 from server.settings import Settings
-from services.backtesting import BacktestOptions
+from services.backtesting import BacktestOptions, Trade, metrics_json
 from services.errors import BadInput
 from services.lookahead import (
     MIN_CHECK_CALLS,
@@ -41,6 +41,7 @@ from services.prompt_analysis import analyse_prompt
 from services.providers.templates import compose
 from services.samples import load_sample
 from services.sandbox import Sandbox, SandboxSettings
+from services.signals import ORDER_KEYS
 from tests.support.api import call_graphql, make_client, register_user
 
 BARS = load_sample("trending_daily")
@@ -173,19 +174,19 @@ def cheat(peek: str) -> str:
 async def test_attribute_routes_find_no_future(any_sandbox: Sandbox, peek: str) -> None:
     """On main, `.base` (and a module-level cache of it) gave the whole series: +1,000%."""
     result = await any_sandbox.run_backtest(cheat(peek), BARS, {}, OPTIONS)
-    assert result["metrics"]["numTrades"] == 0  # it never found a later bar to trade on
-    assert result["lookAhead"]["lookAheadBias"] is False
+    assert result.stats.num_trades == 0  # it never found a later bar to trade on
+    assert result.look_ahead["lookAheadBias"] is False
 
 
 @pytest.mark.parametrize("peek", [BUFFER_PEEK, CTYPES_PEEK], ids=["buffer", "ctypes"])
 async def test_buffer_and_memory_routes_find_no_future(unguarded: Sandbox, peek: str) -> None:
     """On main, the bytes right after the last visible close were the next close."""
     result = await unguarded.run_backtest(cheat(peek), BARS, {}, OPTIONS)
-    assert result["metrics"]["numTrades"] == 0
+    assert result.stats.num_trades == 0
     # (The check may still flag ctypes: in its process the columns end at the last checked
     # bar, and what lies past an allocation is not NaN but whatever memory follows.)
     if peek is BUFFER_PEEK:
-        assert result["lookAhead"]["lookAheadBias"] is False
+        assert result.look_ahead["lookAheadBias"] is False
 
 
 # --- 2. what reaches the engine's objects is caught by the check -----------------------------
@@ -204,12 +205,12 @@ async def test_cheats_that_reach_the_future_are_caught(
     unguarded: Sandbox, code: str, options: BacktestOptions
 ) -> None:
     result = await unguarded.run_backtest(code, BARS, {}, options)
-    trades = result["trades"]
+    trades = result.trades
     assert len(trades) > 5  # it did trade on the future...
-    check = result["lookAhead"]
+    check = result.look_ahead
     assert check["lookAheadBias"] is True  # ...and was caught
-    assert result["metrics"]["trustworthy"] is False
-    assert result["metrics"]["lookAheadBias"] is True
+    assert metrics_json(result)["trustworthy"] is False
+    assert metrics_json(result)["lookAheadBias"] is True
     # Every traded bar was re-run (at most half the budget of them: 20 on 1,000 bars at the
     # default 2%), and every checked signal changed without the later bars.
     assert check["tradeBarsChecked"] == min(len(traded_bars(trades)), 20)
@@ -251,11 +252,11 @@ async def test_honest_strategies_are_never_flagged(
 ) -> None:
     bars = load_sample(sample)
     result = await sandbox.run_backtest(code, bars, params, SHORTS, timeout_seconds=120)
-    check = result["lookAhead"]
+    check = result.look_ahead
     assert check["lookAheadBias"] is False, (check["differences"], check["checkError"])
     assert check["lookAheadBars"] == []
-    assert result["metrics"]["trustworthy"] is True
-    traded = len(traded_bars(result["trades"]))
+    assert metrics_json(result)["trustworthy"] is True
+    traded = len(traded_bars(result.trades))
     assert check["tradeBarsChecked"] == min(traded, check_budget(len(bars), DEFAULT_PCT) // 2)
     assert check["checkedBars"] > check["tradeBarsChecked"] > 0
 
@@ -291,7 +292,7 @@ def execute_strategy(market_data, strategy_params):
 async def test_a_slow_warm_up_is_a_warning_with_its_length(sandbox: Sandbox) -> None:
     bars = load_sample("trending_daily")
     result = await sandbox.run_backtest(SLOW_SMA, bars, {}, OPTIONS)
-    check = result["lookAhead"]
+    check = result.look_ahead
     assert check["lookAheadBias"] is False
     # 151 bars are needed: 100 is not enough, 200 (the next length tried) is.
     assert check["warmupBarsNeeded"] == 200
@@ -301,7 +302,7 @@ async def test_a_slow_warm_up_is_a_warning_with_its_length(sandbox: Sandbox) -> 
 
 async def test_an_indicator_over_the_whole_series_never_warms_up(sandbox: Sandbox) -> None:
     result = await sandbox.run_backtest(WHOLE_SERIES, BARS, {}, OPTIONS)
-    check = result["lookAhead"]
+    check = result.look_ahead
     assert check["lookAheadBias"] is False
     assert check["warmupBarsNeeded"] is None
     assert "never warms up" in check["warmupWarning"]
@@ -333,8 +334,8 @@ async def test_signals_a_fresh_call_cannot_reproduce_are_flagged(
     sandbox: Sandbox, code: str
 ) -> None:
     result = await sandbox.run_backtest(code, BARS, {}, OPTIONS)
-    assert result["metrics"]["numTrades"] > 3
-    assert result["lookAhead"]["lookAheadBias"] is True
+    assert result.stats.num_trades > 3
+    assert result.look_ahead["lookAheadBias"] is True
 
 
 # Spins when it is the first call of a fresh module past the first bars: only in the check.
@@ -355,20 +356,27 @@ async def test_a_check_that_fails_as_a_whole_is_bias_on_every_checked_bar(
     sandbox: Sandbox,
 ) -> None:
     result = await sandbox.run_backtest(SPINS_IN_THE_CHECK, BARS, {}, OPTIONS, timeout_seconds=2)
-    check = result["lookAhead"]
-    assert result["metrics"]["numTrades"] > 3  # the backtest itself ran
+    check = result.look_ahead
+    assert result.stats.num_trades > 3  # the backtest itself ran
     assert check["lookAheadBias"] is True and "ran longer than 2 s" in check["checkError"]
     assert len(check["lookAheadBars"]) == check["checkedBars"] > 0
-    assert result["metrics"]["trustworthy"] is False
+    assert metrics_json(result)["trustworthy"] is False
 
 
 # --- the verdict as a service: plan, compare, refuse -----------------------------------------
 
 
+def trade(entry_bar: int, exit_bar: int, exit_reason: str) -> Trade:
+    return Trade(
+        entry_bar, exit_bar, None, None, "long", 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0,
+        None, None, None, "", exit_reason,
+    )  # fmt: skip
+
+
 def test_the_plan_takes_every_traded_bar_and_a_random_sample_within_its_budget() -> None:
     trades = [
-        {"entryBar": 11, "exitBar": 40, "exitReason": "signal: down"},
-        {"entryBar": 151, "exitBar": 170, "exitReason": "stop loss"},
+        trade(11, 40, "signal: down"),
+        trade(151, 170, "stop loss"),
     ]
     assert check_budget(200, 5.0) == MIN_CHECK_CALLS
     assert check_budget(10_000, 5.0) == 500 and check_budget(10_000, 0) == 0
@@ -384,7 +392,7 @@ def test_the_plan_takes_every_traded_bar_and_a_random_sample_within_its_budget()
         assert lengths == tuple(length for length in WARMUP_LENGTHS if length <= bar)
     assert plan == plan_checks(200, trades, budget=60, seed=1)
     # Many trades: a random half of the budget of them.
-    many = [{"entryBar": bar, "exitBar": bar + 1, "exitReason": "end"} for bar in range(1, 199, 2)]
+    many = [trade(bar, bar + 1, "end") for bar in range(1, 199, 2)]
     assert plan_checks(200, many, budget=60, seed=1).trade_bars == 30
     assert plan_checks(200, trades, budget=0, seed=1).bars == ()  # the setting turns it off
 
@@ -394,10 +402,11 @@ def test_an_untrusted_check_result_is_a_difference_unless_it_matches() -> None:
     signals: list[dict[str, Any] | None] = [None] * 30
     bar = plan.bars[0]
     signals[bar] = {"action": "buy", "metadata": {"stop_loss_price": 9.5}}
-    rows = [[b, 0, ["hold", None, None]] for b in plan.bars if b != bar]
-    matching = verdict_of(plan, signals, [*rows, [bar, 0, ["buy", 9.5, None]]], check_seconds=0)
+    rest = [None] * (len(ORDER_KEYS) - 1)  # the order values after stop_loss_price
+    rows = [[b, 0, ["hold", None, *rest]] for b in plan.bars if b != bar]
+    matching = verdict_of(plan, signals, [*rows, [bar, 0, ["buy", 9.5, *rest]]], check_seconds=0)
     assert not matching.bias and matching.bars == []
-    for forged in (["buy", math.nan, None], ["buy", "9.5", None], "buy", None):
+    for forged in (["buy", math.nan, *rest], ["buy", "9.5", *rest], ["buy", 9.5], "buy", None):
         verdict = verdict_of(plan, signals, [*rows, [bar, 0, forged]], check_seconds=0)
         assert verdict.bias and verdict.bars == [bar]
     assert verdict_of(plan, signals, "all good", check_seconds=0).bars == list(plan.bars)

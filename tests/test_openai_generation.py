@@ -14,9 +14,9 @@ import pytest
 
 from server.settings import Settings
 from services.generation import TRUNCATED_NOTE
-from services.providers.prompting import SYSTEM_INSTRUCTION
+from services.providers.prompting import system_instruction
 from services.sandbox import Sandbox
-from tests.support.api import GenerationSession, generation_session
+from tests.support.api import GenerationSession, generation_session, http_exchanges
 from tests.support.openai_standin import (
     DEFAULT_CODE,
     OpenAIStandin,
@@ -44,6 +44,8 @@ def openai_settings(standin: OpenAIStandin, **extra: object) -> dict[str, object
         "openai_timeout_seconds": 1.0,
         "openai_max_attempts": 3,
         "openai_retry_base_seconds": 0.01,
+        # One round: these tests are about one answer (tests/test_repair_loop.py repairs).
+        "generation_repair_rounds": 0,
         **extra,
     }
 
@@ -67,7 +69,7 @@ async def test_code_answer_with_tokens_and_cost(
     assert (log["inputTokens"], log["outputTokens"], log["tokensUsed"]) == (100, 400, 500)
     assert log["estimatedCostUsd"] == pytest.approx((100 * 2.0 + 400 * 8.0) / 1e6)
     assert log["extractedCode"].strip() == DEFAULT_CODE.strip()
-    assert [a["httpStatus"] for a in log["attempts"]] == [200]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [200]
     assert strategy["status"] == "VALIDATED"
 
     (request,) = openai_standin.requests
@@ -75,7 +77,7 @@ async def test_code_answer_with_tokens_and_cost(
     assert request.api_key == API_KEY
     assert request.body["model"] == MODEL
     system, user = request.body["messages"]
-    assert system == {"role": "system", "content": SYSTEM_INSTRUCTION}
+    assert system == {"role": "system", "content": system_instruction(code_execution=False)}
     assert user["role"] == "user"
     assert "SMA crossover 5/20 with 2% stop loss" in user["content"]
 
@@ -133,7 +135,7 @@ async def test_truncated_answer_says_it_was_cut(
     assert "Syntax error" in log["errorMessage"]
     assert TRUNCATED_NOTE in log["errorMessage"]
     assert payload["strategy"]["status"] == "ERROR"
-    assert len(log["attempts"]) == 1
+    assert len(http_exchanges(log)) == 1
 
 
 async def test_429_then_success_honours_retry_after(
@@ -142,8 +144,8 @@ async def test_429_then_success_honours_retry_after(
     openai_standin.script(error(429, "Rate limit reached", retry_after=0.3), code_answer())
     log = (await openai_api.generate())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert [a["httpStatus"] for a in log["attempts"]] == [429, 200]
-    assert "rate limit" in log["attempts"][0]["error"]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [429, 200]
+    assert "rate limit" in http_exchanges(log)[0]["error"]
     assert log["processingTimeSeconds"] >= 0.3
 
 
@@ -154,7 +156,7 @@ async def test_exhausted_quota_is_not_retried(
     log = (await openai_api.generate())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "billing" in log["errorMessage"]
-    assert [a["httpStatus"] for a in log["attempts"]] == [429]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [429]
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -166,7 +168,7 @@ async def test_server_errors_are_retried_then_reported(
     log = payload["generationLog"]
     assert payload["strategy"] is None
     assert log["status"] == "FAILURE"
-    assert [a["httpStatus"] for a in log["attempts"]] == [status] * 3
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [status] * 3
     assert f"error {status}" in log["errorMessage"]
     assert "gave up after 3 attempts" in log["errorMessage"]
     assert openai_standin.pending == 0
@@ -178,7 +180,7 @@ async def test_503_then_success(
     openai_standin.script(error(503, "overloaded"), code_answer())
     log = (await openai_api.generate())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert [a["httpStatus"] for a in log["attempts"]] == [503, 200]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [503, 200]
 
 
 async def test_timeout_is_bounded_then_success(
@@ -187,8 +189,8 @@ async def test_timeout_is_bounded_then_success(
     openai_standin.script(hang(10), code_answer())
     log = (await openai_api.generate())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert "did not answer within 1 s" in log["attempts"][0]["error"]
-    assert log["attempts"][0]["durationSeconds"] < 2.5
+    assert "did not answer within 1 s" in http_exchanges(log)[0]["error"]
+    assert http_exchanges(log)[0]["durationSeconds"] < 2.5
 
 
 async def test_timeouts_give_up(
@@ -198,7 +200,7 @@ async def test_timeouts_give_up(
     log = (await openai_api.generate())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "did not answer within 1 s" in log["errorMessage"]
-    assert len(log["attempts"]) == 3
+    assert len(http_exchanges(log)) == 3
     assert log["processingTimeSeconds"] < 8
 
 
@@ -225,7 +227,7 @@ async def test_refusals_fail_without_retry(
     assert log["status"] == "FAILURE"
     assert message in log["errorMessage"]
     assert "rephrase" in log["errorMessage"]
-    assert [a["httpStatus"] for a in log["attempts"]] == [status]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [status]
 
 
 async def test_no_choices_is_retried(
@@ -234,7 +236,7 @@ async def test_no_choices_is_retried(
     openai_standin.script(no_choices(), code_answer())
     log = (await openai_api.generate())["generationLog"]
     assert log["status"] == "SUCCESS"
-    assert log["attempts"][0]["error"] == "The OpenAI-compatible API returned no choices"
+    assert http_exchanges(log)[0]["error"] == "The OpenAI-compatible API returned no choices"
 
 
 @pytest.mark.parametrize("content_type", ["text/html", "application/json"])
@@ -250,7 +252,7 @@ async def test_non_json_body_is_a_clear_failure(
     log = (await openai_api.generate())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "not JSON" in log["errorMessage"] or "not valid JSON" in log["errorMessage"]
-    assert len(log["attempts"]) == 3
+    assert len(http_exchanges(log)) == 3
     assert "Traceback" not in log["errorMessage"]
 
 
@@ -262,7 +264,7 @@ async def test_invalid_key_is_not_retried(
         log = (await api.generate())["generationLog"]
     assert log["status"] == "FAILURE"
     assert "OPENAI_API_KEY" in log["errorMessage"]
-    assert [a["httpStatus"] for a in log["attempts"]] == [401]
+    assert [a["httpStatus"] for a in http_exchanges(log)] == [401]
     assert "invalid_api_key" in log["aiResponseRaw"]
 
 
@@ -290,4 +292,4 @@ async def test_unreachable_server_is_a_failure_not_an_error(
         in (log["errorMessage"])
     )
     assert "OPENAI_BASE_URL" in log["errorMessage"]
-    assert len(log["attempts"]) == 2
+    assert len(http_exchanges(log)) == 2

@@ -162,7 +162,7 @@ async def test_a_broad_honest_strategy_is_not_mistaken_for_an_attack(sandbox: Sa
     assert signal_["action"] in ("buy", "sell", "hold")
     assert signal_["metadata"]["pairs"] == 10
     result = await sandbox.run_backtest(LEGIT_KITCHEN_SINK, BARS, {}, BacktestOptions())
-    assert result["bars"] == len(BARS)
+    assert result.bars == len(BARS)
 
 
 async def test_round_trip_is_fast(sandbox: Sandbox) -> None:
@@ -213,9 +213,9 @@ async def test_backtest_runs_in_the_child_and_reports_progress(sandbox: Sandbox)
         BacktestOptions(),
         on_progress=lambda done, total: seen.append((done, total)),
     )
-    assert result["bars"] == 2000
-    assert result["metrics"]["numTrades"] > 0
-    assert len(result["equityCurve"]) == 2000
+    assert result.bars == 2000
+    assert result.stats.num_trades > 0
+    assert len(result.equity) == 2000
     # About a hundred reports whatever the length: every 20 bars of 2,000.
     assert seen == [(done, 2000) for done in range(20, 2001, 20)]
 
@@ -253,7 +253,7 @@ async def test_result_bytes_are_capped() -> None:
     """A backtest's cap grows with the bars (its signal stream does), by a fixed amount."""
     async with Sandbox(SandboxSettings(max_output_bytes=4096)) as box:
         result = await box.run_backtest(CROSSOVER, LONG_BARS, {}, BacktestOptions())
-        assert result["metrics"]["numTrades"] > 0
+        assert result.stats.num_trades > 0
         with pytest.raises(OutputTooLarge) as caught:
             await box.run_backtest(LONG_REASONS, LONG_BARS, {}, BacktestOptions())
         assert caught.value.extensions["reason"] == "OUTPUT_TOO_LARGE"

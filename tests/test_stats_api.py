@@ -149,6 +149,7 @@ async def gemini_client(
             "gemini_model": "gemini-stats-model",
             "gemini_timeout_seconds": 5.0,
             "gemini_max_attempts": 1,
+            "generation_repair_rounds": 0,  # one scripted answer per generation
         }
     )
     async with make_client(configured, sandbox=sandbox) as client:

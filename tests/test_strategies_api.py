@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -20,7 +21,7 @@ mutation($input: GenerateStrategyInput!) {{
     generationLog {{
       id status provider model prompt aiResponseRaw extractedCode errorMessage
       processingTimeSeconds tokensUsed createdAt strategy {{ id }}
-      attempts {{ number httpStatus error durationSeconds }}
+      attempts {{ number kind verdict httpStatus error durationSeconds }}
     }}
   }}
 }}"""
@@ -160,6 +161,45 @@ async def test_list_filters_and_pages(gql: GraphQLCall, token: str) -> None:
     assert validated["strategies"]["totalCount"] == 3
     archived = (await gql(STRATEGIES, {"status": "ARCHIVED"}, token=token))["data"]
     assert archived["strategies"]["totalCount"] == 0
+
+
+LIST_AS_DETAIL = f"""
+query {{
+  strategies {{ items {{ {STRATEGY_FIELDS} version userId versions {{ number }} }} }}
+  few: strategies {{ items {{ id ...Preview ... on Strategy {{ status }} }} }}
+}}
+fragment Preview on Strategy {{ codePreview name }}"""
+DETAIL_AS_LIST = f"""
+query($id: UUID!) {{
+  strategy(id: $id) {{ {STRATEGY_FIELDS} version userId versions {{ number }} }}
+}}"""
+
+
+async def test_a_list_reads_only_the_columns_its_fields_need_and_answers_the_same(
+    gql: GraphQLCall, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The list reads the columns its selection needs (fragments and aliases included); every
+    field answers as the detail query, which reads whole rows."""
+    await generate(gql, token, SMA_PROMPT)
+    with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+        few = await gql(STRATEGIES, token=token)
+    assert "errors" not in few, few
+    reads = [r.getMessage() for r in caplog.records if "generated_strategies" in r.getMessage()]
+    assert len(reads) == 1, reads
+    for column in ("generated_code", "validation_results", "original_prompt", "description"):
+        if column == "generated_code":  # codePreview needs it
+            assert column in reads[0]
+        else:
+            assert column not in reads[0], reads[0]
+
+    both = await gql(LIST_AS_DETAIL, token=token)
+    assert "errors" not in both, both
+    [item] = both["data"]["strategies"]["items"]
+    detail = await gql(DETAIL_AS_LIST, {"id": item["id"]}, token=token)
+    assert item == detail["data"]["strategy"]
+    [few_item] = both["data"]["few"]["items"]
+    assert few_item == {key: item[key] for key in ("id", "codePreview", "name", "status")}
+    assert few_item["codePreview"].startswith(item["generatedCode"].splitlines()[0])
 
 
 @pytest.mark.parametrize(
@@ -334,6 +374,7 @@ async def test_unexpected_errors_are_masked(gql: GraphQLCall, token: str, monkey
         raise RuntimeError("secret detail: /srv/app/db.py line 42")
 
     monkeypatch.setattr(strategies, "list_strategies", explode)
+    monkeypatch.setattr(strategies, "list_strategy_rows", explode)
     body = await gql(STRATEGIES, {}, token=token)
     assert error_codes(body) == ["INTERNAL"]
     assert body["errors"][0]["message"] == "Internal server error"

@@ -328,7 +328,7 @@ async def test_metrics_go_to_the_version_that_ran(
     assert outcome.strategy.performance_metrics == {}, "version 2 never ran"
     stored = await read(gql, token, str(strategy_id))
     v1, v2 = stored["versions"]
-    assert v1["performanceMetrics"]["finalEquity"] == outcome.result["metrics"]["finalEquity"]
+    assert v1["performanceMetrics"]["finalEquity"] == outcome.result.stats.final_equity
     assert v2["performanceMetrics"] == {} == stored["performanceMetrics"]
 
 

@@ -6,7 +6,6 @@ every family trades both ways and always returns the contract's shape.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -144,17 +143,11 @@ def test_every_template_is_valid_and_trades_both_ways(indicator: str) -> None:
         assert 0.0 <= signal["confidence"] <= 1.0
         assert isinstance(signal["reason"], str) and signal["reason"]
         if signal["action"] == "buy":
-            price = float(window["close"][-1])
             meta = signal["metadata"]
-            if "stop_loss_pct" in intent.params:
-                assert math.isclose(
-                    meta["stop_loss_price"],
-                    price * (1 - intent.params["stop_loss_pct"] / 100),
-                    rel_tol=1e-6,
-                )
-            else:  # no stop the user did not ask for
-                assert meta["stop_loss_price"] is None
-            assert meta["take_profit_price"] is None
+            # Issue 13: in percent, which the backtest measures from the fill price.
+            assert meta["stop_loss_pct"] == intent.params.get("stop_loss_pct")
+            assert "stop_loss_price" not in meta
+            assert meta["take_profit_pct"] == intent.params.get("take_profit_pct")
         actions.append(signal["action"])
         reasons.append(signal["reason"])
     assert actions[0] == "hold", "too few bars must give a hold"

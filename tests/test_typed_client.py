@@ -368,6 +368,41 @@ async def test_versions_through_the_typed_client(api: ModuleType, live_url: str)
         assert unknown.value.errors[0].extensions["code"] == "NOT_FOUND"
 
 
+async def test_refinement_through_the_typed_client(api: ModuleType, live_url: str) -> None:
+    """RefineStrategy and the rounds of GenerationLog (docs/operations/generation.graphql)."""
+    url = f"{live_url}/graphql"
+    email = f"typed-{uuid.uuid4().hex[:10]}@example.com"
+    async with api.Client(url=url) as anonymous:
+        token = (await anonymous.register(email=email, password=PASSWORD)).registration.token
+
+    async with api.Client(url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+        prompt = "SMA 20/50 crossover with 2% stop loss"
+        generated = await client.generate_strategy(input=api.GenerateStrategyInput(prompt=prompt))
+        strategy = generated.generate_strategy.strategy
+        assert strategy is not None
+        refined = (
+            await client.refine_strategy(
+                id=strategy.id, input=api.RefineStrategyInput(instruction="make the stop trailing")
+            )
+        ).refine_strategy
+        log = refined.generation_log
+        assert (log.status, log.repair_rounds, log.repaired) == (
+            api.GenerationStatus.SUCCESS,
+            0,
+            False,
+        )
+        assert [(a.kind, a.verdict) for a in log.attempts] == [(api.AttemptKind.REFINE, "valid")]
+        assert refined.strategy is not None and refined.strategy.version == 2
+        assert refined.strategy.parameters["trailing_stop_pct"] == 2.0
+
+        entry = (await client.generation_log(id=log.id)).generation_log
+        assert entry is not None
+        (attempt,) = entry.attempts
+        assert (attempt.number, attempt.kind, attempt.prompt) == (1, api.AttemptKind.REFINE, None)
+        assert attempt.extracted_code == refined.strategy.generated_code
+        assert [e.number for e in attempt.http_exchanges] == [1]
+
+
 async def test_errors_arrive_typed_with_contract_codes(api: ModuleType, live_url: str) -> None:
     url = f"{live_url}/graphql"
     async with api.Client(url=url) as anonymous:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import anthropic
 from anthropic.types import Message
 
-from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart
-from services.providers.prompting import SYSTEM_INSTRUCTION, user_prompt
+from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart, Turn
+from services.providers.prompting import system_instruction, user_prompt
 from services.providers.retrying import (
     MAX_RAW_CHARS,
     RETRYABLE_STATUSES,
@@ -62,10 +63,14 @@ class AnthropicProvider:
         await self._client.close()
 
     async def generate(self, prompt: str) -> ProviderResult:
+        return await self.converse([Turn("user", user_prompt(prompt))])
+
+    async def converse(self, turns: Sequence[Turn]) -> ProviderResult:
         result = ProviderResult(provider=self.name, model=self.model)
+        messages: list[Any] = [{"role": turn.role, "content": turn.text} for turn in turns]
 
         async def attempt_once(attempt: Attempt) -> None:
-            self._accept(await self._call(prompt, attempt, result), result)
+            self._accept(await self._call(messages, attempt, result), result)
 
         return await with_retries(
             result,
@@ -74,15 +79,15 @@ class AnthropicProvider:
             retry_base_seconds=self.retry_base_seconds,
         )
 
-    async def _call(self, prompt: str, attempt: Attempt, result: ProviderResult) -> Message:
+    async def _call(self, messages: list[Any], attempt: Attempt, result: ProviderResult) -> Message:
         try:
             # The SDK's own timeout covers the HTTP exchange; this bounds everything else too.
             response: Any = await asyncio.wait_for(
                 self._client.messages.create(
                     model=self.model,
                     max_tokens=self.max_tokens,
-                    system=SYSTEM_INSTRUCTION,
-                    messages=[{"role": "user", "content": user_prompt(prompt)}],
+                    system=system_instruction(code_execution=False),
+                    messages=messages,
                 ),
                 self.timeout_seconds + 1.0,
             )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 class PartKind(StrEnum):
@@ -71,8 +72,52 @@ class ProviderResult:
         self.tokens_used += input_tokens + output_tokens
 
 
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation with a model: ours ("user") or its answer ("assistant")."""
+
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """What a refinement starts from: the strategy's current code and parameters, the prompt
+    that made it, and the user's instruction."""
+
+    code: str
+    parameters: dict[str, Any]
+    prompt: str
+    instruction: str
+
+
 class CodeProvider(Protocol):
     name: str
     model: str
 
     async def generate(self, prompt: str) -> ProviderResult: ...
+
+
+@runtime_checkable
+class ChatProvider(Protocol):
+    """A model one can talk to: generation, repair and refinement are all conversations,
+    whose messages services/providers/prompting.py writes."""
+
+    name: str
+    model: str
+
+    async def generate(self, prompt: str) -> ProviderResult: ...
+
+    async def converse(self, turns: Sequence[Turn]) -> ProviderResult: ...
+
+
+@runtime_checkable
+class RefiningProvider(Protocol):
+    """A provider that is no model but can still change code it wrote (the templates)."""
+
+    name: str
+    model: str
+
+    async def generate(self, prompt: str) -> ProviderResult: ...
+
+    async def refine(self, refinement: Refinement) -> ProviderResult: ...

@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -16,8 +17,8 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart
-from services.providers.prompting import SYSTEM_INSTRUCTION, user_prompt
+from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart, Turn
+from services.providers.prompting import system_instruction, user_prompt
 from services.providers.retrying import (
     MAX_RAW_CHARS,
     RETRYABLE_STATUSES,
@@ -45,6 +46,13 @@ _TIMEOUTS: tuple[type[BaseException], ...] = (
     *(m.TimeoutException for m in _HTTP_MODULES),
 )
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = tuple(m.TransportError for m in _HTTP_MODULES)
+# ... or through aiohttp, when that is installed (the SDK then prefers it for async calls).
+try:
+    import aiohttp
+
+    _TRANSPORT_ERRORS += (aiohttp.ClientConnectionError,)
+except ImportError:  # pragma: no cover - depends on what else is installed
+    pass
 
 
 class GeminiProvider:
@@ -73,7 +81,7 @@ class GeminiProvider:
         )
         self._client = genai.Client(api_key=api_key, http_options=http_options)
         self._config = types.GenerateContentConfig(
-            system_instruction=SYSTEM_INSTRUCTION,
+            system_instruction=system_instruction(code_execution=True),
             tools=[types.Tool(code_execution=types.ToolCodeExecution())],
             temperature=temperature,
         )
@@ -82,10 +90,20 @@ class GeminiProvider:
         await self._client.aio.aclose()
 
     async def generate(self, prompt: str) -> ProviderResult:
+        return await self.converse([Turn("user", user_prompt(prompt))])
+
+    async def converse(self, turns: Sequence[Turn]) -> ProviderResult:
         result = ProviderResult(provider=self.name, model=self.model)
+        contents = [
+            types.Content(
+                role="model" if turn.role == "assistant" else "user",
+                parts=[types.Part(text=turn.text)],
+            )
+            for turn in turns
+        ]
 
         async def attempt_once(attempt: Attempt) -> None:
-            self._accept(await self._call(prompt, attempt, result), result)
+            self._accept(await self._call(contents, attempt, result), result)
 
         return await with_retries(
             result,
@@ -95,13 +113,15 @@ class GeminiProvider:
         )
 
     async def _call(
-        self, prompt: str, attempt: Attempt, result: ProviderResult
+        self, contents: list[types.Content], attempt: Attempt, result: ProviderResult
     ) -> types.GenerateContentResponse:
         try:
             # The SDK's own timeout covers the HTTP exchange; this bounds everything else too.
             response = await asyncio.wait_for(
                 self._client.aio.models.generate_content(
-                    model=self.model, contents=user_prompt(prompt), config=self._config
+                    model=self.model,
+                    contents=contents,
+                    config=self._config,
                 ),
                 self.timeout_seconds + 1.0,
             )

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
 
-from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart
-from services.providers.prompting import SYSTEM_INSTRUCTION, user_prompt
+from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart, Turn
+from services.providers.prompting import system_instruction, user_prompt
 from services.providers.retrying import (
     MAX_RAW_CHARS,
     RETRYABLE_STATUSES,
@@ -66,10 +67,13 @@ class OpenAIProvider:
         await self._client.close()
 
     async def generate(self, prompt: str) -> ProviderResult:
+        return await self.converse([Turn("user", user_prompt(prompt))])
+
+    async def converse(self, turns: Sequence[Turn]) -> ProviderResult:
         result = ProviderResult(provider=self.name, model=self.model)
         messages: list[Any] = [
-            {"role": "system", "content": SYSTEM_INSTRUCTION},
-            {"role": "user", "content": user_prompt(prompt)},
+            {"role": "system", "content": system_instruction(code_execution=False)},
+            *({"role": turn.role, "content": turn.text} for turn in turns),
         ]
 
         async def attempt_once(attempt: Attempt) -> None:

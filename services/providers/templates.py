@@ -11,10 +11,17 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from services.prompt_analysis import NATURAL_TYPE, TEMPLATE_LABELS, PromptIntent, analyse_prompt
-from services.providers.base import Attempt, PartKind, ProviderResult, ResponsePart
+from services.prompt_analysis import (
+    NATURAL_TYPE,
+    REFINEMENTS_SUPPORTED,
+    TEMPLATE_LABELS,
+    PromptIntent,
+    analyse_prompt,
+    refine_intent,
+)
+from services.providers.base import Attempt, PartKind, ProviderResult, Refinement, ResponsePart
 
 TEMPLATE_MODEL = "templates-v1"
 NOTHING_RECOGNISED = (
@@ -26,6 +33,16 @@ NOTHING_RECOGNISED = (
     "model write any strategy, the server operator configures one (GEMINI_API_KEY, "
     "OPENAI_API_KEY or OPENAI_BASE_URL, ANTHROPIC_API_KEY); the models query lists those "
     "configured and generateStrategy(input: {model}) picks one."
+)
+NOT_TEMPLATE_CODE = (
+    "The built-in template provider can only refine code it composed itself, and this "
+    "strategy's code is not (or no longer) one of its templates. Choose a model to refine it "
+    "(the models query lists those configured), or edit the code with updateStrategy."
+)
+NOTHING_TO_REFINE = (
+    "The built-in template provider cannot make this change. It can: "
+    + REFINEMENTS_SUPPORTED
+    + ". To have a model make any change, choose one (the models query lists those configured)."
 )
 _UNSAFE_IN_DOCSTRING = re.compile(r"[^\w .,:;%()/+*=<>!?'-]|_{2,}")
 
@@ -79,18 +96,19 @@ def _stdev(values, period):
 ''',
     "signal": '''
 def _signal(action, confidence, reason, indicators, price, params, risk_level="medium"):
-    """The contract's return shape. A buy carries stop-loss and take-profit prices only when
-    the strategy has them (stop_loss_pct, take_profit_pct), set off the signal bar's close."""
+    """The contract's return shape. A buy carries its stop-loss and take-profit in percent
+    only when the strategy has them (stop_loss_pct, take_profit_pct): the backtest measures
+    them from the fill price."""
     metadata = {
         "indicators": {name: round(float(value), 6) for name, value in indicators.items()},
-        "stop_loss_price": None,
-        "take_profit_price": None,
+        "stop_loss_pct": None,
+        "take_profit_pct": None,
         "risk_level": risk_level,
     }
     if action == "buy" and params.get("stop_loss_pct"):
-        metadata["stop_loss_price"] = round(price * (1 - params["stop_loss_pct"] / 100.0), 6)
+        metadata["stop_loss_pct"] = float(params["stop_loss_pct"])
     if action == "buy" and params.get("take_profit_pct"):
-        metadata["take_profit_price"] = round(price * (1 + params["take_profit_pct"] / 100.0), 6)
+        metadata["take_profit_pct"] = float(params["take_profit_pct"])
     confidence = min(1.0, max(0.0, confidence))
     return {"action": action, "confidence": round(confidence, 4), "reason": reason,
             "metadata": metadata}
@@ -459,27 +477,99 @@ def compose(intent: PromptIntent, prompt: str) -> str:
     )
 
 
+# compose() writes DEFAULT_PARAMS as json.dumps(indent=4): one key per line, "}" alone.
+_PARAMS_BLOCK = re.compile(r"^DEFAULT_PARAMS = (\{\n(?:    [^\n]*\n)*\})\n", re.MULTILINE)
+
+
+def _without_docstring(code: str) -> str:
+    return code.split('\n"""\n', 1)[-1]
+
+
+def recognise(code: str) -> PromptIntent | None:
+    """The template intent `code` was composed from (its module docstring aside), or None
+    when the code is not exactly a template's: edited, or written by a model or a person."""
+    match = _PARAMS_BLOCK.search(code)
+    if match is None:
+        return None
+    try:
+        params = json.loads(match[1])
+    except ValueError:
+        return None
+    if not isinstance(params, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in params.values()
+    ):
+        return None
+    body = _without_docstring(code)
+    for key in _BODIES:
+        intent = PromptIntent(template=key, strategy_type=NATURAL_TYPE[key], params=params)
+        if _without_docstring(compose(intent, "")) == body:
+            return intent
+    return None
+
+
 class TemplateProvider:
     name = "template"
     model = TEMPLATE_MODEL
 
-    async def generate(self, prompt: str) -> ProviderResult:
+    async def refine(self, refinement: Refinement) -> ProviderResult:
+        """Rebuild the strategy's template with the instruction's changes (REFINEMENTS_SUPPORTED);
+        a FAILURE naming what it can do when the instruction asks for nothing of it, or the
+        code is not a template's."""
         started = time.perf_counter()
-        intent = analyse_prompt(prompt)
-        attempts = [Attempt(number=1, duration_seconds=time.perf_counter() - started)]
-        interpretation = intent.interpretation
-        ignored = list(intent.ignored)
-        if intent.template is None:
-            raw = json.dumps({"interpretation": interpretation, "ignoredRequirements": ignored})
-            return ProviderResult(
-                provider=self.name,
-                model=self.model,
-                raw_response=raw,
-                attempts=attempts,
-                error=NOTHING_RECOGNISED,
-                interpretation=interpretation,
-                ignored_requirements=ignored,
-            )
+        current = recognise(refinement.code)
+        if current is None:
+            return self._failed(started, NOT_TEMPLATE_CODE, {}, [refinement.instruction])
+        # The strategy's own values of the template's parameters (a user may have tuned them).
+        tuned = {
+            name: value
+            for name, value in refinement.parameters.items()
+            if name in current.params
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        }
+        current = replace(current, params={**current.params, **tuned})
+        refined = refine_intent(current, refinement.instruction)
+        intent = refined.intent
+        ignored = list(refined.ignored)
+        interpretation = {
+            **intent.interpretation,
+            "instruction": refinement.instruction,
+            "changes": list(refined.understood),
+        }
+        if not refined.changed:
+            message = NOTHING_TO_REFINE
+            if refined.understood:
+                message = "The strategy already does what was asked: nothing changed"
+            return self._failed(started, message, interpretation, ignored)
+        prompt = f"{refinement.prompt}; {refinement.instruction}"
+        return self._composed(started, intent, prompt, interpretation, ignored)
+
+    def _failed(
+        self,
+        started: float,
+        message: str,
+        interpretation: dict[str, object],
+        ignored: list[str],
+    ) -> ProviderResult:
+        raw = json.dumps({"interpretation": interpretation, "ignoredRequirements": ignored})
+        return ProviderResult(
+            provider=self.name,
+            model=self.model,
+            raw_response=raw,
+            attempts=[Attempt(number=1, duration_seconds=time.perf_counter() - started)],
+            error=message,
+            interpretation=dict(interpretation),
+            ignored_requirements=ignored,
+        )
+
+    def _composed(
+        self,
+        started: float,
+        intent: PromptIntent,
+        prompt: str,
+        interpretation: dict[str, object],
+        ignored: list[str],
+    ) -> ProviderResult:
         code = compose(intent, prompt)
         interpretation["rule"] = describe_rule(intent)
         note = "".join(f"Not implemented: {phrase}\n" for phrase in ignored)
@@ -500,10 +590,19 @@ class TemplateProvider:
             parts=[ResponsePart(PartKind.TEXT, text)],
             raw_response=raw,
             tokens_used=0,
-            attempts=attempts,
-            interpretation=interpretation,
+            attempts=[Attempt(number=1, duration_seconds=time.perf_counter() - started)],
+            interpretation=dict(interpretation),
             ignored_requirements=ignored,
         )
+
+    async def generate(self, prompt: str) -> ProviderResult:
+        started = time.perf_counter()
+        intent = analyse_prompt(prompt)
+        interpretation = intent.interpretation
+        ignored = list(intent.ignored)
+        if intent.template is None:
+            return self._failed(started, NOTHING_RECOGNISED, interpretation, ignored)
+        return self._composed(started, intent, prompt, interpretation, ignored)
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,8 @@ def run_job(
         columns, labels = _writable_columns(bars)
         del bars  # with the job's bytes gone, `columns` hold the only copy of the bars
         return _look_ahead_job(job, code, columns, labels, params, seal, max_bytes)
+    if job["kind"] == "signal_batch":
+        return _signal_batch_job(job, code, bars, seal, max_bytes)
 
     if (refused := _sealed(seal)) is not None:
         return refused
@@ -280,6 +282,39 @@ def _look_ahead_job(
     # ---- from here on the process runs untrusted code ----
     try:
         return _encode_result(run_checks(columns, job["checks"], call, labels), max_bytes)
+    except BaseException as exc:
+        try:
+            return protocol.encode_frame(_classify_failure(exc))
+        except MemoryError:
+            return _FALLBACK_MEMORY
+
+
+def _signal_batch_job(
+    job: dict[str, Any], code: Any, bars: Any, seal: Callable[[], None], max_bytes: int
+) -> bytes:
+    """An optimisation's batch: the strategy's packed signals for each parameter set in
+    `job["param_sets"]`, each run in a fresh module namespace (no state carries from one set
+    to the next). A set whose run fails gets its error report in its place; the others go on.
+    """
+    from services.backtesting import collect_signals, pack_signals
+
+    guards = bool(job["guards"])
+    if (refused := _sealed(seal)) is not None:
+        return refused
+    # ---- from here on the process runs untrusted code ----
+    try:
+        results: list[dict[str, Any]] = []
+        for params in job["param_sets"]:
+            try:
+                namespace = module_globals(guards)
+                exec(code, namespace)
+                entry = namespace.get(ENTRYPOINT)
+                if not callable(entry):
+                    raise NameError(f"the code defines no function {ENTRYPOINT}")
+                results.append({"signals": pack_signals(collect_signals(entry, bars, params))})
+            except (Exception, SystemExit) as exc:  # this set's failure, not the batch's
+                results.append({"error": _classify_failure(exc)})
+        return _encode_result(results, max_bytes)
     except BaseException as exc:
         try:
             return protocol.encode_frame(_classify_failure(exc))

@@ -18,15 +18,18 @@ import math
 import os
 import pickle
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from services import telemetry
 from services.backtesting import (
     STREAM_BYTES_PER_BAR,
     BacktestOptions,
+    BacktestReport,
     MalformedSignalStream,
     StrategyFailure,
+    Trade,
     simulate,
     unpack_signals,
 )
@@ -56,7 +59,7 @@ from services.sandbox.forkserver import (
     quietly,
     write_input,
 )
-from services.sandbox.outcome import JobEnd, counted_job, ending_of
+from services.sandbox.outcome import JobEnd, counted_job, ending_of, error_of_frame
 from services.sandbox.scheduler import FairScheduler
 from services.sandbox.settings import ProbeResult, SandboxSettings
 from services.signals import InvalidSignal, normalise_signal
@@ -312,12 +315,12 @@ class Sandbox:
         on_progress: ProgressCallback | None = None,
         owner: str = "",
         check_look_ahead: bool = True,
-    ) -> dict[str, Any]:
+    ) -> BacktestReport:
         """A backtest in two halves: the job process only calls the strategy bar by bar and
         streams its signals back; here, off the event loop, every signal is checked again and
         the engine derives fills, trades, equity and metrics. Then, unless told not to, the
-        look-ahead check (`look_ahead_check`), whose verdict goes in result["lookAhead"].
-        Returns the engine's result."""
+        look-ahead check (`look_ahead_check`), whose verdict goes in the report's look_ahead.
+        Returns the engine's report."""
         try:
             options.check()
         except (ValueError, AttributeError) as exc:
@@ -332,12 +335,11 @@ class Sandbox:
         if check_look_ahead:
             backtest_seconds = time.perf_counter() - started
             verdict = await self.look_ahead_check(
-                code, bars, params, signals, result["trades"], timeout_seconds, owner
+                code, bars, params, signals, result.trades, timeout_seconds, owner
             )
-            result["lookAhead"] = {**verdict.as_json(), "backtestSeconds": backtest_seconds}
-            # Marked where every reader of the numbers sees it.
-            result["metrics"]["trustworthy"] = verdict.trustworthy
-            result["metrics"]["lookAheadBias"] = verdict.bias
+            # Marked where every reader of the numbers sees it (report_json's metrics too).
+            look_ahead = {**verdict.as_json(), "backtestSeconds": backtest_seconds}
+            result = replace(result, look_ahead=look_ahead)
         return result
 
     async def look_ahead_check(
@@ -346,7 +348,7 @@ class Sandbox:
         bars: Bars,
         params: dict[str, Any],
         signals: list[dict[str, Any] | None],
-        trades: list[dict[str, Any]],
+        trades: Sequence[Trade],
         timeout_seconds: float,
         owner: str = "",
     ) -> LookAheadVerdict:
@@ -376,6 +378,55 @@ class Sandbox:
             except StrategySandboxError as exc:
                 return failed_verdict(plan, exc.message, time.perf_counter() - started)
         return verdict_of(plan, signals, results, check_seconds=time.perf_counter() - started)
+
+    async def run_backtest_batch(
+        self,
+        code: str,
+        bars: Bars,
+        param_sets: list[dict[str, Any]],
+        options: BacktestOptions,
+        *,
+        timeout_seconds: float,
+        owner: str = "",
+    ) -> list[BatchRun]:
+        """Backtests of one strategy on the same bars with each of `param_sets` (an
+        optimisation's batch): ONE sandbox job gets the bars once and sends back a packed
+        signal stream per set; here, off the event loop, each stream is checked and run
+        through the engine. A set whose run failed gets its message and the rest go on; a
+        failure of the job as a whole (timeout, memory, a broken protocol) raises as for a
+        backtest. No look-ahead check: the caller checks the parameters it keeps."""
+        try:
+            options.check()
+        except (ValueError, AttributeError) as exc:
+            raise BadInput(f"invalid backtest options: {exc}", reason="INVALID_OPTIONS") from None
+        count = len(param_sets)
+        if count == 0:
+            return []
+        # A stream per set: the cap grows with the sets as a backtest's does with the bars.
+        cap = self.settings.max_output_bytes + STREAM_BYTES_PER_BAR * len(bars) * count
+        job = self._job(
+            "signal_batch",
+            code,
+            bars,
+            {},
+            timeout_seconds,
+            None,
+            "backtest_batch",
+            owner,
+            {"param_sets": [dict(params) for params in param_sets], "max_output_bytes": cap},
+        )
+        job.max_output_bytes = cap
+        with counted_job("backtest_batch"):
+            value = await self._run(job)
+            if type(value) is not list or len(value) != count:
+                raise SandboxViolation(
+                    "the strategy process broke the result protocol (batch size)",
+                    layer="protocol",
+                )
+            return await run_off_loop(_batch_runs, bars, value, options, self._limits())
+
+    def _limits(self) -> dict[str, Any]:
+        return {"memoryLimitMb": self.settings.memory_limit_mb}
 
     async def trial_run(
         self, code: str, bars: Bars, params: dict[str, Any], *, owner: str = ""
@@ -558,14 +609,45 @@ def _seed_of(bars: Bars, signals: list[dict[str, Any] | None]) -> int:
     return int.from_bytes(digest.digest()[:8], "big")
 
 
-def backtest_from_stream(bars: Bars, packed: object, options: BacktestOptions) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BatchRun:
+    """One parameter set's run in a batch: the engine's result, or why there is none."""
+
+    result: BacktestReport | None
+    signals: list[dict[str, Any] | None] | None
+    error: str | None = None
+
+
+def _batch_runs(
+    bars: Bars, reports: list[Any], options: BacktestOptions, limits: dict[str, Any]
+) -> list[BatchRun]:
+    runs: list[BatchRun] = []
+    for report in reports:
+        if type(report) is dict and "error" in report and type(report["error"]) is dict:
+            error = error_of_frame(report["error"], limits)
+            runs.append(BatchRun(None, None, error.message))
+            continue
+        if type(report) is not dict or "signals" not in report:
+            raise SandboxViolation(
+                "the strategy process broke the result protocol (batch entry)", layer="protocol"
+            )
+        try:
+            result, signals = _simulated(bars, report["signals"], options)
+        except InvalidStrategyOutput as exc:
+            runs.append(BatchRun(None, None, exc.message))
+            continue
+        runs.append(BatchRun(result, signals))
+    return runs
+
+
+def backtest_from_stream(bars: Bars, packed: object, options: BacktestOptions) -> BacktestReport:
     """Check a job's packed signal stream and run the engine on it (trusted, CPU-bound)."""
     return _simulated(bars, packed, options)[0]
 
 
 def _simulated(
     bars: Bars, packed: object, options: BacktestOptions
-) -> tuple[dict[str, Any], list[dict[str, Any] | None]]:
+) -> tuple[BacktestReport, list[dict[str, Any] | None]]:
     """The engine's result and the checked signals it ran on."""
     try:
         signals = unpack_signals(packed, len(bars))

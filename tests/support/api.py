@@ -76,6 +76,11 @@ async def register_user(client: httpx.AsyncClient, email: str | None = None) -> 
     return body["data"]["register"]["token"], body["data"]["register"]["user"]["id"]
 
 
+def http_exchanges(log: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every HTTP exchange of a generation log's rounds, in order (its retries included)."""
+    return [exchange for attempt in log["attempts"] for exchange in attempt["httpExchanges"]]
+
+
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
 
@@ -88,7 +93,10 @@ mutation($input: GenerateStrategyInput!) {
       id status provider model aiResponseRaw extractedCode errorMessage
       tokensUsed inputTokens outputTokens estimatedCostUsd processingTimeSeconds
       strategy { id }
-      attempts { number httpStatus error durationSeconds }
+      attempts {
+        number kind verdict httpStatus error durationSeconds
+        httpExchanges { number httpStatus error durationSeconds }
+      }
     }
   }
 }"""
