@@ -49,6 +49,7 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("bench/load.py", []),
     ("bench/validation_flood.py", []),
     ("bench/sandbox_fairness.py", []),
+    ("bench/large_bodies.py", []),
     ("bench/jobs.py", []),  # about ten minutes: 3 ways x 3 rounds of 200 sandboxed backtests
 ]
 

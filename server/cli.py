@@ -183,6 +183,8 @@ def serve() -> None:
         log_config=None,  # logging is configure_logging's
         access_log=False,  # the app logs its own access lines
         proxy_headers=False,  # the app applies TRUSTED_PROXIES itself (server/app.py)
+        # Header timeout and connection cap (HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS).
+        http="server.connections:GuardedHttpProtocol",
         # In-flight generations get this long to finish; past it they are logged as FAILURE
         # (uvicorn annotates an int but waits with asyncio, so fractions work).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]

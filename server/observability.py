@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hmac
 import logging
+import os
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -23,12 +26,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise import connections
 
-from server.db import applied_migrations, migration_files
+from server.db import applied_migrations, dialect_of, migration_files
+from server.draining import DRAINING
+from server.draining import RETRY_AFTER_SECONDS as DRAIN_RETRY_AFTER_SECONDS
+from server.request_errors import request_error_body
 from server.settings import Settings
 from services import telemetry
 from services.container import Services
 from services.errors import ServiceUnavailable
-from services.outages import DATABASE, OUTAGES
+from services.outages import DATABASE, OUTAGES, STORAGE, is_storage_failure
 from services.rate_limits import RateLimits
 from services.request_ids import REQUEST_ID
 from services.sandbox import Sandbox
@@ -88,6 +94,28 @@ _INTERNAL_ERROR_START: Message = {
         (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
     ],
 }
+
+
+def _shutting_down(request_id: str) -> tuple[Message, Message]:
+    """The answer of a request the shutdown's grace period cut off."""
+    body = request_error_body(
+        "The server is shutting down; retry",
+        code="SERVICE_UNAVAILABLE",
+        retry_after_seconds=DRAIN_RETRY_AFTER_SECONDS,
+        request_id=request_id,
+    )
+    start: Message = {
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(DRAIN_RETRY_AFTER_SECONDS).encode()),
+            (b"connection", b"close"),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -150,6 +178,16 @@ class RequestObservability:
         HTTP_IN_PROGRESS.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if not DRAINING.active or status:
+                raise
+            # The shutdown's grace period ran out (uvicorn cancels what is left): the client
+            # gets the documented JSON error, retryable elsewhere, and the log says so.
+            start, body = _shutting_down(request_id)
+            with contextlib.suppress(Exception):
+                await send_with_id(start)
+                await send(body)
+            status = 503
         except Exception:
             log.exception("unhandled error while answering %s %s", scope["method"], scope["path"])
             if status:
@@ -247,6 +285,60 @@ async def database_check(expected_migrations: list[str]) -> dict[str, Any]:
     return {"ok": True}
 
 
+# The write probe: as much as SQLite needs to grow the database by a few pages.
+WRITE_PROBE_BYTES = 64 * 1024
+# PostgreSQL's disk cannot be probed from here: a write failure (53100 disk_full) counts
+# until this long has passed without another.
+STORAGE_FAILURE_MEMORY_SECONDS = 30.0
+
+
+def sqlite_directory(database_url: str) -> Path | None:
+    """Where an SQLite database lives (None: in memory, or not SQLite)."""
+    if dialect_of(database_url) != "sqlite":
+        return None
+    path = database_url.split("://", 1)[1].split("?", 1)[0]
+    return None if not path or path == ":memory:" else Path(path).resolve().parent
+
+
+def _write_probe(directory: Path) -> None:
+    """Write (and remove) a file beside the database: a full disk or a read-only file
+    system fails it as it fails SQLite's next write."""
+    probe = directory / f".readyz-write-probe-{os.getpid()}"
+    try:
+        with probe.open("wb") as handle:
+            handle.write(b"\0" * WRITE_PROBE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+async def storage_check(database_url: str) -> dict[str, Any]:
+    """Can the database write? SQLite: a small write probe beside its file, in a thread.
+    PostgreSQL: no write failure (disk full) in the last 30 s. A failure is logged once
+    per outage; requests meanwhile answer SERVICE_UNAVAILABLE (services/outages.py)."""
+    directory = sqlite_directory(database_url)
+    if directory is None:
+        if OUTAGES.is_down(STORAGE):
+            if OUTAGES.down_for(STORAGE) < STORAGE_FAILURE_MEMORY_SECONDS:
+                return {"ok": False, "error": "writes failed (disk full)"}
+            OUTAGES.answered(STORAGE)
+        return {"ok": True}
+    try:
+        await asyncio.to_thread(_write_probe, directory)
+    except OSError as exc:
+        if not is_storage_failure(exc):
+            raise
+        OUTAGES.failed(STORAGE, exc)
+        return {"ok": False, "error": f"writes fail ({errno_name(exc)})"}
+    OUTAGES.answered(STORAGE)
+    return {"ok": True}
+
+
+def errno_name(error: OSError) -> str:
+    return errno.errorcode.get(error.errno or 0, type(error).__name__)
+
+
 async def redis_check(limits: RateLimits) -> dict[str, Any] | None:
     """With REDIS_URL: does Redis answer? Not fatal: limits are then counted per process."""
     if limits.shared is None:
@@ -275,6 +367,15 @@ def sandbox_check(sandbox: Sandbox) -> dict[str, Any]:
             "reason": reason,
             "message": "strategy execution is disabled; the server log says why",
         }
+    if not sandbox.fork_server_running:
+        return {
+            "ok": False,
+            "executionDisabled": True,
+            "reason": "FORK_SERVER_DOWN",
+            "message": "strategy execution is unavailable until the fork server restarts; "
+            "the server log says why",
+            "restarts": sandbox.restarts,
+        }
     return {
         "ok": True,
         "isolated": probe.isolated,
@@ -288,21 +389,29 @@ def readiness_endpoint(settings: Settings, services: Services) -> Endpoint:
     expected_migrations = migration_files(settings.database_url)
 
     async def readyz(_: Request) -> Response:
-        """503 only when the database is unreachable or not migrated: without a sandbox
-        everything else serves, and without Redis limits are counted per process."""
-        database, redis = await asyncio.gather(
-            database_check(expected_migrations), redis_check(services.limits)
+        """503 only when the database is unreachable or not migrated, or the server is
+        draining: without a sandbox everything else serves, and without Redis limits are
+        counted per process."""
+        if DRAINING.active:
+            return JSONResponse(
+                {"status": "draining"}, status_code=503, headers={"Cache-Control": "no-store"}
+            )
+        database, redis, storage = await asyncio.gather(
+            database_check(expected_migrations),
+            redis_check(services.limits),
+            storage_check(settings.database_url),
         )
         sandbox = sandbox_check(services.runner.sandbox)
-        checks = {"database": database, "sandbox": sandbox}
+        checks = {"database": database, "storage": storage, "sandbox": sandbox}
         if redis is not None:
             checks["redis"] = redis
+        serving = database["ok"] and storage["ok"]
         status = "ok" if all(check["ok"] for check in checks.values()) else "degraded"
-        if not database["ok"]:
+        if not serving:
             status = "unavailable"
         return JSONResponse(
             {"status": status, "checks": checks},
-            status_code=200 if database["ok"] else 503,
+            status_code=200 if serving else 503,
             headers={"Cache-Control": "no-store"},
         )
 

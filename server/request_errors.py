@@ -11,9 +11,19 @@ import json
 from starlette.responses import Response
 
 
-def request_error_body(message: str) -> bytes:
+def request_error_body(
+    message: str,
+    code: str = "BAD_USER_INPUT",
+    retry_after_seconds: int | None = None,
+    request_id: str | None = None,
+) -> bytes:
+    extensions: dict[str, object] = {"code": code}
+    if retry_after_seconds is not None:
+        extensions["retryAfterSeconds"] = retry_after_seconds
+    if request_id is not None:
+        extensions["requestId"] = request_id
     return json.dumps(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}
+        {"data": None, "errors": [{"message": message, "extensions": extensions}]}
     ).encode()
 
 

@@ -106,6 +106,18 @@ class Settings(BaseSettings):
 
     graphql_introspection: bool = True
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Request bodies (server/body_limit.py): without a valid token (register, login) a small
+    # cap; from LARGE_REQUEST_BYTES on a body is decoded off the event loop and holds one of
+    # MAX_LARGE_REQUESTS slots (the excess waits LARGE_REQUEST_WAIT_SECONDS, then gets a
+    # retryable SERVICE_UNAVAILABLE); a list in the variables longer than
+    # MAX_VARIABLE_LIST_LENGTH is refused before GraphQL reads it; the whole body must
+    # arrive within BODY_TIMEOUT_SECONDS.
+    max_anonymous_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    large_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_large_requests: int = Field(default=2, ge=1, le=1024)
+    large_request_wait_seconds: float = Field(default=2.0, ge=0, le=300)
+    max_variable_list_length: int = Field(default=100_000, ge=1000)
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     # Datasets (uploadDataset): the CSV one upload may carry (a signed-in user's request may
     # be this large, beyond MAX_REQUEST_BYTES), the bars one dataset may hold, and per user,
     # how many datasets and how many stored (compressed) bytes in all.
@@ -175,6 +187,13 @@ class Settings(BaseSettings):
     metrics_token: str = ""  # when set, /metrics wants 'Authorization: Bearer <token>'
     # Below the usual 30 s kill timeout (Kubernetes), so FAILURE logs land before SIGKILL.
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=3600)
+    # Slow clients (server/connections.py): each request's headers within this time, and at
+    # most this many open connections per process (lowered to fit the descriptor limit).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    # From SIGTERM, /readyz answers 503; the server keeps serving this long before it stops
+    # accepting connections, so a load balancer polling /readyz moves traffic away first.
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=300)
 
     @field_validator(
         "rate_limit_generate",

@@ -1,4 +1,4 @@
-"""Which dependencies (database, Redis) are down, as this process last saw them.
+"""Which dependencies (database, Redis, storage) are down, as this process last saw them.
 
 A dead PostgreSQL fails every request: logging a traceback for each buries the one fact an
 operator needs. Here each outage is logged once when it starts (a warning naming the error
@@ -8,7 +8,9 @@ and the `dependency_up` gauge says the same to a scraper.
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 import time
 
 import asyncpg
@@ -22,6 +24,9 @@ log = logging.getLogger(__name__)
 
 DATABASE = "database"
 REDIS = "redis"
+# The database answers but cannot write: a full disk (SQLite's "database or disk is full",
+# PostgreSQL's 53100 disk_full), an I/O error, a read-only file system.
+STORAGE = "storage"
 # What a client is told to wait before retrying: about one probe interval of a load balancer.
 RETRY_AFTER_SECONDS = 5
 
@@ -66,12 +71,19 @@ ESCAPED_DATABASE_FAILURES = (
 class Outages:
     def __init__(self) -> None:
         self._down_since: dict[str, float] = {}
+        self._last_failure: dict[str, float] = {}
 
     def is_down(self, dependency: str) -> bool:
         return dependency in self._down_since
 
+    def down_for(self, dependency: str) -> float:
+        """Seconds since the last failure of `dependency` (0 when it is up)."""
+        since = self._last_failure.get(dependency)
+        return time.monotonic() - since if since is not None and self.is_down(dependency) else 0.0
+
     def failed(self, dependency: str, error: BaseException) -> None:
         """`dependency` failed: log and count it if it was up until now."""
+        self._last_failure[dependency] = time.monotonic()
         if dependency in self._down_since:
             return
         self._down_since[dependency] = time.monotonic()
@@ -118,6 +130,32 @@ def _is_connection_failure(error: BaseException) -> bool:
     return from_driver and not isinstance(error, asyncpg.PostgresError)
 
 
+SQLITE_STORAGE_MESSAGES = (
+    "database or disk is full",
+    "disk i/o error",
+    "attempt to write a readonly database",
+)
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def is_storage_failure(error: BaseException) -> bool:
+    """Writes fail for want of disk (or a disk that fails), not for what was written."""
+    if isinstance(error, sqlite3.OperationalError):
+        return any(text in str(error).lower() for text in SQLITE_STORAGE_MESSAGES)
+    if isinstance(error, asyncpg.exceptions.DiskFullError):
+        return True
+    return isinstance(error, OSError) and error.errno in STORAGE_ERRNOS
+
+
+def storage_unavailable(error: BaseException) -> ServiceUnavailable:
+    """The client's answer when the database cannot write; the outage is logged once."""
+    OUTAGES.failed(STORAGE, error)
+    return ServiceUnavailable(
+        "The server cannot store data right now; retry shortly",
+        retry_after_seconds=RETRY_AFTER_SECONDS,
+    )
+
+
 def unavailable_from(error: BaseException | None) -> ServiceUnavailable | None:
     """A database failure that escaped the client's own translation (a transaction's commit
     on a dropped connection, say) as the same answer; None for anything else."""
@@ -127,6 +165,8 @@ def unavailable_from(error: BaseException | None) -> ServiceUnavailable | None:
         seen.add(id(current))
         if isinstance(current, ServiceUnavailable):
             return current
+        if is_storage_failure(current):
+            return storage_unavailable(current)
         if _is_connection_failure(current):
             return database_unavailable(current)
         # Explicit chains first; a driver error raised while handling a dropped connection

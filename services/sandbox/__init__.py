@@ -7,6 +7,7 @@ rlimits, Landlock and namespaces; errors are the typed ones in `services.sandbox
 
 from services.sandbox.errors import (
     ExecutionTimeout,
+    ForkServerDown,
     InvalidStrategyOutput,
     MemoryLimitExceeded,
     OutputTooLarge,
@@ -21,6 +22,7 @@ from services.sandbox.settings import ProbeResult, SandboxSettings
 
 __all__ = [
     "ExecutionTimeout",
+    "ForkServerDown",
     "InvalidStrategyOutput",
     "MemoryLimitExceeded",
     "OutputTooLarge",

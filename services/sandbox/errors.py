@@ -62,6 +62,18 @@ class SandboxUnavailable(ServiceError):
     code = "INTERNAL"
 
 
+class ForkServerDown(SandboxUnavailable):
+    """The fork server died and could not be restarted (yet). The server log says why; the
+    client gets a retryable SERVICE_UNAVAILABLE naming nothing internal (launcher, paths)."""
+
+    code = "SERVICE_UNAVAILABLE"
+    MESSAGE = "Strategy execution is temporarily unavailable; retry shortly"
+
+    def __init__(self, reason: str, retry_after_seconds: int = 5) -> None:
+        super().__init__(self.MESSAGE, reason=reason, retryAfterSeconds=retry_after_seconds)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class SandboxBusy(RateLimited):
     """Too many jobs already wait for a slot: the caller should retry shortly."""
 

@@ -49,6 +49,7 @@ from services.market_data import Bars
 from services.offload import run_off_loop
 from services.sandbox import launcher
 from services.sandbox.errors import (
+    ForkServerDown,
     InvalidStrategyOutput,
     SandboxUnavailable,
     SandboxViolation,
@@ -115,6 +116,9 @@ class Sandbox:
         self._job_ids = 0
         self._closed = False
         self._background: set[asyncio.Future[None]] = set()
+        # Why the last restart of the fork server failed (None: it runs, or was never up).
+        self.restart_failure: str | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Sandbox:
         await self.start()
@@ -202,9 +206,36 @@ class Sandbox:
             fork_server_seccomp=bool(ready.get("fork_server_seccomp")),
         )
 
+    @property
+    def fork_server_running(self) -> bool:
+        fork_server = self._fork_server
+        return fork_server is not None and not fork_server.dead
+
+    def watch(self, interval_seconds: float = 1.0) -> None:
+        """Check the fork server every `interval_seconds` and restart it when it died, so a
+        fork server killed while idle is back before the next job (and /readyz says so)."""
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.create_task(self._watch(interval_seconds))
+
+    async def _watch(self, interval_seconds: float) -> None:
+        while not self._closed:
+            await asyncio.sleep(interval_seconds)
+            fork_server = self._fork_server
+            if self._closed or self._launch is None or self.probe is None:
+                continue
+            if fork_server is not None and not fork_server.dead:
+                if fork_server.process.returncode is None:
+                    continue
+                fork_server.dead = True  # exited, though its socket has not said so yet
+            with contextlib.suppress(SandboxUnavailable):
+                await self._current_fork_server()
+
     async def close(self) -> None:
         """Stop the fork server; running jobs die with it."""
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         fork_server, self._fork_server = self._fork_server, None
         if fork_server is not None:
             await fork_server.close()
@@ -228,23 +259,32 @@ class Sandbox:
             try:
                 fresh = await ForkServer.spawn(self._launch, self.settings)
             except OSError as exc:
-                raise SandboxUnavailable(
-                    f"the sandbox's fork server could not be restarted: {exc}",
-                    reason="RESTART_FAILED",
-                ) from exc
+                raise self._restart_failed(str(exc)) from exc
             if (
                 bool(fresh.ready.get("seccomp")) != self.probe.seccomp
                 or bool(fresh.ready.get("fork_server_seccomp")) != self.probe.fork_server_seccomp
                 or fresh.host_uid != self.probe.host_uid
             ):
                 await fresh.close()
-                raise SandboxUnavailable(
-                    "the restarted fork server lost a layer", reason="RESTART_FAILED"
-                )
+                raise self._restart_failed("the restarted fork server lost a layer")
             self._fork_server = fresh
             self.restarts += 1
+            self.restart_failure = None
             log.warning("sandbox fork server restarted (%d so far)", self.restarts)
             return fresh
+
+    def _restart_failed(self, why: str) -> ForkServerDown:
+        """Log why (once per failure streak, at ERROR; the details are for the operator),
+        and answer the client without them."""
+        if self.restart_failure is None:
+            log.error(
+                "sandbox fork server could not be restarted: %s; strategy execution answers "
+                "SERVICE_UNAVAILABLE until a restart succeeds",
+                why,
+                extra={"fork_server": "restart_failed"},
+            )
+        self.restart_failure = why
+        return ForkServerDown(reason="RESTART_FAILED")
 
     # --- public job kinds -----------------------------------------------------------------
 
@@ -510,10 +550,8 @@ class Sandbox:
                     return await self._run_once(fork_server, job)
                 except ForkServerDied:
                     if attempt:
-                        raise SandboxUnavailable(
-                            "the sandbox's fork server died twice while running this job",
-                            reason="FORK_SERVER_DIED",
-                        ) from None
+                        log.error("the sandbox's fork server died twice while running a job")
+                        raise ForkServerDown(reason="FORK_SERVER_DIED") from None
                     log.warning("fork server died during a job; restarting and retrying")
         raise AssertionError("unreachable")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -56,8 +57,16 @@ class ServerProcess:
     `with ServerProcess(...) as server:` starts it (migrating first) and stops it.
     """
 
-    def __init__(self, workdir: Path, *, migrate_first: bool = True, **settings: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        migrate_first: bool = True,
+        open_files: int | None = None,
+        **settings: str,
+    ) -> None:
         self.workdir = workdir
+        self.open_files = open_files  # RLIMIT_NOFILE of the server process, when given
         self.migrate_first = migrate_first  # False: as a user runs it, on an unmigrated database
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -93,6 +102,7 @@ class ServerProcess:
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self._limit_open_files if self.open_files else None,
             )
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=1) as http:
@@ -105,6 +115,10 @@ class ServerProcess:
                 time.sleep(0.05)
         self.stop(signal.SIGKILL)
         pytest.fail(f"server did not start in {timeout} s:\n{self.output()}")
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def send(self, signum: signal.Signals) -> None:
         assert self.process is not None, "not started"
