@@ -34,6 +34,9 @@ async def run_worker(settings: Settings) -> None:
     runner = build_runner(settings, sandbox)
     try:
         await sandbox.start()
+        # As in the API server: a fork server that dies while idle is restarted within a
+        # second or so, so the worker's /readyz and its next trial find it up.
+        sandbox.watch()
     except SandboxUnavailable as exc:  # /readyz says so; the worker takes nothing meanwhile
         log.error("this worker cannot run strategies: %s", exc.message)
     worker = JobWorker(
