@@ -8,6 +8,7 @@ import strawberry
 
 from schema.context import Context
 from schema.datasets import DatasetQueries
+from schema.jobs import JobQueries
 from schema.optimization_types import OptimizationQuery
 from schema.types import (
     GenerationLog,
@@ -34,7 +35,7 @@ ALL_USERS = strawberry.argument(description="Staff only: every user's rows (the 
 
 
 @strawberry.type
-class Query(DatasetQueries, OptimizationQuery):
+class Query(DatasetQueries, OptimizationQuery, JobQueries):
     @strawberry.field
     async def me(self, info: Info) -> User:
         return User.from_model(await info.context.require_user())

@@ -149,6 +149,21 @@ async def test_optimize_follow_read_and_apply(api: httpx.AsyncClient):
     listed = await _run(api, "Optimizations", {"strategyId": strategy_id}, token)
     assert [o["id"] for o in listed["data"]["optimizations"]["items"]] == [summary["id"]]
 
+    # The optimisation's job, as its owner sees it; nobody else sees it.
+    jobs = (await _run(api, "Jobs", {"status": "SUCCEEDED"}, token))["data"]["jobs"]
+    assert [(j["id"], j["kind"], j["status"]) for j in jobs] == [
+        (summary["id"], "optimization", "SUCCEEDED")
+    ]
+    assert jobs[0]["attempts"] == 1 and jobs[0]["worker"] and jobs[0]["finishedAt"]
+    assert jobs[0]["progress"]["trialsDone"] == 12
+    job = (await _run(api, "Job", {"id": summary["id"]}, token))["data"]["job"]
+    assert job["status"] == "SUCCEEDED"
+    other, _ = await register_user(api)
+    assert (await _run(api, "Job", {"id": summary["id"]}, other))["data"]["job"] is None
+    assert (await _run(api, "Jobs", {}, other))["data"]["jobs"] == []
+    refused = await call_graphql(api, "{ jobs(limit: 0) { id } }", {}, token)
+    assert error_codes(refused) == ["BAD_USER_INPUT"]
+
     applied = await _run(api, "ApplyOptimization", {"id": summary["id"], "fold": 0}, token)
     assert "errors" not in applied, applied
     strategy = applied["data"]["applyOptimization"]
