@@ -6,10 +6,12 @@ from the environment: rate limits raised so the benchmark's 40-odd backtests a m
 not refused), GraphQL, the database, the sandbox (fork server, seccomp, rlimits, namespaces:
 the job process calls the strategy bar by bar on its look-back window), the server's check
 of every signal and its engine, the look-ahead check, storing the performance, the JSON
-answer (metrics, trades, the equity curve). The bars travel as GraphQL lists (`marketData`)
-and, in another request, as one CSV string (`csv`). backtesting.py runs idiomatically in
-this process. After an untimed warm-up, `--rounds` rounds of four runs in a rotating order:
-ours with each input, ours (csv) on a second server with the look-ahead check off
+answer (metrics, trades, the equity curve). The bars travel as GraphQL lists (`marketData`),
+in another request as one CSV string (`csv`), and in a third as the id of the same bars
+uploaded once as a dataset (`datasetId`: the way a user backtests their own data again and
+again). backtesting.py runs idiomatically in this process. After an untimed warm-up,
+`--rounds` rounds of five runs in a rotating order: ours with each input, ours (csv) on a
+second server with the look-ahead check off
 (LOOKAHEAD_CHECK_PCT=0), backtesting.py. Prints median [min-max], trades and final equity
 (they must agree), each ratio of medians beside its target (at most 1.5x), the strategy's
 own calls alone (its floor: no sandbox, no engine) and everything else, and the check's
@@ -82,8 +84,10 @@ BACKTEST = """mutation($id: UUID!, $input: BacktestInput!) {
   backtestStrategy(id: $id, input: $input) {
     metrics equityCurve trades bars elapsedSeconds lookAheadBias lookAheadBars
     warmupBarsNeeded lookAheadCheck } }"""
-# The two ways bars travel in a request: GraphQL lists of numbers, or one CSV string.
-INPUTS = ("marketData", "csv")
+UPLOAD = """mutation($csv: String!) {
+  uploadDataset(input: {name: "bench", csv: $csv}) { id bars } }"""
+# The ways bars reach a backtest: GraphQL lists of numbers, one CSV string, a stored dataset.
+INPUTS = ("marketData", "csv", "datasetId")
 # Settings of the benchmark's servers: nothing of the caller's environment that changes them.
 _OURS = ("SANDBOX_", "RATE_", "REDIS_", "LOOKAHEAD_", "BACKTEST_", "DATABASE_", "GENERATION_")
 
@@ -127,6 +131,7 @@ class ApiClient:
         self.http, self.url = http, base + "/graphql"
         self.token = ""
         self.strategy_id = ""
+        self.dataset_id = ""
 
     async def call(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -138,12 +143,18 @@ class ApiClient:
             raise SystemExit(f"{query.split('(')[0]}: {body['errors']}")
         return body["data"]
 
-    async def setup(self) -> None:
+    async def setup(self, csv: str) -> None:
         data = await self.call(REGISTER, {"email": "bench@example.com", "password": "bench-pw-1"})
         self.token = data["register"]["token"]
         params = {"fast": FAST, "slow": SLOW}
         created = await self.call(CREATE, {"code": strategy_code(), "parameters": params})
         self.strategy_id = created["createStrategy"]["id"]
+        uploaded = await self.call(UPLOAD, {"csv": csv})
+        self.dataset_id = uploaded["uploadDataset"]["id"]
+
+    def data(self, via: str, data: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The request's bars for input `via`; a dataset is this user's own."""
+        return {"datasetId": self.dataset_id} if via == "datasetId" else data[via]
 
     async def backtest(self, data: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         """One backtestStrategy with `data` ({"marketData": ...} or {"csv": ...})."""
@@ -300,7 +311,7 @@ async def api_comparison(args: argparse.Namespace, bars: Bars) -> dict[str, Any]
     """Rounds of: a backtest through the API with the look-ahead check (bars as lists, then
     as CSV), one without the check (CSV), and backtesting.py; each round in another order."""
     data = request_data(bars)
-    kinds = ["marketData", "csv", "unchecked", "theirs"]
+    kinds = [*INPUTS, "unchecked", "theirs"]
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
     answers: dict[str, dict[str, Any]] = {}
     shares: list[float] = []  # the check's own time over the sandbox's, as the server saw it
@@ -312,11 +323,11 @@ async def api_comparison(args: argparse.Namespace, bars: Bars) -> dict[str, Any]
         ):
             async with httpx.AsyncClient(timeout=600) as http:
                 checked, unchecked = ApiClient(http, checked_url), ApiClient(http, unchecked_url)
-                await checked.setup()
-                await unchecked.setup()
+                await checked.setup(data["csv"]["csv"])
+                await unchecked.setup(data["csv"]["csv"])
                 for _ in range(2):  # warm-up: imports, the fork server's first jobs
                     for via in INPUTS:
-                        await checked.backtest(data[via])
+                        await checked.backtest(checked.data(via, data))
                     await unchecked.backtest(data["csv"])
                     theirs = run_backtesting_py(bars)
                 for round_ in range(args.rounds):
@@ -329,7 +340,9 @@ async def api_comparison(args: argparse.Namespace, bars: Bars) -> dict[str, Any]
                         elif kind == "unchecked":
                             elapsed, answers[kind] = await unchecked.backtest(data["csv"])
                         else:
-                            elapsed, answers[kind] = await checked.backtest(data[kind])
+                            elapsed, answers[kind] = await checked.backtest(
+                                checked.data(kind, data)
+                            )
                             check = answers[kind]["lookAheadCheck"]
                             shares.append(check["checkSeconds"] / answers[kind]["elapsedSeconds"])
                         times[kind].append(elapsed)
