@@ -388,6 +388,217 @@ CASES = [
         ("Line 1: 'strategy_params' is never used: the strategy ignores parameters",),
         id="deep12",
     ),
+    # Scoping: a forbidden builtin's name bound as the code's own variable may be read.
+    pytest.param(
+        "import math as open\ndef execute_strategy(market_data, strategy_params):\n    x = open.pi\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="import_as_open",
+    ),
+    pytest.param(
+        "import open.a.b\ndef execute_strategy(market_data, strategy_params):\n    x = open\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (
+            "Line 1: Import of 'open.a.b' is not allowed (allowed: collections, functools, itertools, math, numpy, pandas, statistics, typing)",
+        ),
+        (),
+        id="import_dotted_open",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    try:\n        pass\n    except Exception as open:\n        x = open\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="except_as_open",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    match 1:\n        case int() as open:\n            x = open\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="match_as_open",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    match [1]:\n        case [*open]:\n            x = open\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="match_star_open",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    match {}:\n        case {**open}:\n            x = open\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="match_rest_open",
+    ),
+    pytest.param(
+        "def open():\n    return 1\ndef execute_strategy(market_data, strategy_params):\n    x = open()\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="def_open",
+    ),
+    pytest.param(
+        "class open:\n    pass\ndef execute_strategy(market_data, strategy_params):\n    x = open()\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="class_open",
+    ),
+    pytest.param(
+        "open = 1\ndef f(x=open):\n    return x\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="default_open",
+    ),
+    pytest.param(
+        "open = 1\ndef f(*, x=open):\n    return x\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="kwdefault_open",
+    ),
+    pytest.param(
+        "open = int\ndef f(x: open):\n    return x\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="annotation_open",
+    ),
+    pytest.param(
+        "open = int\ndef f() -> open:\n    return 1\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="returns_open",
+    ),
+    pytest.param(
+        "open = staticmethod\nclass A:\n    @open\n    def f():\n        return 1\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="decorator_open",
+    ),
+    pytest.param(
+        "open = 1\ndef execute_strategy(market_data, strategy_params):\n    x = {k: open for k in range(3)}\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="dictcomp",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    x = {open for open in range(3)}\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="setcomp_scope",
+    ),
+    pytest.param(
+        "class A:\n    open = 1\n    def m(self):\n        return open\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        ("Line 4: Use of 'open' is not allowed",),
+        (),
+        id="class_scope_hidden",
+    ),
+    pytest.param(
+        "open = 1\ndef execute_strategy(market_data, strategy_params):\n    x = open\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="module_var_visible",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    f = lambda open: open\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="lambda_param",
+    ),
+    pytest.param(
+        "def f():\n    open = 1\n    return open\ndef execute_strategy(market_data, strategy_params):\n    x = open\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        ("Line 5: Use of 'open' is not allowed",),
+        (),
+        id="local_elsewhere",
+    ),
+    pytest.param(
+        "def f():\n    global open\n    open = 1\ndef execute_strategy(market_data, strategy_params):\n    x = open\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        ("Line 5: Use of 'open' is not allowed",),
+        ("Line 2: 'global' state does not survive between calls",),
+        id="global_decl",
+    ),
+    pytest.param(
+        "import os\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (
+            "Line 1: Import of 'os' is not allowed (allowed: collections, functools, itertools, math, numpy, pandas, statistics, typing)",
+        ),
+        (),
+        id="import_os",
+    ),
+    pytest.param(
+        "from os import path\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (
+            "Line 1: Import of 'os' is not allowed (allowed: collections, functools, itertools, math, numpy, pandas, statistics, typing)",
+        ),
+        (),
+        id="from_os",
+    ),
+    pytest.param(
+        "import numpy.polynomial.polynomial\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="import_deep_numpy",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    if market_data:\n        pass\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (),
+        (),
+        id="siblings",
+    ),
+    pytest.param(
+        "async def eval():\n    return 1\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        (
+            "Line 1: async functions are not supported",
+            "Line 1: 'eval' cannot be rebound: the sandbox guards it",
+        ),
+        (),
+        id="async_eval",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    x = market_data.__class__\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        ("Line 2: Access to dunder attribute '__class__' is not allowed",),
+        (),
+        id="refused_attribute_line",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    global eval\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        ("Line 2: 'eval' cannot be rebound: the sandbox guards it",),
+        ("Line 2: 'global' state does not survive between calls",),
+        id="global_eval",
+    ),
+    pytest.param(
+        "def f():\n    eval2 = 1\n    def g():\n        nonlocal exec\n    return g\ndef execute_strategy(market_data, strategy_params):\n    return {'action': 'hold', 'confidence': 0.5, 'reason': 'price', 'metadata': strategy_params}\n",
+        ("Line 4: 'exec' cannot be rebound: the sandbox guards it",),
+        (),
+        id="nonlocal_eval",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    if strategy_params:\n        return None\n    return {'action': 'short', 'confidence': 0.5, 'reason': 'r', 'metadata': {}}\n",
+        (
+            "Line 3: Return a dict with action, confidence, reason and metadata",
+            "Line 4: action 'short' is not one of buy, sell, hold",
+        ),
+        (),
+        id="return_none_then_bad",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    base = {}\n    if strategy_params:\n        return {**base}\n    return {'action': 'short', 'confidence': 0.5, 'reason': 'r', 'metadata': {}}\n",
+        ("Line 5: action 'short' is not one of buy, sell, hold",),
+        (),
+        id="spread_then_bad",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    return {'action': 'buy', 'reason': strategy_params}\n",
+        (),
+        ("Line 2: The returned signal lacks confidence, metadata",),
+        id="lacks",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    r = 'x'\n    return {'reason': r, 'action': 'short', 'confidence': 0.5, 'metadata': strategy_params}\n",
+        ("Line 3: action 'short' is not one of buy, sell, hold",),
+        (),
+        id="computed_key_first",
+    ),
+    pytest.param(
+        "def execute_strategy(market_data, strategy_params):\n    k = 'x'\n    return {k: 1, 'action': 'buy', 'confidence': 2, 'reason': 'r', 'metadata': strategy_params}\n",
+        ("Line 3: confidence 2 is not between 0 and 1",),
+        (),
+        id="computed_value_then_conf",
+    ),
 ]
 
 
@@ -425,6 +636,15 @@ def test_the_report_flags_follow_the_code() -> None:
         False,
     )
     assert unrunnable.has_imports is True
+
+
+def test_has_function_and_has_imports_say_what_the_code_has() -> None:
+    for wrong in ("def execute_strategy(market_data):\n", "def execute_strategy(a, b, c):\n"):
+        report = validate_code(wrong + SIGNAL)
+        assert (report.has_function, report.valid) == (False, False)
+    plain = validate_code(HEAD + SIGNAL)
+    assert (plain.has_function, plain.has_imports) == (True, False)
+    assert validate_code("from math import pi\n" + HEAD + SIGNAL).has_imports is True
 
 
 def test_code_without_trading_words_is_warned_about() -> None:
@@ -496,7 +716,7 @@ def test_default_params_become_json_safe() -> None:
     assert extract_default_params(code) == {}
     literal = (
         "DEFAULT_PARAMS = {'period': 14, 'ratio': 0.5, 'name': 'x', 'on': True, 'none': None,\n"
-        "    'inf': 1e999, 'nested': {1: 2.5}, 'list': [1, 1e999, 'a', None], 'tuple': (2, 3),\n"
+        "    'inf': 1e999, 'nested': {1: 2.5}, 'list': [1, 1e999, 'a', None, 0.5], 'tuple': (2, 3),\n"
         "    'bad': {1, 2}}\n" + HEAD + SIGNAL
     )
     assert extract_default_params(literal) == {
@@ -506,7 +726,7 @@ def test_default_params_become_json_safe() -> None:
         "on": True,
         "none": None,
         "nested": {"1": 2.5},
-        "list": [1, "a"],
+        "list": [1, "a", 0.5],
         "tuple": [2, 3],
     }
     assert extract_default_params("DEFAULT_PARAMS = [1]\n") == {}
@@ -524,3 +744,5 @@ def test_the_description_is_the_first_paragraph_of_the_docstring() -> None:
     assert extract_description(module_doc) == "Module: sells rips."
     assert extract_description(HEAD + SIGNAL) == ""
     assert extract_description("def (") == ""
+    three = HEAD + '    """A.\n\n    B.\n\n    C."""\n' + SIGNAL
+    assert extract_description(three) == "A."
