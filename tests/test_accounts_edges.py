@@ -20,7 +20,7 @@ from services.accounts import (
     RecentUsers,
     TokenSigner,
 )
-from services.errors import BadInput, NotFound, Unauthenticated
+from services.errors import BadInput, NotFound, RateLimited, Unauthenticated
 
 SECRET = "s" * 64
 PASSWORD = "correct horse battery"
@@ -229,3 +229,45 @@ async def test_a_token_without_a_cache_looks_the_user_up(database: str) -> None:
     recent = RecentUsers()
     await accounts.user_for_token(signer, signer.issue(user.id), recent)
     assert recent.get(user.id) is not None  # remembered after the lookup
+
+
+# rate limits ----------------------------------------------------------------------------
+
+
+def limits(login: str = "100/minute", by_address: str = "100/minute") -> accounts.RateLimits:
+    return accounts.RateLimits.from_specs(
+        generate="100/minute",
+        execute="100/minute",
+        login=login,
+        auth_by_address=by_address,
+        code_validation="1000/minute",
+    )
+
+
+async def test_logins_are_counted_per_account_however_spelled(database: str) -> None:
+    email = fresh_email()
+    await accounts.register(email, PASSWORD)
+    attempt = accounts.AuthAttempt(limits(login="2/minute"), "10.0.0.1")
+    await accounts.authenticate(email, PASSWORD, attempt)
+    with pytest.raises(Unauthenticated):
+        await accounts.authenticate(f" {email.upper()}", "wrong password", attempt)
+    with pytest.raises(RateLimited, match=r"for login exceeded"):
+        await accounts.authenticate(email, PASSWORD, attempt)
+    # Another account from the same address is not slowed by this one's failures.
+    other = fresh_email()
+    await accounts.register(other, PASSWORD)
+    assert (await accounts.authenticate(other, PASSWORD, attempt)).email == other.lower()
+
+
+async def test_register_and_login_are_counted_per_client_address(database: str) -> None:
+    shared = limits(by_address="2/minute")
+    first = accounts.AuthAttempt(shared, "10.0.0.2")
+    await accounts.register(fresh_email(), PASSWORD, attempt=first)
+    with pytest.raises(Unauthenticated):
+        await accounts.authenticate(fresh_email(), PASSWORD, first)
+    with pytest.raises(RateLimited, match=r"for register/login exceeded"):
+        await accounts.register(fresh_email(), PASSWORD, attempt=first)
+    # A different address has its own allowance.
+    await accounts.register(
+        fresh_email(), PASSWORD, attempt=accounts.AuthAttempt(shared, "10.0.0.3")
+    )
