@@ -271,3 +271,10 @@ async def test_register_and_login_are_counted_per_client_address(database: str) 
     await accounts.register(
         fresh_email(), PASSWORD, attempt=accounts.AuthAttempt(shared, "10.0.0.3")
     )
+
+
+async def test_the_longest_allowed_password_can_log_in(database: str) -> None:
+    email = fresh_email()
+    longest = "p" * MAX_PASSWORD_LENGTH
+    user = await accounts.register(email, longest)
+    assert (await accounts.authenticate(email, longest)).id == user.id

@@ -746,3 +746,63 @@ def test_the_description_is_the_first_paragraph_of_the_docstring() -> None:
     assert extract_description("def (") == ""
     three = HEAD + '    """A.\n\n    B.\n\n    C."""\n' + SIGNAL
     assert extract_description(three) == "A."
+
+
+def test_a_non_dict_return_does_not_hide_a_later_bad_one() -> None:
+    code = (
+        HEAD
+        + "    s = {}\n    if strategy_params:\n        return s\n"
+        + "    return {'action': 'short', 'confidence': 0.5, 'reason': 'r', 'metadata': {}}\n"
+    )
+    assert validate_code(code).errors == ("Line 5: action 'short' is not one of buy, sell, hold",)
+
+
+def test_nesting_is_counted_back_down_after_each_block() -> None:
+    siblings = "".join(f"if x{i}:\n    pass\n" for i in range(7)) + HEAD + SIGNAL
+    assert not any("nested" in e for e in validate_code(siblings).errors)
+    # 13 levels reached only after leaving a sibling block: counted from the right depth.
+    deep = (
+        HEAD
+        + "    if a:\n        if b:\n            pass\n        if c:\n"
+        + "".join("    " * (i + 3) + "if c:\n" for i in range(10))
+        + "    " * 13
+        + "pass\n"
+        + SIGNAL
+    )
+    assert validate_code(deep).errors == ("Line 15: Code is nested more than 12 levels deep",)
+
+
+def test_an_expression_too_deep_to_walk_is_refused_not_crashed() -> None:
+    code = HEAD + "    x = " + "+".join(["1"] * 1500) + "\n" + SIGNAL
+    report = validate_code(code)
+    assert report.errors == ("Code is nested more than 12 levels deep",)
+    assert (report.valid, report.syntax_valid, report.has_function) == (False, True, True)
+
+
+def test_a_text_too_deep_to_parse_is_a_syntax_error() -> None:
+    report = validate_code("x = " + "+".join(["1"] * 30000) + "\n")
+    assert report.errors == ("Syntax error: the code cannot be parsed (nested too deeply)",)
+    assert (report.valid, report.syntax_valid, report.has_function, report.has_imports) == (
+        False,
+        False,
+        False,
+        False,
+    )
+    assert report.warnings == ()
+
+
+def test_a_syntax_error_report_has_no_function_and_no_imports() -> None:
+    report = validate_code("import math\ndef execute_strategy(market_data, strategy_params)\n")
+    assert report.errors == ("Syntax error: expected ':' (line 2)",)
+    assert (report.valid, report.syntax_valid, report.has_function, report.has_imports) == (
+        False,
+        False,
+        False,
+        False,
+    )
+
+
+def test_an_oversized_text_is_not_parsed() -> None:
+    report = validate_code("import math\n" + HEAD + SIGNAL + "#" * 70_000)
+    assert report.errors[0].startswith("Code is ")
+    assert (report.syntax_valid, report.has_function, report.has_imports) == (False, False, False)
