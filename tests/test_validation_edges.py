@@ -806,3 +806,12 @@ def test_an_oversized_text_is_not_parsed() -> None:
     report = validate_code("import math\n" + HEAD + SIGNAL + "#" * 70_000)
     assert report.errors[0].startswith("Code is ")
     assert (report.syntax_valid, report.has_function, report.has_imports) == (False, False, False)
+
+
+def test_a_dotted_import_binds_its_first_name() -> None:
+    code = "import eval.a.b\n" + HEAD + SIGNAL
+    assert validate_code(code).errors == (
+        "Line 1: Import of 'eval.a.b' is not allowed (allowed: collections, functools, "
+        "itertools, math, numpy, pandas, statistics, typing)",
+        "Line 1: 'eval' cannot be rebound: the sandbox guards it",
+    )
