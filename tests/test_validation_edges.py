@@ -782,6 +782,9 @@ def test_an_expression_too_deep_to_walk_is_refused_not_crashed() -> None:
 def test_a_text_too_deep_to_parse_is_a_syntax_error() -> None:
     report = validate_code("x = " + "+".join(["1"] * 30000) + "\n")
     assert report.errors == ("Syntax error: the code cannot be parsed (nested too deeply)",)
+    assert report.trading_keywords == ()
+    priced = validate_code("price = " + "+".join(["1"] * 30000) + "\n")
+    assert priced.trading_keywords == ("price",)
     assert (report.valid, report.syntax_valid, report.has_function, report.has_imports) == (
         False,
         False,
@@ -794,6 +797,7 @@ def test_a_text_too_deep_to_parse_is_a_syntax_error() -> None:
 def test_a_syntax_error_report_has_no_function_and_no_imports() -> None:
     report = validate_code("import math\ndef execute_strategy(market_data, strategy_params)\n")
     assert report.errors == ("Syntax error: expected ':' (line 2)",)
+    assert report.trading_keywords == ("strategy",)  # kept for the report even so
     assert (report.valid, report.syntax_valid, report.has_function, report.has_imports) == (
         False,
         False,
