@@ -326,6 +326,20 @@ def test_guarded_modules_refuse_attributes_the_rule_refuses() -> None:
     assert guarded.JSONDecoder is json.JSONDecoder  # and what is kept is the value
 
 
+def test_an_attribute_kept_after_its_first_lookup_is_the_real_value() -> None:
+    # A module no other test imported: its guard's cache starts empty even in a forked run.
+    fresh = types.ModuleType("cache_probe")
+    fresh.value = object()  # type: ignore[attr-defined]
+    sys.modules["cache_probe"] = fresh
+    try:
+        guarded = make_import_hook(["cache_probe"])("cache_probe")
+        assert "value" not in vars(guarded)
+        assert guarded.value is fresh.value  # looked up
+        assert guarded.value is fresh.value  # kept
+    finally:
+        sys.modules.pop("cache_probe")
+
+
 def test_submodules_reached_as_attributes_are_guarded_too() -> None:
     guarded = make_import_hook(["json"])("json")
     decoder = guarded.decoder
