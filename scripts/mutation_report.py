@@ -67,7 +67,7 @@ def commit() -> str:
     return head.stdout.strip() + (" (services/ modified)" if dirty.stdout.strip() else "")
 
 
-def report() -> str:
+def report(at_commit: str | None = None) -> str:
     reasons = accepted_reasons()
     rows = [
         "| Module | Mutants | Killed | Survived | No test | Not run | Score |",
@@ -91,7 +91,7 @@ def report() -> str:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         BEGIN,
-        f"Run of {date} at commit {commit()} (mutmut, `make mutation`).",
+        f"Report of {date}; tests at commit {at_commit or commit()} (mutmut, `make mutation`).",
         "Score = killed / (killed + survived + no test); *Not run* = left out of this run.",
         "",
         *rows,
@@ -109,8 +109,9 @@ def report() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="print, do not write the doc")
+    parser.add_argument("--commit", help="the commit the run tested, if not HEAD")
     args = parser.parse_args()
-    section = report()
+    section = report(args.commit)
     if args.check:
         print(section)
         return 0
