@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve cluster migrate test test-fast lint format typecheck schema check bench clean
+.PHONY: install serve cluster migrate test test-fast lint format typecheck schema check bench clean mutation
 
 install: $(STAMP)
 
@@ -60,3 +60,11 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Mutation testing (docs/testing.md): slow, so outside `make test` and CI. Niced; resumes where
+# it stopped. MUTANTS narrows it (e.g. MUTANTS='services.accounts*'); the report section of
+# docs/testing.md is then rewritten from mutmut's results.
+MUTANTS ?=
+mutation: install
+	nice -n 10 $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS)
+	$(PY) scripts/mutation_report.py

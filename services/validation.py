@@ -538,16 +538,33 @@ def _check_returns(function: ast.FunctionDef | ast.AsyncFunctionDef, findings: _
         elif missing:
             findings.warn(node, f"The returned signal lacks {', '.join(missing)}")
         for key_node, item in zip(value.keys, value.values, strict=True):
-            if not isinstance(key_node, ast.Constant) or not isinstance(item, ast.Constant):
+            literal = _literal(item)
+            if not isinstance(key_node, ast.Constant) or literal is None:
                 continue
-            if key_node.value == "action" and str(item.value).lower() not in ACTIONS:
-                findings.error(node, f"action {item.value!r} is not one of {', '.join(ACTIONS)}")
+            (found,) = literal
+            if key_node.value == "action" and str(found).lower() not in ACTIONS:
+                findings.error(node, f"action {found!r} is not one of {', '.join(ACTIONS)}")
             if key_node.value == "confidence" and (
-                not isinstance(item.value, int | float)
-                or isinstance(item.value, bool)
-                or not 0 <= item.value <= 1
+                not isinstance(found, int | float) or isinstance(found, bool) or not 0 <= found <= 1
             ):
-                findings.error(node, f"confidence {item.value!r} is not between 0 and 1")
+                findings.error(node, f"confidence {found!r} is not between 0 and 1")
+
+
+def _literal(node: ast.expr | None) -> tuple[object] | None:
+    """A literal's value (in a 1-tuple, as None is a value); None when `node` is no literal.
+    A signed number (`-0.1`) is a literal too, though Python parses it as an operation."""
+    if isinstance(node, ast.Constant):
+        return (node.value,)
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub | ast.UAdd)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, int | float)
+        and not isinstance(node.operand.value, bool)
+    ):
+        number = node.operand.value
+        return (-number if isinstance(node.op, ast.USub) else number,)
+    return None
 
 
 def _own_returns(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Return]:

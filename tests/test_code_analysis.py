@@ -205,7 +205,8 @@ async def test_workers_run_at_a_lower_priority_under_a_memory_limit(
 ) -> None:
     analyser = CodeAnalyser(workers=1, memory_mb=300)
     own_analyser.append(analyser)
-    assert await analyser._run(os.nice, 0) == os.nice(0) + WORKER_NICENESS
+    # Niceness tops out at 19: the suite may itself run niced (`make mutation`).
+    assert await analyser._run(os.nice, 0) == min(os.nice(0) + WORKER_NICENESS, 19)
     limit = 300 * 1024 * 1024
     assert await analyser._run(resource.getrlimit, resource.RLIMIT_AS) == (limit, limit)
 
