@@ -50,7 +50,29 @@ def server_env(**settings: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(ROOT), **settings}
 
 
-class ServerProcess:
+class LoggedChild:
+    """A program a test started, its stdout and stderr in `log_path`: the server, a worker."""
+
+    process: subprocess.Popen[bytes] | None
+    log_path: Path
+
+    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 30) -> None:
+        """Send `signum` unless it has exited; SIGKILL if it is still running after `timeout`."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signum)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def output(self) -> str:
+        """Everything it wrote so far, stdout and stderr (its JSON log lines) alike."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class ServerProcess(LoggedChild):
     """`python -m server` on a free port of 127.0.0.1 in `workdir`, configured by `settings`.
 
     Without DATABASE_URL in `settings`, the default SQLite file under `workdir`/data.
@@ -128,21 +150,6 @@ class ServerProcess:
         """The exit code (minus the signal's number if a signal ended it); TimeoutExpired."""
         assert self.process is not None, "not started"
         return self.process.wait(timeout)
-
-    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 30) -> None:
-        """Send `signum` unless it has exited; SIGKILL if it is still running after `timeout`."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signum)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def output(self) -> str:
-        """Everything it wrote so far, stdout and stderr (its JSON log lines) alike."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     # For async tests: the same, without blocking their event loop.
 

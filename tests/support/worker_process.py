@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server_process import free_port, server_env
+from tests.support.server_process import LoggedChild, free_port, server_env
 
 
-class WorkerProcess:
+class WorkerProcess(LoggedChild):
     """A queue worker in `workdir`, its health endpoint on a free port of 127.0.0.1;
     `start()` waits until its /readyz answers 200 (it takes jobs)."""
 
@@ -55,16 +55,3 @@ class WorkerProcess:
 
     def readyz(self) -> httpx.Response:
         return httpx.get(f"{self.base}/readyz", timeout=5)
-
-    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signum)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
